@@ -1,0 +1,1 @@
+"""A third-party zoo plugin: a two-layer perceptron and a squared-hinge loss."""

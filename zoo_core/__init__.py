@@ -1,0 +1,66 @@
+"""zoo: a plugin-based model zoo for PyTorch.
+
+    >>> import zoo_core as zoo
+    >>> model = zoo.load("all-minilm-l6-v2")          # catalogue entry, verified weights
+    >>> loss = zoo.create("loss:arcface", embedding_size=512, num_classes=1000)
+    >>> zoo.list("bert*")
+
+Importing ``zoo_core`` does not import torch; the kinds (``zoo.Model`` …) import it on
+first access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._api import create, info, list, load, push
+from ._catalog import CATALOG, Entry, Source, parse_source
+from ._config import build_config, config_from_dict, config_to_dict
+from ._errors import (
+    CatalogError,
+    FetchError,
+    IntegrityError,
+    PluginError,
+    UnknownNameError,
+    UnsupportedError,
+    WeightsError,
+    ZooError,
+)
+from ._hookspecs import hookimpl
+from ._registry import KINDS, REGISTRY, Component, component
+from ._storage import STORE
+
+__version__ = "0.1.0"
+
+_KIND_CLASSES = ("Model", "Tokenizer", "Loss", "Metric", "Kernel", "Backend", "Transform")
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> str:
+    """Register a plugin object or module without an installed entry point; return its name."""
+    name = REGISTRY.register_plugin(plugin, name)
+    CATALOG.invalidate()
+    return name
+
+
+def unregister_plugin(name: str) -> None:
+    """Remove a plugin registered with :func:`register_plugin`."""
+    REGISTRY.unregister_plugin(name)
+    CATALOG.invalidate()
+
+
+def __getattr__(attr: str) -> Any:
+    if attr in _KIND_CLASSES:
+        from . import kinds
+
+        return getattr(kinds, attr)
+    raise AttributeError(f"module 'zoo_core' has no attribute {attr!r}")
+
+
+__all__ = [
+    "KINDS", "CATALOG", "REGISTRY", "STORE", "Backend", "CatalogError", "Component", "Entry",
+    "FetchError", "IntegrityError", "Kernel", "Loss", "Metric", "Model", "PluginError",
+    "Source", "Tokenizer", "Transform", "UnknownNameError", "UnsupportedError", "WeightsError",
+    "ZooError", "build_config", "component", "config_from_dict", "config_to_dict", "create",
+    "hookimpl", "info", "list", "load", "parse_source", "push", "register_plugin",
+    "unregister_plugin",
+]

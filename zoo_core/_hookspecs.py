@@ -1,0 +1,31 @@
+"""The hooks a zoo plugin implements. Every hook is optional; all run without importing torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "zoo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def zoo_components() -> list[Any]:
+    """Return the components this plugin contributes, as ``zoo_core.component(...)`` specs."""
+
+
+@hookspec
+def zoo_catalog() -> list[dict[str, Any]]:
+    """Return catalogue entries (dicts shaped like a ``registry.toml`` entry, with ``name``)."""
+
+
+@hookspec
+def zoo_task_runners() -> dict[str, str]:
+    """Map a task name to ``"module:function"``; the function runs ``zoo run`` for that task."""
+
+
+@hookspec(firstresult=True)
+def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
+    """Recognise a ``config.json`` not written by zoo; return ``{component, config, layout}``."""

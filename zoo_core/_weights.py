@@ -1,0 +1,131 @@
+"""Safetensors weights: strict loading with key mappings, and saving tied weights once."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from ._errors import WeightsError
+from ._storage import atomic_path, atomic_write_text, refuse_pickle
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def read_safetensors(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Tensor]:
+    """Tensors of one or more safetensors files (shards); pickles are refused."""
+    state: dict[str, Tensor] = {}
+    for path in paths:
+        refuse_pickle(path)
+        try:
+            part = load_file(str(path))
+        except Exception as e:
+            raise WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({e}); "
+                               "it may be truncated: remove it and fetch it again") from e
+        clash = state.keys() & part.keys()
+        if clash:
+            raise WeightsError(f"tensor(s) {sorted(clash)[:5]} appear in two shards")
+        state.update(part)
+    return state
+
+
+def _aliases(module: nn.Module) -> dict[str, str]:
+    """Keys of tied tensors mapped to the first key holding the same storage."""
+    first: dict[tuple[int, int, tuple[int, ...]], str] = {}
+    aliases = {}
+    for key, t in module.state_dict(keep_vars=True).items():
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if ident in first:
+            aliases[key] = first[ident]
+        else:
+            first[ident] = key
+    return aliases
+
+
+def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | None = None) -> None:
+    """Strictly load ``state`` into ``model``: missing, unexpected or misshapen keys raise.
+
+    ``layout`` names a foreign key layout declared by the model (``Model.layouts``). Tied
+    weights need only one of their keys.
+    """
+    if layout is not None:
+        convert = getattr(model, "convert_state_dict", None)
+        if convert is None:
+            raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
+        state = convert(state, layout)
+    own = model.state_dict()
+    aliases = _aliases(model)
+    for alias, main in aliases.items():
+        if alias in state and main not in state:
+            state[main] = state[alias]
+        state.pop(alias, None)
+    expected = [k for k in own if k not in aliases]
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in expected if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {_head(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {_head(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches ({len(shapes)}): {_head(shapes)}")
+        hint = (" Is this a checkpoint of another architecture or size? Foreign layouts need "
+                "their declared mapping (entry field 'layout').")
+        raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts)
+                           + "." + hint)
+    with torch.no_grad():
+        for k in expected:
+            own[k].copy_(state[k])
+
+
+def _head(items: Sequence[str], n: int = 8) -> str:
+    shown = ", ".join(repr(i) for i in items[:n])
+    return shown + (f", … (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def state_dict_for_save(model: nn.Module) -> dict[str, Tensor]:
+    """The model's state dict with tied aliases dropped and tensors made contiguous."""
+    aliases = _aliases(model)
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in aliases}
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    with atomic_path(path) as tmp:
+        save_file(state_dict_for_save(model), str(tmp), metadata={"format": "pt", **(metadata or {})})
+
+
+def zoo_metadata(obj: Any, files: list[str]) -> dict[str, Any]:
+    """The ``zoo`` section of ``config.json``: component, plugin and version, files."""
+    from ._registry import REGISTRY
+
+    cls = type(obj)
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
+    if comp is None:
+        raise WeightsError(f"{cls.__name__} ({target}) is not a registered component; register "
+                           "it in a plugin's zoo_components hook before saving it")
+    report = REGISTRY.reports.get(comp.plugin)
+    return {"component": comp.ref, "plugin": comp.plugin,
+            "version": report.version if report else "", "files": files}
+
+
+def save_model_dir(model: nn.Module, directory: Path) -> Path:
+    """``config.json`` (zoo metadata + config) and ``model.safetensors`` in ``directory``."""
+    from ._config import config_to_dict
+
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = zoo_metadata(model, [WEIGHTS_NAME])
+    save_weights(model, directory / WEIGHTS_NAME, {"zoo_component": meta["component"]})
+    doc = {"zoo": meta, "config": config_to_dict(model.config)}  # type: ignore[attr-defined]
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
+    return directory

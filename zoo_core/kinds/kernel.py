@@ -1,0 +1,91 @@
+"""``kernel``: one op, a pure-PyTorch reference, and backends that may be faster.
+
+``dispatch`` (calling the kernel) takes the first backend, in the kernel's preference order,
+whose ``supports`` accepts the call; ``backend="name"`` forces one and a backend that does
+not support the call raises ``UnsupportedError`` with its reason.
+
+Example:
+    >>> class Scale(Kernel):
+    ...     name = "scale"
+    ...     def __init__(self):
+    ...         self.backends = {"torch": Backend("torch", lambda x, s: x * s)}
+    ...     def reference(self, x, s):
+    ...         return x * s
+    ...     def example_calls(self):
+    ...         return [((torch.randn(3), 2.0), {})]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import UnsupportedError, unknown
+
+
+def _always(*args: Any, **kwargs: Any) -> bool:
+    return True
+
+
+@dataclass
+class Backend:
+    """One implementation of a kernel.
+
+    ``supports(*args, **kwargs)`` returns ``True`` when the call is supported, else ``False``
+    or a string that says why not.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    supports: Callable[..., bool | str] = _always
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class Kernel:
+    """Base class of zoo kernels; ``backends`` is ordered fastest first."""
+
+    name: str = "kernel"
+    backends: dict[str, Backend]
+
+    def reference(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    def why_not(self, backend: str, *args: Any, **kwargs: Any) -> str | None:
+        """``None`` if ``backend`` supports the call, else the reason it does not."""
+        if backend not in self.backends:
+            raise unknown(f"backend of kernel {self.name!r}", backend, self.backends)
+        verdict = self.backends[backend].supports(*args, **kwargs)
+        if verdict is True:
+            return None
+        return verdict or f"backend {backend!r} does not support this call"
+
+    def select(self, *args: Any, backend: str | None = None, **kwargs: Any) -> str:
+        """The backend that would run this call."""
+        if backend is not None:
+            reason = self.why_not(backend, *args, **kwargs)
+            if reason:
+                raise UnsupportedError(f"kernel {self.name!r}, backend {backend!r}: {reason}. "
+                                       f"Leave backend=None to pick a supporting one.")
+            return backend
+        reasons = []
+        for name in self.backends:
+            reason = self.why_not(name, *args, **kwargs)
+            if reason is None:
+                return name
+            reasons.append(f"{name}: {reason}")
+        raise UnsupportedError(f"no backend of kernel {self.name!r} supports this call: "
+                               + "; ".join(reasons))
+
+    def __call__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> Any:
+        return self.backends[self.select(*args, backend=backend, **kwargs)](*args, **kwargs)
+
+    def example_calls(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """``(args, kwargs)`` calls for the contract checks."""
+        raise NotImplementedError(f"{type(self).__name__} must implement example_calls()")
+
+    def tolerance(self, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        """``(rtol, atol)`` for comparing a backend with the reference on this call."""
+        return (1e-4, 1e-5)

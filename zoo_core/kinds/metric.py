@@ -1,0 +1,85 @@
+"""``metric``: a streaming metric whose state is tensors that add up.
+
+``update`` accumulates, ``compute`` reads, ``merge`` adds another instance's state,
+``sync`` all-reduces the state over ``torch.distributed``.
+
+Example:
+    >>> class Accuracy(Metric):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.add_state("correct", torch.zeros((), dtype=torch.long))
+    ...         self.add_state("total", torch.zeros((), dtype=torch.long))
+    ...     def update(self, preds, target):
+    ...         self.correct += (preds == target).sum()
+    ...         self.total += target.numel()
+    ...     def compute(self):
+    ...         return {"accuracy": self.correct / self.total}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .._errors import ZooError
+
+
+class Metric:
+    """Base class of zoo metrics."""
+
+    def __init__(self) -> None:
+        self._defaults: dict[str, Tensor] = {}
+
+    def add_state(self, name: str, default: Tensor) -> None:
+        """Declare a state tensor; states are summed by ``merge`` and ``sync``."""
+        self._defaults[name] = default.detach().clone()
+        setattr(self, name, default.detach().clone())
+
+    @property
+    def state(self) -> dict[str, Tensor]:
+        return {n: getattr(self, n) for n in self._defaults}
+
+    def update(self, preds: Any, target: Any) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        for name, default in self._defaults.items():
+            setattr(self, name, default.clone().to(getattr(self, name).device))
+
+    def merge(self, other: Metric) -> Metric:
+        """Add ``other``'s state into this one (as if this metric had seen its data too)."""
+        if type(other) is not type(self) or other._defaults.keys() != self._defaults.keys():
+            raise ZooError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for name in self._defaults:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.shape != theirs.shape:
+                raise ZooError(f"cannot merge state {name!r}: shapes {tuple(mine.shape)} and "
+                               f"{tuple(theirs.shape)} differ (different configurations?)")
+            setattr(self, name, mine + theirs.to(mine.device))
+        return self
+
+    def sync(self, group: Any = None) -> Metric:
+        """All-reduce (sum) the state across ``torch.distributed`` ranks; no-op when single."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        for name in self._defaults:
+            t = getattr(self, name).clone()
+            dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+            setattr(self, name, t)
+        return self
+
+    def to(self, device: torch.device | str) -> Metric:
+        for name in self._defaults:
+            setattr(self, name, getattr(self, name).to(device))
+        return self
+
+    def example_batches(self) -> list[tuple[Any, Any]]:
+        """A few ``(preds, target)`` batches for the contract checks."""
+        raise NotImplementedError(f"{type(self).__name__} must implement example_batches()")
