@@ -1,0 +1,1 @@
+"""zoo-checkpoint: Gradient checkpointing policies for zoo models, measured."""

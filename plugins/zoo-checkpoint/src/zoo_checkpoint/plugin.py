@@ -1,0 +1,8 @@
+"""Entry module of zoo-checkpoint: light, imports no torch."""
+
+from zoo_core import component, hookimpl
+
+
+@hookimpl
+def zoo_components():
+    return []

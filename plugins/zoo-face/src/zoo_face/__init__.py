@@ -1,0 +1,1 @@
+"""zoo-face: Margin-based softmax losses, Partial FC, face alignment, backbones, verification."""

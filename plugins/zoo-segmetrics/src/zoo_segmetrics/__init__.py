@@ -1,0 +1,1 @@
+"""zoo-segmetrics: Segmentation metrics: PA, MPA, MIoU, FWIoU, Dice in one streaming pass."""

@@ -1,0 +1,1 @@
+"""zoo-tokenizers: Byte-level BPE and WordPiece tokenizers, trained and loaded."""

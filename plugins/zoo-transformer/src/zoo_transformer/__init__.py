@@ -1,0 +1,1 @@
+"""zoo-transformer: BERT and its variants, the Transformer encoder-decoder, MLM pretraining."""
