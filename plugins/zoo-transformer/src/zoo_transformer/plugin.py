@@ -1,8 +1,52 @@
 """Entry module of zoo-transformer: light, imports no torch."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from zoo_core import component, hookimpl
+
+BERT = "https://arxiv.org/abs/1810.04805"
+_M = "zoo_transformer"
 
 
 @hookimpl
-def zoo_components():
-    return []
+def zoo_components() -> list[Any]:
+    tags = ["nlp", "encoder", "bert"]
+    return [
+        component("model:bert", f"{_M}.bert:BertModel", summary="BERT encoder "
+                  "(presets tiny, mini, base, large, and the variants')", tags=tags, paper=BERT),
+        component("model:roberta", f"{_M}.bert:RobertaModel", summary="RoBERTa encoder",
+                  tags=[*tags, "roberta"], paper="https://arxiv.org/abs/1907.11692"),
+        component("model:distilbert", f"{_M}.bert:DistilBertModel", summary="DistilBERT encoder",
+                  tags=[*tags, "distilbert"], paper="https://arxiv.org/abs/1910.01108"),
+        component("model:albert", f"{_M}.bert:AlbertModel",
+                  summary="ALBERT encoder (factorised embeddings, shared layers)",
+                  tags=[*tags, "albert"], paper="https://arxiv.org/abs/1909.11942"),
+        component("model:bert-mlm", f"{_M}.bert_heads:BertForMaskedLM",
+                  summary="BERT with the masked-LM head (tied decoder)",
+                  tags=[*tags, "fill-mask"], paper=BERT),
+        component("model:bert-pretraining", f"{_M}.bert_heads:BertForPreTraining",
+                  summary="BERT with masked-LM and next-sentence heads", tags=tags, paper=BERT),
+        component("model:bert-classifier", f"{_M}.bert_heads:BertForSequenceClassification",
+                  summary="BERT sequence classification on the pooled [CLS]", tags=tags,
+                  paper=BERT),
+        component("model:bert-token-classifier", f"{_M}.bert_heads:BertForTokenClassification",
+                  summary="BERT token classification", tags=tags, paper=BERT),
+        component("model:bert-sentence-embedding", f"{_M}.bert_heads:BertForSentenceEmbedding",
+                  summary="BERT sentence embeddings: masked mean pooling + L2 normalisation",
+                  tags=[*tags, "sentence-embedding"], paper="https://arxiv.org/abs/1908.10084"),
+    ]
+
+
+@hookimpl
+def zoo_task_runners() -> dict[str, str]:
+    return {"sentence-similarity": f"{_M}.tasks:sentence_similarity",
+            "fill-mask": f"{_M}.tasks:fill_mask"}
+
+
+@hookimpl
+def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
+    from .hf import foreign_config
+
+    return foreign_config(config)

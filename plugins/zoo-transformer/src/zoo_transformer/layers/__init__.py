@@ -1,0 +1,1 @@
+"""Building blocks shared by the BERT family and the Transformer, one concept per file."""

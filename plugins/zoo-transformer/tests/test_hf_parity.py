@@ -1,0 +1,98 @@
+"""Tiny random ``transformers`` models saved with ``save_pretrained`` load through
+``zoo.load("dir:…")`` and give the same hidden states and logits (fp32, padding masks)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers as tf
+import zoo_core as zoo
+
+SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+             intermediate_size=37, max_position_embeddings=40)
+
+CASES = {
+    "bert": (tf.BertConfig, dict(SMALL, type_vocab_size=2)),
+    "roberta": (tf.RobertaConfig, dict(SMALL, type_vocab_size=1, pad_token_id=1,
+                                       bos_token_id=0, eos_token_id=2)),
+    "distilbert": (tf.DistilBertConfig, dict(vocab_size=99, dim=32, n_layers=2, n_heads=4,
+                                             hidden_dim=37, max_position_embeddings=40)),
+    "albert": (tf.AlbertConfig, dict(SMALL, embedding_size=16, type_vocab_size=2)),
+}
+HEADS = {"bert": ["Model", "ForMaskedLM", "ForPreTraining", "ForSequenceClassification",
+                  "ForTokenClassification"],
+         "roberta": ["Model", "ForMaskedLM", "ForTokenClassification"],
+         "distilbert": ["Model", "ForMaskedLM", "ForTokenClassification"],
+         "albert": ["Model", "ForMaskedLM", "ForPreTraining", "ForSequenceClassification"]}
+NAMES = {"bert": "Bert", "roberta": "Roberta", "distilbert": "DistilBert", "albert": "Albert"}
+
+
+def _inputs(model_type: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    ids, mask = batch["input_ids"].clone(), batch["attention_mask"]
+    pad = 1 if model_type == "roberta" else 0
+    ids[mask == 0] = pad
+    out = {"input_ids": ids, "attention_mask": mask}
+    if model_type in ("bert", "albert"):
+        types = torch.zeros_like(ids)
+        types[:, 3:] = 1
+        out["token_type_ids"] = types
+    return out
+
+
+def _peer(model_type: str, head: str, tmp_path):
+    cls, kwargs = CASES[model_type]
+    torch.manual_seed(0)
+    labels = 2 if head == "ForPreTraining" else 3  # ALBERT's SOP head has num_labels outputs
+    config = cls(**kwargs, attn_implementation="eager", num_labels=labels)
+    peer = getattr(tf, f"{NAMES[model_type]}{head}")(config).eval()
+    with torch.no_grad():  # non-trivial biases and norms so the mapping is really tested
+        for p in peer.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    peer.save_pretrained(tmp_path)
+    return peer
+
+
+@pytest.mark.parametrize("model_type,head",
+                         [(t, h) for t, hs in HEADS.items() for h in hs])
+def test_transformers_checkpoint_parity(model_type, head, padded_batch, tmp_path):
+    peer = _peer(model_type, head, tmp_path)
+    ours = zoo.load(f"dir:{tmp_path}")
+    inputs = _inputs(model_type, padded_batch)
+    with torch.no_grad():
+        want = peer(**inputs)
+        got = ours(**inputs)
+    keep = inputs["attention_mask"].bool()
+    if head == "Model":
+        torch.testing.assert_close(got.last_hidden_state[keep], want.last_hidden_state[keep],
+                                   rtol=1e-5, atol=1e-5)
+        if want.get("pooler_output") is not None:
+            torch.testing.assert_close(got.pooler_output, want.pooler_output,
+                                       rtol=1e-5, atol=1e-5)
+    elif head == "ForPreTraining":
+        torch.testing.assert_close(got.mlm_logits[keep], want.prediction_logits[keep],
+                                   rtol=1e-5, atol=1e-5)
+        nsp = want.seq_relationship_logits if model_type == "bert" else want.sop_logits
+        torch.testing.assert_close(got.nsp_logits, nsp, rtol=1e-5, atol=1e-5)
+    elif head == "ForSequenceClassification":
+        torch.testing.assert_close(got.logits, want.logits, rtol=1e-5, atol=1e-5)
+    else:
+        torch.testing.assert_close(got.logits[keep], want.logits[keep], rtol=1e-5, atol=1e-5)
+
+
+def test_mlm_loss_matches_peer(padded_batch, tmp_path):
+    peer = _peer("bert", "ForMaskedLM", tmp_path)
+    ours = zoo.load(f"dir:{tmp_path}")
+    inputs = _inputs("bert", padded_batch)
+    labels = torch.full_like(inputs["input_ids"], -100)
+    labels[:, 2] = inputs["input_ids"][:, 2]
+    with torch.no_grad():
+        want = peer(**inputs, labels=labels).loss
+        got = ours(**inputs, labels=labels).loss
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_unsupported_architecture_is_refused(tmp_path):
+    config = tf.RobertaConfig(**CASES["roberta"][1], num_labels=3)
+    tf.RobertaForSequenceClassification(config).save_pretrained(tmp_path)
+    with pytest.raises(zoo.ZooError, match="RobertaForSequenceClassification"):
+        zoo.load(f"dir:{tmp_path}")
