@@ -2,7 +2,19 @@
 
 from zoo_core import component, hookimpl
 
+_BERT = "https://arxiv.org/abs/1810.04805"
+_BPE = "https://arxiv.org/abs/1508.07909"
+
 
 @hookimpl
 def zoo_components():
-    return []
+    return [
+        component("tokenizer:wordpiece", "zoo_tokenizers.wordpiece:WordPiece",
+                  summary="BERT WordPiece: basic tokenizer + greedy longest-match subwords",
+                  tags=["wordpiece", "bert", "trainable"], paper=_BERT),
+    ]
+
+
+@hookimpl
+def zoo_task_runners():
+    return {"tokenize": "zoo_tokenizers.run:tokenize"}

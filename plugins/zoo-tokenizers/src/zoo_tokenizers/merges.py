@@ -1,0 +1,106 @@
+"""Learning BPE merges with incremental pair counts.
+
+Sennrich et al., "Neural Machine Translation of Rare Words with Subword Units" (2016),
+https://arxiv.org/abs/1508.07909, algorithm 1: repeatedly merge the most frequent adjacent
+pair of symbols. Words are counted once (a word seen n times weighs n), each pair keeps the
+set of words it occurs in, and a merge only revisits those words, updating the counts of the
+pairs it destroys and creates; a max-heap with lazy deletion finds the next best pair. Each
+merge therefore costs time in the words it touches, not in the corpus.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+
+Pair = tuple[int, int]
+
+
+def _pairs(symbols: Sequence[int]) -> Counter[Pair]:
+    return Counter(zip(symbols, symbols[1:], strict=False))
+
+
+def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
+    out: list[int] = []
+    i, n = 0, len(symbols)
+    while i < n:
+        if i + 1 < n and symbols[i] == a and symbols[i + 1] == b:
+            out.append(new)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
+
+
+def learn_merges(
+    words: Iterable[tuple[Sequence[int], int]], num_merges: int, first_id: int,
+    min_frequency: int = 2,
+) -> list[tuple[int, int, int]]:
+    """Learn up to ``num_merges`` merges over ``(symbols, count)`` words.
+
+    Ties between equally frequent pairs go to the smallest ``(left, right)`` ids, so training
+    is deterministic. Learning stops early when no pair occurs ``min_frequency`` times.
+
+    Args:
+        words: each distinct word as its initial symbol ids and how often it occurs.
+        num_merges: most merges to learn.
+        first_id: id of the first new symbol; merge ``k`` creates ``first_id + k``.
+        min_frequency: least count a pair needs to be merged.
+
+    Returns:
+        ``(left, right, new)`` triples in the order learned.
+
+    Example:
+        >>> learn_merges([([0, 1, 2], 3), ([0, 1], 1)], 2, first_id=3)
+        [(0, 1, 3), (3, 2, 4)]
+    """
+    seqs: list[list[int]] = []
+    counts: list[int] = []
+    pair_count: dict[Pair, int] = defaultdict(int)
+    where: dict[Pair, set[int]] = defaultdict(set)
+    for w, (symbols, n) in enumerate(words):
+        seqs.append(list(symbols))
+        counts.append(n)
+        for p, k in _pairs(symbols).items():
+            pair_count[p] += k * n
+            where[p].add(w)
+    heap = [(-c, p) for p, c in pair_count.items()]
+    heapq.heapify(heap)
+    merges: list[tuple[int, int, int]] = []
+    while heap and len(merges) < num_merges:
+        neg, pair = heapq.heappop(heap)
+        current = pair_count.get(pair, 0)
+        if -neg != current:  # stale entry: re-queue with the current count
+            if current > 0:
+                heapq.heappush(heap, (-current, pair))
+            continue
+        if current < max(min_frequency, 1):
+            break
+        new = first_id + len(merges)
+        merges.append((pair[0], pair[1], new))
+        touched: set[Pair] = set()
+        for w in where.pop(pair, ()):
+            old = seqs[w]
+            merged = _merge_word(old, pair[0], pair[1], new)
+            if len(merged) == len(old):
+                continue
+            n = counts[w]
+            diff = _pairs(merged)
+            diff.subtract(_pairs(old))
+            for p, k in diff.items():
+                if k:
+                    pair_count[p] += k * n
+                    touched.add(p)
+                    if k > 0:
+                        where[p].add(w)
+            seqs[w] = merged
+        pair_count.pop(pair, None)
+        for p in touched:
+            c = pair_count.get(p, 0)
+            if c > 0 and p != pair:
+                heapq.heappush(heap, (-c, p))
+            elif c <= 0:
+                pair_count.pop(p, None)
+    return merges

