@@ -1,0 +1,172 @@
+"""``kernel:attention``: exact softmax attention with FlashAttention-2 backends.
+
+Computes ``O = softmax(S) V`` with ``S = Q Kᵀ · sm_scale`` (Vaswani et al. 2017, Eq. 1) plus
+the options FlashAttention-2 (Dao 2023, arXiv:2307.08691) serves: causal and sliding-window
+masks, softcapping, ALiBi, dropout, grouped-query attention, packed variable-length batches
+and the log-sum-exp ``L = log Σⱼ exp(S_ij)``. Conventions: :mod:`zoo_flashattn._spec`.
+
+Backends, fastest first:
+
+* ``triton``: our FlashAttention-2 forward and backward kernels (CUDA; on CPU only under
+  ``TRITON_INTERPRET=1`` when forced, for testing);
+* ``sdpa``: ``torch.nn.functional.scaled_dot_product_attention`` where it has the options;
+* ``torch``: the same blockwise algorithm in plain PyTorch, O(S) extra memory, any device.
+
+Example:
+    >>> import zoo_core as zoo
+    >>> attn = zoo.create("kernel:attention")
+    >>> q = k = v = torch.randn(2, 8, 128, 64)                 # (B, H, S, D)
+    >>> out = attn(q, k, v, causal=True)                        # (B, H, S, D)
+    >>> out, lse = attn(q, k, v, window=(32, 0), return_lse=True, backend="torch")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from zoo_core import Backend, Kernel, UnsupportedError
+from zoo_core._errors import unknown
+
+from . import sdpa_backend, torch_backend, triton_backend
+from ._spec import Call, validate, with_seed
+from .torch_backend import dropout_keep, scores
+
+
+def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | None,
+                 kpm: Tensor | None, b0: int) -> tuple[Tensor, Tensor]:
+    """The whole (B, H, Sq, Sk) score matrix in float64; returns out, lse."""
+    spec = call.spec
+    b, h, sq, d = q.shape
+    hkv, sk = k.shape[1], k.shape[2]
+    qg = q.double().reshape(b, hkv, spec.groups, sq, d)
+    rows, cols = torch.arange(sq).view(-1, 1), torch.arange(sk).view(1, -1)
+    rows, cols = rows.to(q.device), cols.to(q.device)
+    sl = None if slopes is None else slopes.double().view(b, hkv, spec.groups, 1, 1)
+    kp = None if kpm is None else kpm.view(b, 1, 1, 1, sk)
+    s, _ = scores(qg, k.double()[:, :, None], rows, cols, sq, sk, spec, sl, kp)
+    lse = torch.logsumexp(s, -1)  # (B, Hkv, G, Sq)
+    p = torch.exp(s - lse.masked_fill(lse == float("-inf"), float("inf"))[..., None])
+    if spec.dropout_p > 0:
+        heads = torch.arange(h, device=q.device).view(1, hkv, spec.groups, 1, 1)
+        bh = torch.arange(b0, b0 + b, device=q.device).view(b, 1, 1, 1, 1) * h + heads
+        p = p * dropout_keep(spec.seed or 0, bh, rows, cols, spec.dropout_p) \
+            / (1 - spec.dropout_p)
+    out = p @ v.double()[:, :, None]
+    return out.reshape(b, h, sq, d), lse.reshape(b, h, sq).float()
+
+
+class Attention(Kernel):
+    """Softmax attention ``attn(q, k, v, **options)``; ``backend=`` forces one.
+
+    Args of a call: ``q`` (B, H, Sq, D), ``k``/``v`` (B, Hkv, Sk, D) with ``H % Hkv == 0``, or
+    packed (total, H, D) with ``cu_seqlens_q/k``; ``causal``; ``sm_scale`` (default
+    1/√D); ``key_padding_mask`` (B, Sk) bool, True = attend; ``window=(left, right)``
+    (-1 = unbounded); ``softcap``; ``alibi_slopes`` (H,) or (B, H); ``dropout_p`` with
+    ``seed`` (None: drawn from torch's generator); ``return_lse``; ``max_seqlen_q/k``.
+
+    Returns ``out`` shaped like ``q``, or ``(out, lse)`` with ``lse`` (B, H, Sq) float32 —
+    (H, total) in the packed form — when ``return_lse=True``. ``lse`` carries no gradient.
+    """
+
+    name = "attention"
+
+    def __init__(self) -> None:
+        def check(fn: Any) -> Any:
+            return lambda *a, **kw: fn(validate(*a, **kw))
+
+        self.backends = {
+            "triton": Backend("triton", triton_backend.attention,
+                              check(triton_backend.supports)),
+            "sdpa": Backend("sdpa", sdpa_backend.attention, check(sdpa_backend.supports)),
+            "torch": Backend("torch", torch_backend.attention, check(lambda c: True)),
+        }
+
+    def _why(self, name: str, call: Call, auto: bool) -> str | None:
+        if name not in self.backends:
+            raise unknown(f"backend of kernel {self.name!r}", name, self.backends)
+        if name == "triton":
+            verdict = triton_backend.supports(call, auto=auto)
+        elif name == "sdpa":
+            verdict = sdpa_backend.supports(call)
+        else:
+            verdict = True
+        return None if verdict is True else str(verdict)
+
+    def _choose(self, call: Call, backend: str | None) -> str:
+        if backend is not None:
+            reason = self._why(backend, call, auto=False)
+            if reason:
+                raise UnsupportedError(f"kernel {self.name!r}, backend {backend!r}: {reason}. "
+                                       "Leave backend=None to pick a supporting one.")
+            return backend
+        reasons = []
+        for name in self.backends:
+            reason = self._why(name, call, auto=True)
+            if reason is None:
+                return name
+            reasons.append(f"{name}: {reason}")
+        raise UnsupportedError(f"no backend of kernel {self.name!r} supports this call: "
+                               + "; ".join(reasons))
+
+    def select(self, *args: Any, backend: str | None = None, **kwargs: Any) -> str:
+        """The backend that would run this call (``triton`` is auto-picked on CUDA only)."""
+        return self._choose(validate(*args, **kwargs), backend)
+
+    def __call__(self, q: Tensor, k: Tensor, v: Tensor, *, backend: str | None = None,
+                 **options: Any) -> Any:
+        call = validate(q, k, v, **options)
+        name = self._choose(call, backend)
+        if name != "sdpa":
+            call = with_seed(call)
+        out, lse = self.backends[name].fn(call)
+        return (out, lse) if call.spec.return_lse else out
+
+    def reference(self, q: Tensor, k: Tensor, v: Tensor, **options: Any) -> Any:
+        """Naive attention in float64 over the materialised score matrix (for checks)."""
+        call = validate(q, k, v, **options)
+        if call.spec.dropout_p > 0 and call.spec.seed is None:
+            raise ValueError("the reference needs an explicit seed with dropout_p > 0")
+        if not call.spec.varlen:
+            out, lse = _naive_dense(q, k, v, call, call.slopes, call.kpm, 0)
+        else:
+            out = torch.empty(q.shape, dtype=torch.float64, device=q.device)
+            lse = torch.empty(call.spec.heads, q.shape[0], device=q.device)
+            cu_q, cu_k = call.cu_q.tolist(), call.cu_k.tolist()  # type: ignore[union-attr]
+            for b in range(len(cu_q) - 1):
+                sq, sk = slice(cu_q[b], cu_q[b + 1]), slice(cu_k[b], cu_k[b + 1])
+                dense = [x.transpose(0, 1)[None] for x in (q[sq], k[sk], v[sk])]
+                slopes = None if call.slopes is None else call.slopes[b:b + 1]
+                o, l_ = _naive_dense(*dense, call, slopes, None, b)
+                out[sq], lse[:, sq] = o[0].transpose(0, 1), l_[0]
+        out = out.to(q.dtype)
+        return (out, lse) if call.spec.return_lse else out
+
+    def tolerance(self, q: Tensor, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        return {torch.float64: (1e-7, 1e-9), torch.float32: (2e-4, 2e-5),
+                torch.float16: (2e-3, 2e-3), torch.bfloat16: (2e-2, 2e-2)}[q.dtype]
+
+    def example_calls(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """Small fp32 calls covering the options, for the contract checks."""
+        g = torch.Generator().manual_seed(0)
+
+        def r(*shape: int) -> Tensor:
+            return torch.randn(*shape, generator=g)
+
+        kpm = torch.ones(2, 19, dtype=torch.bool)
+        kpm[1, 13:] = False
+        cu = torch.tensor([0, 7, 20], dtype=torch.int32)
+        return [
+            ((r(2, 2, 19, 16), r(2, 2, 19, 16), r(2, 2, 19, 16)), {}),
+            ((r(2, 4, 19, 16), r(2, 2, 19, 16), r(2, 2, 19, 16)),
+             {"causal": True, "key_padding_mask": kpm}),
+            ((r(1, 2, 17, 24), r(1, 1, 23, 24), r(1, 1, 23, 24)),
+             {"window": (5, 3), "softcap": 2.0, "alibi_slopes": torch.tensor([0.5, 0.25]),
+              "return_lse": True}),
+            ((r(1, 2, 16, 16), r(1, 2, 16, 16), r(1, 2, 16, 16)),
+             {"causal": True, "dropout_p": 0.25, "seed": 7}),
+            ((r(20, 2, 16), r(20, 2, 16), r(20, 2, 16)),
+             {"cu_seqlens_q": cu, "cu_seqlens_k": cu, "causal": True, "return_lse": True}),
+        ]
