@@ -1,0 +1,66 @@
+"""sync() over 2 gloo processes equals one process that saw all the data."""
+
+from __future__ import annotations
+
+import socket
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import zoo_core as zoo
+
+C = 4
+
+
+def _batches():
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(4):
+        target = torch.randint(0, C, (2, 6, 6), generator=g)
+        target[torch.rand(target.shape, generator=g) < 0.2] = 255
+        out.append((torch.randn(2, C, 6, 6, generator=g), target))
+    return out
+
+
+def _worker(rank: int, port: int, queue) -> None:
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                            world_size=2)
+    try:
+        results = {}
+        for aggregation in ("dataset", "image"):
+            m = zoo.create("metric:segmentation", num_classes=C, aggregation=aggregation)
+            for preds, target in _batches()[rank::2]:
+                m.update(preds, target)
+            res = m.sync().compute()  # tensors go back as numpy: no shared-memory handles
+            results[aggregation] = {k: v.numpy() if isinstance(v, torch.Tensor) else v
+                                    for k, v in res.items()}
+        queue.put((rank, results))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_over_two_gloo_processes_equals_one_process():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(queue.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    for aggregation in ("dataset", "image"):
+        whole = zoo.create("metric:segmentation", num_classes=C, aggregation=aggregation)
+        for preds, target in _batches():
+            whole.update(preds, target)
+        want = whole.compute()
+        for rank in (0, 1):
+            res = got[rank][aggregation]
+            assert (res["confusion_matrix"] == want["confusion_matrix"].numpy()).all()
+            for k, v in want.items():
+                torch.testing.assert_close(torch.as_tensor(res[k]), torch.as_tensor(v),
+                                           rtol=1e-12, atol=1e-12, equal_nan=True, msg=k)
