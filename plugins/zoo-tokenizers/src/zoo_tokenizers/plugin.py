@@ -12,6 +12,9 @@ def zoo_components():
         component("tokenizer:wordpiece", "zoo_tokenizers.wordpiece:WordPiece",
                   summary="BERT WordPiece: basic tokenizer + greedy longest-match subwords",
                   tags=["wordpiece", "bert", "trainable"], paper=_BERT),
+        component("tokenizer:bpe", "zoo_tokenizers.bpe:BPE",
+                  summary="byte-level BPE with regex pre-tokenization (GPT-2, cl100k, o200k)",
+                  tags=["bpe", "byte-level", "tiktoken", "trainable"], paper=_BPE),
     ]
 
 

@@ -1,0 +1,304 @@
+"""Byte-level BPE: GPT-2, cl100k and o200k vocabularies, loaded or trained.
+
+Sennrich et al., "Neural Machine Translation of Rare Words with Subword Units" (2016),
+https://arxiv.org/abs/1508.07909, and Radford et al., "Language Models are Unsupervised
+Multitask Learners" (2019), section 2.2: text is cut into pre-tokens by a regex
+(:mod:`zoo_tokenizers.patterns`), each pre-token is taken as UTF-8 bytes, and adjacent parts
+are merged, lowest rank first, while their concatenation is in the vocabulary. A token's id
+is its rank, so every byte string has exactly one encoding and any byte sequence round-trips.
+
+Pre-tokens repeat a lot in real text, so each one's ids are cached: the rank-merge loop runs
+only on the first sight of a pre-token, and the rest of ``encode`` stays in C-level iterators.
+
+Example:
+    >>> enc = zoo.load("cl100k_base")
+    >>> enc.encode("hello world"), enc.decode(enc.encode("hello world"))
+    ([15339, 1917], 'hello world')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Collection, Iterable, Sequence
+from itertools import chain
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from zoo_core import Tokenizer
+
+from . import bpe_files
+from .patterns import Splitter, resolve
+
+_CACHE_LIMIT = 500_000
+
+
+def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
+    """Merge the bytes of ``piece``, lowest-rank adjacent pair first (leftmost on ties).
+
+    Args:
+        piece: one pre-token as bytes.
+        ranks: token bytes to rank.
+        max_rank: merge only into tokens of lower rank (used to recover merge pairs).
+    """
+    parts = [piece[i:i + 1] for i in range(len(piece))]
+    limit = float("inf") if max_rank is None else max_rank
+    get = ranks.get
+    while len(parts) > 1:
+        best, best_rank = -1, limit
+        for i in range(len(parts) - 1):
+            r = get(parts[i] + parts[i + 1])
+            if r is not None and r < best_rank:
+                best, best_rank = i, r
+        if best < 0:
+            break
+        parts[best:best + 2] = [parts[best] + parts[best + 1]]
+    return parts
+
+
+class _PieceCache(dict):  # type: ignore[type-arg]
+    """Pre-token (str) to its ids, computed on first use."""
+
+    def __init__(self, ranks: dict[bytes, int]) -> None:
+        super().__init__()
+        self.ranks = ranks
+
+    def __missing__(self, piece: str) -> tuple[int, ...]:
+        data = piece.encode("utf-8")
+        rank = self.ranks.get(data)
+        if rank is not None:
+            ids: tuple[int, ...] = (rank,)
+        else:
+            try:
+                ids = tuple(self.ranks[p] for p in bpe_ranks(data, self.ranks))
+            except KeyError as e:
+                raise ValueError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
+                                 "must hold all 256 single bytes") from None
+        self[piece] = ids
+        return ids
+
+
+class BPE(Tokenizer):
+    """Byte-level BPE tokenizer with tiktoken's interface.
+
+    Args:
+        ranks: token bytes to rank (= id), single bytes included.
+        pattern: pre-tokenization regex, or ``"gpt2"``, ``"cl100k"``, ``"o200k"``.
+        special_tokens: special token text to id (ids outside the ranks).
+        name: a name for messages and saved files.
+    """
+
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, ranks: dict[bytes, int], pattern: str = "gpt2",
+                 special_tokens: dict[str, int] | None = None, name: str = "bpe") -> None:
+        self.ranks = dict(ranks)
+        self.pattern = resolve(pattern)
+        self.name = name
+        self._special = dict(special_tokens or {})
+        self._decoder = bpe_files.check_ranks(self.ranks, self._special)
+        self._splitter = Splitter(self.pattern)
+        self._cache = _PieceCache(self.ranks)
+        self._special_res: dict[frozenset[str], re.Pattern[str]] = {}
+        self._pool: Any = None
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return max(self._decoder) + 1 if self._decoder else 0
+
+    n_vocab = vocab_size
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return dict(self._special)
+
+    @property
+    def special_tokens_set(self) -> set[str]:
+        return set(self._special)
+
+    @property
+    def eot_token(self) -> int | None:
+        """The id of ``<|endoftext|>``, if the vocabulary has one."""
+        return self._special.get("<|endoftext|>")
+
+    def __repr__(self) -> str:
+        return f"BPE(name={self.name!r}, vocab_size={self.vocab_size}, specials={len(self._special)})"
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Ids of ``text``, special tokens treated as plain text."""
+        if len(self._cache) > _CACHE_LIMIT:
+            self._cache.clear()
+        try:
+            return list(chain.from_iterable(map(self._cache.__getitem__,
+                                                self._splitter.split(text))))
+        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            return list(chain.from_iterable(map(self._cache.__getitem__,
+                                                self._splitter.split(text))))
+
+    def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
+               disallowed_special: Literal["all"] | Collection[str] = "all",
+               **_: Any) -> list[int]:
+        """Ids of ``text``.
+
+        A special token written in ``text`` is encoded as one id when it is in
+        ``allowed_special``, is an error when it is in ``disallowed_special`` (by default every
+        special token not allowed), and is plain text otherwise.
+        """
+        allowed = self._specials_arg(allowed_special, "allowed_special")
+        disallowed = (self.special_tokens_set - allowed if disallowed_special == "all"
+                      else self._specials_arg(disallowed_special, "disallowed_special"))
+        if disallowed:
+            m = self._special_re(disallowed).search(text)
+            if m:
+                raise ValueError(
+                    f"text contains the special token {m.group()!r} at index {m.start()}, which "
+                    f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
+                    "it as a special token, or disallowed_special=() to encode it as plain text")
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        pos = 0
+        for m in self._special_re(allowed).finditer(text):
+            ids += self.encode_ordinary(text[pos:m.start()])
+            ids.append(self._special[m.group()])
+            pos = m.end()
+        ids += self.encode_ordinary(text[pos:])
+        return ids
+
+    def _specials_arg(self, value: Any, what: str) -> set[str]:
+        if value == "all":
+            return self.special_tokens_set
+        if isinstance(value, str):
+            raise TypeError(f"{what}={value!r}: pass 'all' or a collection of special tokens")
+        chosen = set(value)
+        unknown = chosen - self.special_tokens_set
+        if unknown:
+            raise ValueError(f"{what} names unknown special token(s) {sorted(unknown)}; this "
+                             f"tokenizer has {sorted(self._special)}")
+        return chosen
+
+    def _special_re(self, tokens: set[str]) -> re.Pattern[str]:
+        key = frozenset(tokens)
+        if key not in self._special_res:
+            alts = sorted(key, key=len, reverse=True)
+            self._special_res[key] = re.compile("|".join(map(re.escape, alts)))
+        return self._special_res[key]
+
+    def encode_batch(self, texts: Sequence[str], *, num_workers: int | None = None,
+                     **options: Any) -> list[list[int]]:
+        """Ids of each text, spread over ``num_workers`` processes (default: all cores) when
+        the batch is large enough to pay for it."""
+        from .parallel import encode_batch
+
+        return encode_batch(self, list(texts), num_workers, options)
+
+    def encode_with_offsets(self, text: str, **options: Any) -> tuple[list[int], list[int]]:
+        """Ids of ``text`` and the index in ``text`` of the first character of each token.
+
+        A token that starts inside a multi-byte character gets that character's index.
+        """
+        ids = self.encode(text, **options)
+        _, offsets = self.decode_with_offsets(ids)
+        return ids, offsets
+
+    # -- decoding ---------------------------------------------------------------------------
+    def decode_bytes(self, ids: Sequence[int]) -> bytes:
+        """The bytes of ``ids`` (special tokens as their text)."""
+        try:
+            return b"".join(map(self._decoder.__getitem__, ids))
+        except (KeyError, TypeError):
+            bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
+            raise ValueError(f"token id {bad!r} is not in the vocabulary of {self.name!r} "
+                             f"(ids 0..{self.vocab_size - 1}); decode only ids it produced") from None
+
+    def decode(self, ids: Sequence[int], errors: str = "replace", **_: Any) -> str:
+        """The text of ``ids``; ``errors="strict"`` refuses ids that make invalid UTF-8."""
+        data = self.decode_bytes(ids)
+        try:
+            return data.decode("utf-8", errors)
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"ids decode to invalid UTF-8: bytes {data[e.start:e.end]!r} at byte {e.start} "
+                f"({e.reason}); decode a complete sequence or pass errors='replace'") from None
+
+    def decode_single_token_bytes(self, token: int) -> bytes:
+        """The bytes of one token."""
+        return self.decode_bytes([token])
+
+    def decode_tokens_bytes(self, ids: Sequence[int]) -> list[bytes]:
+        """The bytes of each token."""
+        return [self.decode_single_token_bytes(i) for i in ids]
+
+    def decode_with_offsets(self, ids: Sequence[int]) -> tuple[str, list[int]]:
+        """The text of ``ids`` and the character index where each token starts in it.
+
+        A token's offset counts the characters begun by earlier tokens (bytes that are not
+        UTF-8 continuation bytes); a token that starts with a continuation byte belongs to
+        the character already begun.
+        """
+        offsets, chars = [], 0
+        for piece in self.decode_tokens_bytes(ids):
+            cont = bool(piece) and 0x80 <= piece[0] < 0xC0
+            offsets.append(max(0, chars - cont))
+            chars += sum(1 for b in piece if not 0x80 <= b < 0xC0)
+        return self.decode(ids), offsets
+
+    def token_byte_values(self) -> list[bytes]:
+        """Every mergeable token's bytes, in rank order."""
+        return sorted(self.ranks, key=self.ranks.__getitem__)
+
+    # -- files ------------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write ``bpe.tiktoken`` (ranks), ``zoo_bpe.json`` (pattern, special tokens) and an HF
+        ``tokenizer.json``; return the file names."""
+        return bpe_files.save_bpe(self, Path(directory))
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str], **options: Any) -> BPE:
+        """Read our files, GPT-2 ``encoder.json`` + ``vocab.bpe``, a tiktoken rank file (plain
+        or ``.gz``; ``pattern=`` and ``special_tokens=`` name the rest) or an HF
+        ``tokenizer.json`` from ``directory``."""
+        return bpe_files.load_bpe(cls, Path(directory), **options)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], **options: Any) -> BPE:
+        """Read one ``tokenizer.json`` or tiktoken rank file."""
+        return bpe_files.load_bpe_file(cls, Path(path), **options)
+
+    def to_tiktoken(self, path: str | os.PathLike[str]) -> None:
+        """Write the ranks as a tiktoken file (base64 token, space, rank per line)."""
+        bpe_files.write_tiktoken(self.ranks, Path(path))
+
+    def to_tokenizer_json(self) -> dict[str, Any]:
+        """This tokenizer as an HF ``tokenizers`` description (``Tokenizer.from_str``)."""
+        return bpe_files.bpe_tokenizer_json(self)
+
+    # -- training ---------------------------------------------------------------------------
+    @classmethod
+    def trained(cls, texts: Iterable[str], vocab_size: int, **options: Any) -> BPE:
+        """A new byte-level BPE learned from ``texts`` (see :mod:`zoo_tokenizers.bpe_train`)."""
+        from .bpe_train import train_bpe
+
+        return train_bpe(cls, texts, vocab_size, **options)
+
+    def train(self, texts: Iterable[str], vocab_size: int, **options: Any) -> BPE:
+        """Learn a vocabulary of ``vocab_size`` with this tokenizer's pattern; returns a new
+        tokenizer (this one is unchanged)."""
+        return type(self).trained(texts, vocab_size, **({"pattern": self.pattern} | options))
+
+    @classmethod
+    def example(cls) -> BPE:
+        """A small BPE trained on a few sentences, for the contract checks."""
+        texts = ["Hello world! zoo tokenizers: 12 animals, one registry.",
+                 "  spaces\tand\nlines, and more words for the tokenizer "] * 4
+        return cls.trained(texts, vocab_size=300, special_tokens=["<|endoftext|>"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_pool"] = None
+        state["_cache"] = _PieceCache(self.ranks)
+        state["_special_res"] = {}
+        return state

