@@ -146,7 +146,8 @@ def test_pickle_files_are_refused(toy: str, tmp_path: Path, catalog, cache) -> N
 
 @pytest.mark.parametrize("change", ["missing", "unexpected", "shape"])
 def test_strict_loading_lists_keys(toy: str, tmp_path: Path, catalog, cache, change) -> None:
-    state = {k: v.clone() for k, v in zoo.create("model:toy-mlp", preset="tiny").state_dict().items()}
+    model = zoo.create("model:toy-mlp", preset="tiny")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
     if change == "missing":
         state.pop("fc2.bias")
     elif change == "unexpected":

@@ -32,7 +32,8 @@ def test_installed_plugin_is_listed_and_passes_checks(tmp_path: Path) -> None:
     frozen = _run("uv", "pip", "freeze", "--python", sys.executable).stdout.splitlines()
     pins = tmp_path / "pins.txt"
     pins.write_text("\n".join(line for line in frozen if "==" in line and "zoo" not in line))
-    installed = _run("uv", "pip", "install", "--quiet", "--python", py, "-c", pins, ROOT, TOY)
+    toy = shutil.copytree(TOY, tmp_path / "zoo-toy")  # building writes egg-info beside it
+    installed = _run("uv", "pip", "install", "--quiet", "--python", py, "-c", pins, ROOT, toy)
     assert installed.returncode == 0, installed.stderr
     zoo = venv / "bin" / "zoo"
 

@@ -14,16 +14,19 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def zoo_components() -> list[Any]:
     """Return the components this plugin contributes, as ``zoo_core.component(...)`` specs."""
+    raise NotImplementedError
 
 
 @hookspec
 def zoo_catalog() -> list[dict[str, Any]]:
     """Return catalogue entries (dicts shaped like a ``registry.toml`` entry, with ``name``)."""
+    raise NotImplementedError
 
 
 @hookspec
 def zoo_task_runners() -> dict[str, str]:
     """Map a task name to ``"module:function"``; the function runs ``zoo run`` for that task."""
+    raise NotImplementedError
 
 
 @hookspec(firstresult=True)

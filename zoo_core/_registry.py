@@ -167,7 +167,8 @@ class Registry:
     def _collect_components(self, plugin: object, name: str) -> list[Component]:
         impl = getattr(plugin, "zoo_components", None)
         found: list[Component] = []
-        for spec in impl() if impl else []:
+        specs: list[Any] = list(impl()) if impl else []
+        for spec in specs:
             if not isinstance(spec, Component):
                 raise PluginError(f"plugin {name!r} returned {spec!r} from zoo_components; "
                                   "return zoo_core.component(...) specs")
@@ -198,7 +199,8 @@ class Registry:
         """(plugin name, raw entry) for each entry a plugin contributes."""
         self._ensure()
         for impl in self.pm.hook.zoo_catalog.get_hookimpls():
-            for raw in impl.function() or []:
+            raws = impl.function() or []
+            for raw in raws:  # type: ignore[attr-defined]
                 yield impl.plugin_name, raw
 
     def task_runners(self) -> dict[str, str]:

