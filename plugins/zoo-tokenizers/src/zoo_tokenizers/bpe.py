@@ -123,7 +123,8 @@ class BPE(Tokenizer):
         return self._special.get("<|endoftext|>")
 
     def __repr__(self) -> str:
-        return f"BPE(name={self.name!r}, vocab_size={self.vocab_size}, specials={len(self._special)})"
+        return (f"BPE(name={self.name!r}, vocab_size={self.vocab_size}, "
+                f"specials={len(self._special)})")
 
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
@@ -211,8 +212,8 @@ class BPE(Tokenizer):
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-            raise ValueError(f"token id {bad!r} is not in the vocabulary of {self.name!r} "
-                             f"(ids 0..{self.vocab_size - 1}); decode only ids it produced") from None
+            raise ValueError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
+                             f"0..{self.vocab_size - 1}); decode only ids it produced") from None
 
     def decode(self, ids: Sequence[int], errors: str = "replace", **_: Any) -> str:
         """The text of ``ids``; ``errors="strict"`` refuses ids that make invalid UTF-8."""
