@@ -23,6 +23,7 @@ def package_dir() -> Path:
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # read at import
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
 
 
