@@ -5,4 +5,10 @@ from zoo_core import component, hookimpl
 
 @hookimpl
 def zoo_components():
-    return []
+    return [
+        component("model:word2vec", "zoo_word2vec.word2vec:Word2Vec",
+                  summary="skip-gram / CBOW word vectors with negative sampling or "
+                          "hierarchical softmax, trained fast on CPU or GPU",
+                  tags=["word-embedding", "skip-gram", "cbow", "negative-sampling"],
+                  paper="https://arxiv.org/abs/1310.4546"),
+    ]

@@ -1,0 +1,275 @@
+"""Word2Vec: skip-gram and CBOW with negative sampling and hierarchical softmax.
+
+Mikolov, Chen, Corrado, Dean 2013, "Efficient Estimation of Word Representations in Vector
+Space" (arXiv:1301.3781): CBOW predicts a word from the mean (or sum) of its window's vectors,
+skip-gram predicts the word from each of its window's words. Mikolov et al. 2013,
+"Distributed Representations of Words and Phrases and their Compositionality"
+(arXiv:1310.4546): negative sampling (eq. 4) with noise drawn from the unigram distribution
+raised to 3/4, hierarchical softmax over a Huffman tree (eq. 3) and frequent-word subsampling.
+
+Example:
+    >>> import zoo_core as zoo
+    >>> model = zoo.create("model:word2vec", sg=1, vector_size=100, min_count=5)
+    >>> model.build_vocab(sentences)              # any re-iterable of token lists
+    >>> report = model.train(sentences)          # progress bar with words/s and loss
+    >>> model.wv.most_similar("king", topn=5)
+    >>> model.save_pretrained("w2v")              # config.json + model.safetensors
+    >>> model.wv.save_word2vec_format("w2v.bin", binary=True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from zoo_core import Model, ZooError
+
+from .keyedvectors import KeyedVectors
+from .trainer import Trainer, TrainReport
+from .vocab import (
+    Vocab, count_words, decode_words, encode_words, huffman, keep_probabilities, noise_table,
+    unigram_cdf,
+)
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """Hyper-parameters (gensim's names) and the vocabulary's size.
+
+    ``vocab_size`` and ``vocab_utf8_bytes`` are set by :meth:`Word2Vec.build_vocab`; they size
+    the weight and vocabulary tensors so a saved model loads strictly.
+    """
+
+    vector_size: int = 100
+    window: int = 5
+    sg: int = 0  # 1 = skip-gram, 0 = CBOW
+    hs: int = 0  # 1 = hierarchical softmax
+    negative: int = 5  # noise words per prediction; 0 = no negative sampling
+    ns_exponent: float = 0.75
+    cbow_mean: int = 1  # 1 = mean of the window's vectors, 0 = sum
+    sample: float = 1e-3
+    min_count: int = 5
+    max_vocab_size: int | None = None
+    max_final_vocab: int | None = None
+    alpha: float = 0.025
+    min_alpha: float = 0.0001
+    epochs: int = 5
+    seed: int = 1
+    workers: int = 2
+    batch_words: int = 10_000
+    shrink_windows: bool = True
+    max_sentence_length: int = 10_000
+    vocab_size: int = 0
+    vocab_utf8_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("vector_size", "window", "min_count", "epochs", "workers", "batch_words",
+                    "max_sentence_length")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ZooError(f"{name}={value!r} is invalid; it must be an integer >= 1")
+        for name in ("sg", "hs", "cbow_mean"):
+            if getattr(self, name) not in (0, 1):
+                raise ZooError(f"{name}={getattr(self, name)!r} is invalid; use 0 or 1")
+        if not isinstance(self.negative, int) or self.negative < 0:
+            raise ZooError(f"negative={self.negative!r} is invalid; use 0 (off) or a count > 0")
+        if not self.hs and not self.negative:
+            raise ZooError("hs=0 and negative=0 leave nothing to train; set hs=1 or negative=5")
+        if not 0 <= self.sample or not 0 < self.alpha or not 0 <= self.min_alpha <= self.alpha:
+            raise ZooError(f"need sample >= 0 and 0 <= min_alpha <= alpha > 0, got sample="
+                           f"{self.sample!r}, alpha={self.alpha!r}, min_alpha={self.min_alpha!r}")
+        if self.vocab_size < 0 or self.vocab_utf8_bytes < 0:
+            raise ZooError(f"vocab_size={self.vocab_size!r} and vocab_utf8_bytes="
+                           f"{self.vocab_utf8_bytes!r} must be >= 0")
+
+
+class Word2Vec(Model):
+    """Word vectors (``vectors``, gensim's ``wv.vectors``) and output weights ``syn1neg`` /
+    ``syn1``, with the vocabulary (words and counts) kept as tensors in the state dict.
+
+    ``forward`` is the differentiable loss of a batch of predictions (for autograd users and
+    the checks); :meth:`train` uses closed-form updates instead (:mod:`zoo_word2vec.sgd`).
+    """
+
+    config_class = Word2VecConfig
+    presets: ClassVar[dict[str, Word2VecConfig]] = {
+        "tiny": Word2VecConfig(vector_size=8, window=2, hs=1, negative=2, min_count=1,
+                               vocab_size=12),
+        "sgns": Word2VecConfig(sg=1, negative=5),
+        "cbow": Word2VecConfig(sg=0, negative=5),
+        "sg-hs": Word2VecConfig(sg=1, hs=1, negative=0),
+        "google-news": Word2VecConfig(vector_size=300, sg=0, negative=5, window=5, sample=1e-5,
+                                      min_count=5),
+    }
+
+    def __init__(self, config: Word2VecConfig) -> None:
+        super().__init__(config)
+        v, d = config.vocab_size, config.vector_size
+        gen = torch.Generator().manual_seed(config.seed)
+        self.vectors = nn.Parameter((torch.rand(v, d, generator=gen) - 0.5) / d)
+        self.syn1neg = nn.Parameter(torch.zeros(v, d)) if config.negative else None
+        self.syn1 = nn.Parameter(torch.zeros(max(v - 1, 0), d)) if config.hs else None
+        self.register_buffer("counts", torch.zeros(v, dtype=torch.long))
+        self.register_buffer("vocab_utf8", torch.zeros(config.vocab_utf8_bytes, dtype=torch.uint8))
+        self.register_buffer("vocab_offsets", torch.zeros(v + 1, dtype=torch.long))
+        self._wv: KeyedVectors | None = None
+        self._tables: dict[str, Tensor] | None = None
+        self.last_report: TrainReport | None = None
+
+    # -- the loss (autograd) -------------------------------------------------------------
+    def forward(self, inputs: Tensor, targets: Tensor, input_mask: Tensor | None = None,
+                negatives: Tensor | None = None) -> Tensor:
+        """Mean negative log-likelihood per prediction of ``targets`` from ``inputs``.
+
+        Args:
+            inputs: (B, C) context word ids of each target word.
+            targets: (B,) the centre words to predict.
+            input_mask: (B, C) bool, False where a slot is padding.
+            negatives: (B, K) noise words (required with negative sampling).
+        """
+        cfg = self.config
+        mask = torch.ones_like(inputs, dtype=torch.bool) if input_mask is None else input_mask
+        m = mask.to(self.vectors.dtype)
+        v_in = self.vectors[inputs]  # (B, C, D)
+        if cfg.sg:
+            h, weight = v_in, m  # each context word is one prediction
+        else:
+            count = m.sum(1, keepdim=True)
+            h = (v_in * m[..., None]).sum(1, keepdim=True)  # (B, 1, D)
+            if cfg.cbow_mean:
+                h = h / count.clamp_min(1)[..., None]
+            weight = (count > 0).to(m.dtype)  # (B, 1)
+        loss = h.new_zeros(())
+        if cfg.hs:
+            tables = self.training_tables()
+            depth = tables["points"].shape[1]
+            rows = self.syn1[tables["points"][targets]]  # (B, L, D)
+            sign = 1.0 - 2.0 * tables["codes"][targets].to(h.dtype)  # +1 for label 1
+            node = (torch.arange(depth) < tables["code_lengths"][targets, None]).to(h.dtype)
+            scores = h @ rows.transpose(1, 2)  # (B, C, L)
+            loss = loss + (F.softplus(-sign[:, None, :] * scores) * node[:, None, :]
+                           * weight[..., None]).sum()
+        if cfg.negative:
+            if negatives is None:
+                raise ZooError("negative sampling needs negatives=(B, K) noise word ids")
+            rows = self.syn1neg[torch.cat([targets[:, None], negatives], 1)]  # (B, 1+K, D)
+            scores = h @ rows.transpose(1, 2)  # (B, C, 1+K)
+            keep = torch.cat([torch.ones_like(targets[:, None], dtype=torch.bool),
+                              negatives != targets[:, None]], 1).to(h.dtype)  # (B, 1+K)
+            nll = torch.cat([F.softplus(-scores[..., :1]), F.softplus(scores[..., 1:])], -1)
+            loss = loss + (nll * keep[:, None, :] * weight[..., None]).sum()
+        return loss / weight.sum().clamp_min(1)
+
+    def example_inputs(self) -> dict[str, Any]:
+        gen = torch.Generator().manual_seed(0)
+        v, c = max(self.config.vocab_size, 1), 2 * self.config.window
+        out: dict[str, Any] = {
+            "inputs": torch.randint(0, v, (4, c), generator=gen),
+            "targets": torch.randint(0, v, (4,), generator=gen),
+            "input_mask": torch.rand(4, c, generator=gen) < 0.8,
+        }
+        if self.config.negative:
+            out["negatives"] = torch.randint(0, v, (4, self.config.negative), generator=gen)
+        return out
+
+    # -- vocabulary ----------------------------------------------------------------------
+    @property
+    def wv(self) -> KeyedVectors:
+        """The word vectors with their queries (shares ``vectors``' storage)."""
+        if self._wv is None or self._wv.vectors is not self.vectors:
+            if self.config.vocab_size == 0:
+                raise ZooError("the model has no vocabulary yet: call build_vocab(sentences) "
+                               "and train(sentences), or load a trained model")
+            words = decode_words(self.vocab_utf8, self.vocab_offsets)
+            self._wv = KeyedVectors(words, self.vectors, self.counts.tolist())
+        return self._wv
+
+    def build_vocab(self, sentences: Iterable[Sequence[str]]) -> Word2Vec:
+        """Count the corpus in one streaming pass, keep words with ``count >= min_count``,
+        and (re)initialise the weights for that vocabulary."""
+        cfg = self.config
+        counts, total, n_sent = count_words(sentences, cfg.max_vocab_size)
+        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_final_vocab)
+        self.set_vocab(vocab.words, vocab.counts)
+        self.corpus_words, self.corpus_sentences = total, n_sent
+        return self
+
+    def set_vocab(self, words: Sequence[str], counts: Sequence[int]) -> None:
+        """Install a vocabulary (most frequent first) and fresh weights sized for it."""
+        table, offsets = encode_words(words)
+        cfg = dataclasses.replace(self.config, vocab_size=len(words),
+                                  vocab_utf8_bytes=int(table.numel()))
+        fresh = Word2Vec(cfg)
+        self.config = cfg
+        self.vectors, self.syn1neg, self.syn1 = fresh.vectors, fresh.syn1neg, fresh.syn1
+        self.counts = torch.tensor(list(counts), dtype=torch.long)
+        self.vocab_utf8, self.vocab_offsets = table, offsets
+        self._wv, self._tables = None, None
+
+    def training_tables(self) -> dict[str, Tensor]:
+        """Derived tables: keep probabilities, noise CDF, Huffman paths (cached)."""
+        if self._tables is None:
+            cfg = self.config
+            counts = self.counts.cpu()
+            t: dict[str, Tensor] = {"keep_prob": keep_probabilities(counts, cfg.sample)}
+            if cfg.negative:
+                t["cdf"] = unigram_cdf(counts, cfg.ns_exponent)
+                t["noise_table"] = noise_table(t["cdf"])
+            if cfg.hs:
+                t["points"], t["codes"], t["code_lengths"] = huffman(counts.tolist())
+            self._tables = t
+        return self._tables
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        self._tables = None  # tables follow no device/dtype; rebuild on next use
+        return super()._apply(fn, *args, **kwargs)
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, sentences: Iterable[Sequence[str]] | bool = True, *,  # type: ignore[override]
+              epochs: int | None = None, total_words: int | None = None,
+              alpha: float | None = None, min_alpha: float | None = None,
+              workers: int | None = None, progress: bool | None = None) -> Any:
+        """Train on a re-iterable corpus of token lists (``nn.Module.train(bool)`` still works).
+
+        Args:
+            sentences: the corpus (read once per epoch), e.g. :class:`LineSentences`.
+            epochs, alpha, min_alpha, workers: override the config's values.
+            total_words: raw words per epoch (for the learning-rate schedule); counted by
+                ``build_vocab`` when omitted.
+            progress: show a progress bar (None: only on a terminal).
+
+        Returns:
+            a :class:`TrainReport` (words/s, mean loss per prediction per epoch and interval).
+        """
+        if isinstance(sentences, bool):
+            return super().train(sentences)
+        cfg = self.config
+        if cfg.vocab_size == 0:
+            self.build_vocab(sentences)
+        if total_words is None:
+            total_words = getattr(self, "corpus_words", None)
+            if total_words is None:
+                total_words = sum(len(s) for s in sentences)
+        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if dist:
+            total_words = -(-total_words // torch.distributed.get_world_size())
+        trainer = Trainer(self, epochs=epochs or cfg.epochs, total_words=total_words,
+                          alpha=alpha or cfg.alpha, min_alpha=cfg.min_alpha if min_alpha is None
+                          else min_alpha, workers=workers or cfg.workers, progress=progress,
+                          seed=cfg.seed)
+        index = self.wv.key_to_index
+        with torch.no_grad():
+            self.last_report = trainer.run(sentences, index)
+        return self.last_report
+
+    def get_latest_training_loss(self) -> float:
+        """Mean loss per prediction over the last reporting interval of the last ``train``."""
+        if self.last_report is None or not self.last_report.interval_losses:
+            raise ZooError("no training has run yet; call train(sentences) first")
+        return self.last_report.interval_losses[-1][1]
