@@ -39,4 +39,8 @@ def zoo_components():
         component("loss:magface", "zoo_face.adaptive:MagFace",
                   summary="MagFace: magnitude-aware angular margin and regulariser",
                   tags=["face", "margin-loss"], paper="https://arxiv.org/abs/2103.06627"),
+        component("loss:partial-fc", "zoo_face.partial_fc:PartialFC",
+                  summary="Partial FC: class centres sharded over ranks, sampled negatives",
+                  tags=["face", "margin-loss", "distributed"],
+                  paper="https://arxiv.org/abs/2203.15565"),
     ]
