@@ -55,7 +55,8 @@ def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | N
         p = p * dropout_keep(spec.seed or 0, bh, rows, cols, spec.dropout_p) \
             / (1 - spec.dropout_p)
     out = p @ v.double()[:, :, None]
-    return out.reshape(b, h, sq, d), lse.reshape(b, h, sq).float()
+    lse = lse.reshape(b, h, sq)
+    return out.reshape(b, h, sq, d), lse if q.dtype == torch.float64 else lse.float()
 
 
 class Attention(Kernel):
@@ -67,8 +68,9 @@ class Attention(Kernel):
     (-1 = unbounded); ``softcap``; ``alibi_slopes`` (H,) or (B, H); ``dropout_p`` with
     ``seed`` (None: drawn from torch's generator); ``return_lse``; ``max_seqlen_q/k``.
 
-    Returns ``out`` shaped like ``q``, or ``(out, lse)`` with ``lse`` (B, H, Sq) float32 —
-    (H, total) in the packed form — when ``return_lse=True``. ``lse`` carries no gradient.
+    Returns ``out`` shaped like ``q``, or ``(out, lse)`` with ``lse`` (B, H, Sq) in nats —
+    (H, total) in the packed form — when ``return_lse=True``: float32 (float64 for float64
+    inputs), carrying no gradient.
     """
 
     name = "attention"

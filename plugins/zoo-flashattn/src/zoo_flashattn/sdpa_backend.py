@@ -39,7 +39,7 @@ def _mask(call: Call) -> Tensor | None:
     rows = torch.arange(sq, device=q.device).view(-1, 1)
     cols = torch.arange(sk, device=q.device).view(1, -1)
     mask = None
-    if spec.window_left >= 0 or spec.window_right >= 0:
+    if spec.window_left >= 0 or spec.window_right >= 0:  # causal included
         mask = allowed(rows, cols, sq, sk, spec)[None, None]  # (1, 1, Sq, Sk)
     if call.kpm is not None:
         kpm = call.kpm[:, None, None, :]  # (B, 1, 1, Sk)
@@ -57,12 +57,12 @@ def attention(call: Call) -> tuple[Tensor, None]:
     """Run a validated call through SDPA; returns (out, None)."""
     spec, q, k, v = call.spec, call.q, call.k, call.v
     sq, sk = q.shape[2], k.shape[2]
-    plain_causal = spec.causal and sq == sk
+    plain_causal = spec.causal and sq == sk and call.kpm is None and call.slopes is None
     mask = None if plain_causal else _mask(call)
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=spec.dropout_p, is_causal=plain_causal,
         scale=spec.sm_scale, enable_gqa=spec.groups > 1)
-    if mask is not None or (spec.causal and sq > sk):
+    if mask is not None:
         # rows that may attend no key: zeros (SDPA's kernels may give NaN there)
         rows = torch.arange(sq, device=q.device).view(-1, 1)
         cols = torch.arange(sk, device=q.device).view(1, -1)

@@ -120,11 +120,14 @@ class _Ctx:
 
 def forward_dense(q: Tensor, k: Tensor, v: Tensor, spec: Spec, slopes: Tensor | None,
                   kpm: Tensor | None, b0: int = 0) -> tuple[Tensor, Tensor]:
-    """Algorithm 1 on (B, H, Sq, D) / (B, Hkv, Sk, D); returns out and lse (B, H, Sq)."""
+    """Algorithm 1 on (B, H, Sq, D) / (B, Hkv, Sk, D); returns out and lse (B, H, Sq).
+
+    ``lse`` is float32, float64 for float64 inputs (the backward needs it exact).
+    """
     c = _Ctx(q, k, spec, slopes, kpm, b0)
     qg = q.reshape(c.b, c.hkv, c.g, c.sq, c.d)  # (B, Hkv, G, Sq, D)
     out = torch.empty_like(qg)
-    lse = torch.empty(c.b, c.hkv, c.g, c.sq, device=c.dev, dtype=torch.float32)
+    lse = torch.empty(c.b, c.hkv, c.g, c.sq, device=c.dev, dtype=c.ct)
     drop = 1.0 / (1.0 - spec.dropout_p)
     for m0 in range(0, c.sq, BLOCK_M):
         m1 = min(m0 + BLOCK_M, c.sq)
@@ -209,7 +212,8 @@ class _Blockwise(torch.autograd.Function):
             out, lse = forward_dense(q, k, v, spec, call.slopes, call.kpm)
         else:
             out = torch.empty_like(q)
-            lse = torch.empty(spec.heads, q.shape[0], device=q.device, dtype=torch.float32)
+            ct = torch.float64 if q.dtype == torch.float64 else torch.float32
+            lse = torch.empty(spec.heads, q.shape[0], device=q.device, dtype=ct)
             for b, sq, sk in _sequences(call):
                 slopes = None if call.slopes is None else call.slopes[b:b + 1]
                 o, l_ = forward_dense(_dense(q[sq]), _dense(k[sk]), _dense(v[sk]), spec,
