@@ -39,9 +39,9 @@ def count_words(
 ) -> tuple[Counter[str], int, int]:
     """Count tokens in one streaming pass; return ``(counts, total_words, num_sentences)``.
 
-    With ``max_vocab_size``, whenever the table outgrows it, words seen fewer than
-    ``min_reduce`` times are dropped and ``min_reduce`` grows by one (the released tool's
-    ``ReduceVocab``), so memory stays bounded on corpora too large for it.
+    With ``max_vocab_size``, whenever the table outgrows it after a sentence, words seen
+    fewer than ``min_reduce`` times are dropped and ``min_reduce`` (starting at 1) grows by
+    one, as gensim does, so memory stays bounded on corpora too large for it.
     """
     counts: Counter[str] = Counter()
     total, n, min_reduce = 0, 0, 1
@@ -50,7 +50,7 @@ def count_words(
         counts.update(sentence)
         total += len(sentence)
         if max_vocab_size is not None and len(counts) > max_vocab_size:
-            counts = Counter({w: c for w, c in counts.items() if c > min_reduce})
+            counts = Counter({w: c for w, c in counts.items() if c >= min_reduce})
             min_reduce += 1
     bad = [w for w in counts if not isinstance(w, str)]
     if bad:
