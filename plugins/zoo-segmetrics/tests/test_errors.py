@@ -64,3 +64,18 @@ def test_merge_refuses_other_configurations():
         make().merge(make(ignore_index=None))
     with pytest.raises(ZooError, match=r"configured differently: \(3, .* vs \(4, "):
         make().merge(make(num_classes=4))
+
+
+@pytest.mark.parametrize("aggregation", ["dataset", "image"])
+@pytest.mark.parametrize("ignore_index", [None, 255, 1])
+def test_label_equal_to_num_classes_is_caught(aggregation, ignore_index):
+    # label C with prediction 0 lands on index C*C, the bin the ignored pixels use
+    m = make(ignore_index=ignore_index, aggregation=aggregation)
+    with pytest.raises(ZooError, match=r"target holds labels \[3\]"):
+        m.update(torch.tensor([[0, 2, 0]]), torch.tensor([[0, 3, 3]]))
+
+
+def test_multilabel_targets_must_be_zero_one():
+    m = make(mode="multilabel")
+    with pytest.raises(ZooError, match=r"target holds labels \[2\] outside \[0, 2\)"):
+        m.update(torch.zeros(1, 3, 4, dtype=torch.long), torch.full((1, 3, 4), 2))

@@ -25,7 +25,7 @@ from torch import Tensor
 import zoo_core as zoo
 from zoo_core import ZooError
 
-from ._confmat import check_config, check_range, confusion, to_labels
+from ._confmat import check_config, check_preds, confusion, to_labels
 from .segmentation import scores
 
 NORMALIZE = (None, "true", "pred", "all")
@@ -89,7 +89,8 @@ class ConfusionMatrix(zoo.Metric):
                                              self.threshold)
         if target.numel() == 0:
             return
-        check_range(labels, target, self.num_classes, self.ignore_index, in_range, self.mode)
+        if not in_range:
+            check_preds(labels, target, self.num_classes, self.mode)
         if self.confmat.device != target.device:
             self.to(target.device)
         self.confmat += confusion(labels, target, self.num_classes, self.ignore_index, self.mode)

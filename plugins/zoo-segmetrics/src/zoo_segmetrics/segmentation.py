@@ -42,7 +42,7 @@ from torch import Tensor
 import zoo_core as zoo
 from zoo_core import ZooError
 
-from ._confmat import check_config, check_range, confusion, stats, to_labels
+from ._confmat import check_config, check_preds, confusion, stats, to_labels
 
 CLASS_KEYS = ("iou", "accuracy", "dice", "precision", "recall")
 MEAN_KEYS = ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "mean_dice",
@@ -170,12 +170,13 @@ class SegmentationMetric(zoo.Metric):
                                              self.threshold)
         if target.numel() == 0:
             return
-        if self.validate:
-            check_range(labels, target, self.num_classes, self.ignore_index, in_range, self.mode)
+        if self.validate and not in_range:
+            check_preds(labels, target, self.num_classes, self.mode)
         if self.confmat.device != target.device:
             self.to(target.device)
         per_image = self.aggregation == "image"
-        cm = confusion(labels, target, self.num_classes, self.ignore_index, self.mode, per_image)
+        cm = confusion(labels, target, self.num_classes, self.ignore_index, self.mode, per_image,
+                       self.validate)
         if not per_image:
             self.confmat += cm
             return
