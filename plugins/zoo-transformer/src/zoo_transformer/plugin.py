@@ -36,6 +36,9 @@ def zoo_components() -> list[Any]:
         component("model:bert-sentence-embedding", f"{_M}.bert_heads:BertForSentenceEmbedding",
                   summary="BERT sentence embeddings: masked mean pooling + L2 normalisation",
                   tags=[*tags, "sentence-embedding"], paper="https://arxiv.org/abs/1908.10084"),
+        component("model:transformer", f"{_M}.transformer:Transformer",
+                  summary="Transformer encoder-decoder with greedy and beam search",
+                  tags=["nlp", "seq2seq"], paper="https://arxiv.org/abs/1706.03762"),
     ]
 
 

@@ -1,0 +1,239 @@
+"""The Transformer encoder-decoder, Vaswani et al. 2017 (arXiv:1706.03762).
+
+Encoder and decoder stacks of Section 3.1 (post-layer-norm ``LN(x + Sublayer(x))``, or
+pre-norm with ``norm_first``), embeddings scaled by ``√d_model`` and summed with sinusoidal
+(Section 3.5) or learned positions, the decoder's self-attention masked causally, optional
+sharing of the source/target embeddings and the pre-softmax projection (Section 3.4), and
+the label-smoothed cross-entropy of Section 5.4 (``ε_ls = 0.1``). Decoding: greedy and beam
+search with the length penalty ``lp(Y) = ((5 + |Y|) / 6)^α`` of Wu et al. 2016
+(arXiv:1609.08144, Eq. 14), used in Section 6.1 with ``α = 0.6``; see :mod:`.search`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from zoo_core import Model, ZooError
+
+from ._inputs import check_ids, check_length
+from .layers.attention import BACKENDS, MultiHeadAttention, check_backend
+from .layers.feedforward import FeedForward
+from .layers.positional import SinusoidalPositions
+
+POSITIONS = ("sinusoidal", "learned")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Configuration of :class:`Transformer` (defaults: the paper's base model, Table 3).
+
+    Attributes:
+        share_embeddings: one embedding matrix for source and target (needs one vocabulary).
+        tie_output: the output projection reuses the target embedding matrix.
+        norm_first: pre-norm blocks ``x + Sublayer(LN(x))`` instead of the paper's post-norm.
+        label_smoothing: ``ε_ls`` of the training loss.
+    """
+
+    src_vocab_size: int = 37000
+    tgt_vocab_size: int = 37000
+    d_model: int = 512
+    num_heads: int = 8
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    activation: str = "relu"
+    max_len: int = 512
+    positions: str = "sinusoidal"
+    norm_first: bool = False
+    share_embeddings: bool = True
+    tie_output: bool = True
+    layer_norm_eps: float = 1e-5
+    label_smoothing: float = 0.1
+    pad_id: int = 0
+    bos_id: int = 1
+    eos_id: int = 2
+    attn_backend: str = "sdpa"
+    embed_scale: float = dataclasses.field(init=False, default=1.0)
+
+    def __post_init__(self) -> None:
+        check_backend(self.attn_backend)
+        if self.positions not in POSITIONS:
+            raise ZooError(f"unknown positions {self.positions!r}; valid: {list(POSITIONS)}")
+        if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
+            raise ZooError(f"share_embeddings needs one vocabulary, got src_vocab_size="
+                           f"{self.src_vocab_size!r} and tgt_vocab_size={self.tgt_vocab_size!r}; "
+                           "set share_embeddings=False")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ZooError(f"label_smoothing {self.label_smoothing!r} must be in [0, 1)")
+        object.__setattr__(self, "embed_scale", math.sqrt(self.d_model))
+
+
+PRESETS: dict[str, TransformerConfig] = {
+    "tiny": TransformerConfig(src_vocab_size=20, tgt_vocab_size=20, d_model=32, num_heads=4,
+                              num_encoder_layers=2, num_decoder_layers=2, ffn_dim=64,
+                              max_len=32),
+    "base": TransformerConfig(),
+    "big": TransformerConfig(d_model=1024, num_heads=16, ffn_dim=4096, dropout=0.3),
+}
+
+
+@dataclass
+class Seq2SeqOutput:
+    logits: Tensor  # (B, T, V_tgt)
+    loss: Tensor | None = None
+
+
+class _Block(nn.Module):
+    """A residual sublayer wrapper: post-norm ``LN(x + f(x))`` or pre-norm ``x + f(LN(x))``."""
+
+    def __init__(self, c: TransformerConfig) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps)
+        self.dropout = nn.Dropout(c.dropout)
+        self.first = c.norm_first
+
+    def forward(self, x: Tensor, f: nn.Module, *args: object, **kwargs: object) -> Tensor:
+        if self.first:
+            return x + self.dropout(f(self.norm(x), *args, **kwargs))
+        return self.norm(x + self.dropout(f(x, *args, **kwargs)))
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, c: TransformerConfig) -> None:
+        super().__init__()
+        self.attn = MultiHeadAttention(c.d_model, c.num_heads, c.attention_dropout,
+                                       c.attn_backend)
+        self.ffn = FeedForward(c.d_model, c.ffn_dim, c.activation)
+        self.attn_block, self.ffn_block = _Block(c), _Block(c)
+
+    def forward(self, x: Tensor, src_mask: Tensor | None) -> Tensor:  # (B, S, d)
+        x = self.attn_block(x, self.attn, key_padding_mask=src_mask)
+        return self.ffn_block(x, self.ffn)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, c: TransformerConfig) -> None:
+        super().__init__()
+        self.self_attn = MultiHeadAttention(c.d_model, c.num_heads, c.attention_dropout,
+                                            c.attn_backend)
+        self.cross_attn = MultiHeadAttention(c.d_model, c.num_heads, c.attention_dropout,
+                                             c.attn_backend)
+        self.ffn = FeedForward(c.d_model, c.ffn_dim, c.activation)
+        self.self_block, self.cross_block, self.ffn_block = _Block(c), _Block(c), _Block(c)
+
+    def forward(self, y: Tensor, memory: Tensor, src_mask: Tensor | None,
+                tgt_mask: Tensor | None) -> Tensor:  # (B, T, d)
+        y = self.self_block(y, self.self_attn, key_padding_mask=tgt_mask, causal=True)
+        y = self.cross_block(y, self.cross_attn, memory, key_padding_mask=src_mask)
+        return self.ffn_block(y, self.ffn)
+
+
+class Transformer(Model):
+    """Encoder-decoder: ``src_ids`` (B, S) and shifted ``tgt_ids`` (B, T) → logits (B, T, V).
+
+    Padding is read from ``pad_id``; ``labels`` (B, T) give the label-smoothed loss with
+    padding ignored. :meth:`generate` decodes greedily or with beam search.
+    """
+
+    config_class = TransformerConfig
+    presets: ClassVar[dict[str, TransformerConfig]] = PRESETS
+    supports_grad_checkpointing = True
+    attention_backends = BACKENDS
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.src_embed = nn.Embedding(c.src_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.tgt_embed = self.src_embed if c.share_embeddings else \
+            nn.Embedding(c.tgt_vocab_size, c.d_model, padding_idx=c.pad_id)
+        self.positions = SinusoidalPositions(c.max_len, c.d_model) \
+            if c.positions == "sinusoidal" else nn.Embedding(c.max_len, c.d_model)
+        self.dropout = nn.Dropout(c.dropout)
+        self.encoder = nn.ModuleList(EncoderLayer(c) for _ in range(c.num_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(c) for _ in range(c.num_decoder_layers))
+        self.enc_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else None
+        self.dec_norm = nn.LayerNorm(c.d_model, eps=c.layer_norm_eps) if c.norm_first else None
+        self.out = nn.Linear(c.d_model, c.tgt_vocab_size, bias=False)
+        self._reset_parameters()
+        if c.tie_output:
+            self.out.weight = self.tgt_embed.weight
+
+    def _reset_parameters(self) -> None:
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+        for emb in {self.src_embed, self.tgt_embed}:
+            nn.init.normal_(emb.weight, std=self.config.d_model ** -0.5)
+            with torch.no_grad():
+                emb.weight[self.config.pad_id].zero_()
+
+    def _embed(self, embed: nn.Embedding, ids: Tensor) -> Tensor:  # (B, L) -> (B, L, d)
+        pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+        return self.dropout(embed(ids) * self.config.embed_scale + self.positions(pos))
+
+    def encode(self, src_ids: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Memory (B, S, d) and the source mask (B, S) (True = token), None if unpadded."""
+        c = self.config
+        check_ids(src_ids, c.src_vocab_size, "src_ids")
+        check_length(src_ids.shape[1], c.max_len, "src_ids")
+        mask = src_ids.ne(c.pad_id)
+        mask = None if bool(mask.all()) else mask
+        x = self._embed(self.src_embed, src_ids)
+        for layer in self.encoder:
+            x = layer(x, mask)
+        return (self.enc_norm(x) if self.enc_norm is not None else x), mask
+
+    def decode(self, tgt_ids: Tensor, memory: Tensor, src_mask: Tensor | None) -> Tensor:
+        """Logits (B, T, V) of the next token at every target position."""
+        c = self.config
+        check_ids(tgt_ids, c.tgt_vocab_size, "tgt_ids")
+        check_length(tgt_ids.shape[1], c.max_len, "tgt_ids")
+        tgt_mask = tgt_ids.ne(c.pad_id)
+        tgt_mask = None if bool(tgt_mask.all()) else tgt_mask
+        y = self._embed(self.tgt_embed, tgt_ids)
+        for layer in self.decoder:
+            y = layer(y, memory, src_mask, tgt_mask)
+        return self.out(self.dec_norm(y) if self.dec_norm is not None else y)
+
+    def forward(self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None
+                ) -> Seq2SeqOutput:
+        memory, src_mask = self.encode(src_ids)
+        logits = self.decode(tgt_ids, memory, src_mask)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(),
+                                   ignore_index=self.config.pad_id,
+                                   label_smoothing=self.config.label_smoothing)
+        return Seq2SeqOutput(logits, loss)
+
+    @torch.no_grad()
+    def generate(self, src_ids: Tensor, max_new_tokens: int = 64, beam_size: int = 1,
+                 length_penalty: float = 0.6) -> Tensor:
+        """Decode (B, L) target ids (BOS first, EOS-terminated, padded); beam_size 1 = greedy."""
+        from .search import beam_search, greedy
+
+        if beam_size == 1:
+            return greedy(self, src_ids, max_new_tokens)
+        return beam_search(self, src_ids, beam_size, max_new_tokens, length_penalty)
+
+    def grad_checkpointing_blocks(self) -> Sequence[nn.Module]:
+        return [*self.encoder, *self.decoder]
+
+    def example_inputs(self) -> dict[str, Tensor]:
+        c = self.config
+        g = torch.Generator().manual_seed(0)
+        src = torch.randint(3, c.src_vocab_size, (2, 7), generator=g)
+        src[1, 5:] = c.pad_id
+        tgt = torch.randint(3, c.tgt_vocab_size, (2, 6), generator=g)
+        tgt[:, 0] = c.bos_id
+        tgt[1, 4:] = c.pad_id
+        return {"src_ids": src, "tgt_ids": tgt}
