@@ -2,7 +2,19 @@
 
 from zoo_core import component, hookimpl
 
+_ELMAN = "https://doi.org/10.1207/s15516709cog1402_1"
+_LSTM = "https://doi.org/10.1162/neco.1997.9.8.1735"
+_GRU = "https://arxiv.org/abs/1406.1078"
+
 
 @hookimpl
 def zoo_components():
-    return []
+    return [
+        component("model:rnn", "zoo_rnn.recurrent:RNN", paper=_ELMAN, tags=["rnn", "sequence"],
+                  summary="Elman RNN layers (tanh/relu), torch.nn.RNN-compatible"),
+        component("model:lstm", "zoo_rnn.recurrent:LSTM", paper=_LSTM, tags=["rnn", "sequence"],
+                  summary="LSTM layers with projection, peepholes, layer norm; "
+                          "torch.nn.LSTM-compatible"),
+        component("model:gru", "zoo_rnn.recurrent:GRU", paper=_GRU, tags=["rnn", "sequence"],
+                  summary="GRU layers, torch.nn.GRU-compatible"),
+    ]

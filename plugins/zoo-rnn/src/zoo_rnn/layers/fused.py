@@ -1,0 +1,237 @@
+"""Whole-sequence recurrences with hand-written backpropagation through time.
+
+The input projections W_ih x_t + b_ih of all steps arrive precomputed in one matrix product
+(``gx``, (T, B, G)); the loop here does only the recurrent product and the gate arithmetic, in
+place on preallocated buffers. Backward walks the steps in reverse computing the gate
+gradients δ_t and the carried dh, dc; the weight gradients are then single products over all
+steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ H_prev, rather than T small outer products.
+
+Variable lengths use a step mask k_t ∈ {0, 1} (T, B, 1): a masked step leaves the state as it
+was and outputs zeros, so final states are those at each sequence's true length, and a reverse
+direction starts from h_0 at its last real step. Equations: see the cell modules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+
+def _order(steps: int, reverse: bool) -> range:
+    return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+class _LSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: FunctionCtx, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
+                b_hh: Tensor | None, w_hr: Tensor | None, mask: Tensor | None,
+                reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        steps, batch, _ = gx.shape
+        hid, out = c0.shape[-1], h0.shape[-1]
+        acts = torch.empty_like(gx)                     # (T, B, 4H): σ(i), σ(f), tanh(g), σ(o)
+        c_prev = gx.new_empty(steps, batch, hid)        # c_{t−1}
+        tanh_c = gx.new_empty(steps, batch, hid)        # tanh(c_t)
+        h_prev = gx.new_empty(steps, batch, out)        # h_{t−1}
+        m_all = gx.new_empty(steps, batch, hid) if w_hr is not None else None
+        y = gx.new_empty(steps, batch, out)             # (T, B, P)
+        h, c = h0, c0
+        for t in _order(steps, reverse):
+            h_prev[t], c_prev[t] = h, c
+            a = torch.add(gx[t], F.linear(h, w_hh, b_hh), out=acts[t])
+            a[:, : 2 * hid].sigmoid_()
+            a[:, 2 * hid: 3 * hid].tanh_()
+            a[:, 3 * hid:].sigmoid_()
+            i, f, g, o = a.chunk(4, 1)
+            c_new = torch.addcmul(f * c, i, g)
+            m = o * torch.tanh(c_new, out=tanh_c[t])
+            if m_all is not None:
+                m_all[t] = m
+            h_new = m if w_hr is None else F.linear(m, w_hr)
+            if mask is None:
+                h, c = h_new, c_new
+                y[t] = h_new
+            else:
+                h, c = torch.where(mask[t], h_new, h), torch.where(mask[t], c_new, c)
+                torch.mul(h_new, mask[t], out=y[t])
+        ctx.save_for_backward(acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask)
+        ctx.has_bias, ctx.reverse = b_hh is not None, reverse
+        return y, h, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dy: Tensor, dh: Tensor, dc: Tensor) -> tuple[Tensor | None, ...]:
+        acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask = ctx.saved_tensors
+        steps, _, four_h = acts.shape
+        hid = four_h // 4
+        keep = None if mask is None else mask.to(dy.dtype)
+        d_gates = torch.empty_like(acts)                # δ_t w.r.t. the pre-activations
+        d_hnew = torch.empty_like(h_prev) if w_hr is not None else None
+        dh, dc = dh.clone(), dc.clone()
+        for t in _order(steps, not ctx.reverse):
+            i, f, g, o = acts[t].chunk(4, 1)
+            dhn = dy[t] + dh
+            if keep is not None:
+                dhn, dc_new = dhn * keep[t], dc * keep[t]
+                dh_carry, dc_carry = dh * (1 - keep[t]), dc * (1 - keep[t])
+            else:
+                dc_new, dh_carry, dc_carry = dc, None, None
+            if d_hnew is not None:
+                d_hnew[t] = dhn
+                dm = dhn @ w_hr
+            else:
+                dm = dhn
+            tc = tanh_c[t]
+            dc_new = dc_new + dm * o * (1 - tc * tc)
+            di, df, dg, do = d_gates[t].chunk(4, 1)
+            torch.mul(dc_new * g, i * (1 - i), out=di)
+            torch.mul(dc_new * c_prev[t], f * (1 - f), out=df)
+            torch.mul(dc_new * i, 1 - g * g, out=dg)
+            torch.mul(dm * tc, o * (1 - o), out=do)
+            dc = dc_new * f
+            dh = d_gates[t] @ w_hh
+            if dh_carry is not None:
+                dh, dc = dh + dh_carry, dc + dc_carry
+        flat = d_gates.reshape(-1, four_h)
+        dw_hh = flat.t() @ h_prev.reshape(-1, h_prev.shape[-1])
+        db_hh = flat.sum(0) if ctx.has_bias else None
+        dw_hr = None
+        if d_hnew is not None:
+            dw_hr = d_hnew.reshape(-1, d_hnew.shape[-1]).t() @ m_all.reshape(-1, hid)
+        return d_gates, dh, dc, dw_hh, db_hh, dw_hr, None, None
+
+
+class _GRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: FunctionCtx, gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                mask: Tensor | None, reverse: bool) -> tuple[Tensor, Tensor]:
+        steps, batch, three_h = gx.shape
+        hid = three_h // 3
+        saved = gx.new_empty(steps, batch, 4 * hid)     # (T, B, 4H): r, z, n, W_hn h + b_hn
+        h_prev = gx.new_empty(steps, batch, hid)
+        y = gx.new_empty(steps, batch, hid)
+        h = h0
+        for t in _order(steps, reverse):
+            h_prev[t] = h
+            x_r, x_z, x_n = gx[t].chunk(3, 1)
+            gh = F.linear(h, w_hh, b_hh)
+            r, z, n, h_n = saved[t].chunk(4, 1)
+            h_n.copy_(gh[:, 2 * hid:])
+            torch.add(x_r, gh[:, :hid], out=r).sigmoid_()
+            torch.add(x_z, gh[:, hid: 2 * hid], out=z).sigmoid_()
+            torch.addcmul(x_n, r, h_n, out=n).tanh_()
+            h_new = torch.addcmul(n, z, h - n)
+            if mask is None:
+                h = h_new
+                y[t] = h_new
+            else:
+                h = torch.where(mask[t], h_new, h)
+                torch.mul(h_new, mask[t], out=y[t])
+        ctx.save_for_backward(saved, h_prev, w_hh, mask)
+        ctx.has_bias, ctx.reverse = b_hh is not None, reverse
+        return y, h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dy: Tensor, dh: Tensor) -> tuple[Tensor | None, ...]:
+        saved, h_prev, w_hh, mask = ctx.saved_tensors
+        steps, batch, four_h = saved.shape
+        hid = four_h // 4
+        keep = None if mask is None else mask.to(dy.dtype)
+        d_gx = saved.new_empty(steps, batch, 3 * hid)
+        d_gh = saved.new_empty(steps, batch, 3 * hid)
+        dh = dh.clone()
+        for t in _order(steps, not ctx.reverse):
+            r, z, n, h_n = saved[t].chunk(4, 1)
+            dhn = dy[t] + dh
+            if keep is not None:
+                dhn, dh_carry = dhn * keep[t], dh * (1 - keep[t])
+            dxr, dxz, dxn = d_gx[t].chunk(3, 1)
+            torch.mul(dhn * (h_prev[t] - n), z * (1 - z), out=dxz)
+            torch.mul(dhn * (1 - z), 1 - n * n, out=dxn)
+            torch.mul(dxn * h_n, r * (1 - r), out=dxr)
+            dhr, dhz, dhn_ = d_gh[t].chunk(3, 1)
+            dhr.copy_(dxr)
+            dhz.copy_(dxz)
+            torch.mul(dxn, r, out=dhn_)
+            dh = torch.addmm(dhn * z, d_gh[t], w_hh)
+            if keep is not None:
+                dh = dh + dh_carry
+        flat = d_gh.reshape(-1, 3 * hid)
+        dw_hh = flat.t() @ h_prev.reshape(-1, hid)
+        db_hh = flat.sum(0) if ctx.has_bias else None
+        return d_gx, dh, dw_hh, db_hh, None, None
+
+
+class _Elman(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: FunctionCtx, gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                mask: Tensor | None, reverse: bool, relu: bool) -> tuple[Tensor, Tensor]:
+        steps = gx.shape[0]
+        h_new_all = torch.empty_like(gx)               # φ(pre-activation), (T, B, H)
+        h_prev = torch.empty_like(gx)
+        y = torch.empty_like(gx)
+        h = h0
+        for t in _order(steps, reverse):
+            h_prev[t] = h
+            h_new = torch.add(gx[t], F.linear(h, w_hh, b_hh), out=h_new_all[t])
+            h_new.relu_() if relu else h_new.tanh_()
+            if mask is None:
+                h = h_new
+                y[t] = h_new
+            else:
+                h = torch.where(mask[t], h_new, h)
+                torch.mul(h_new, mask[t], out=y[t])
+        ctx.save_for_backward(h_new_all, h_prev, w_hh, mask)
+        ctx.has_bias, ctx.reverse, ctx.relu = b_hh is not None, reverse, relu
+        return y, h.clone() if h is h0 else h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dy: Tensor, dh: Tensor) -> tuple[Tensor | None, ...]:
+        h_new_all, h_prev, w_hh, mask = ctx.saved_tensors
+        keep = None if mask is None else mask.to(dy.dtype)
+        d_pre = torch.empty_like(h_new_all)
+        dh = dh.clone()
+        for t in _order(h_new_all.shape[0], not ctx.reverse):
+            dhn = dy[t] + dh
+            hn = h_new_all[t]
+            if keep is not None:
+                dhn, dh_carry = dhn * keep[t], dh * (1 - keep[t])
+            if ctx.relu:
+                torch.mul(dhn, hn > 0, out=d_pre[t])
+            else:
+                torch.mul(dhn, 1 - hn * hn, out=d_pre[t])
+            dh = d_pre[t] @ w_hh
+            if keep is not None:
+                dh = dh + dh_carry
+        flat = d_pre.reshape(-1, d_pre.shape[-1])
+        dw_hh = flat.t() @ h_prev.reshape(-1, h_prev.shape[-1])
+        db_hh = flat.sum(0) if ctx.has_bias else None
+        return d_pre, dh, dw_hh, db_hh, None, None, None
+
+
+def lstm_recurrence(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                    w_hr: Tensor | None = None, mask: Tensor | None = None,
+                    reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """LSTM over all steps: gx (T, B, 4H), h0 (B, P), c0 (B, H), mask (T, B, 1) bool.
+
+    Returns y (T, B, P) with zeros at masked steps, h_T (B, P), c_T (B, H).
+    """
+    return _LSTM.apply(gx, h0, c0, w_hh, b_hh, w_hr, mask, reverse)  # type: ignore[no-any-return]
+
+
+def gru_recurrence(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                   mask: Tensor | None = None, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    """GRU over all steps: gx (T, B, 3H), h0 (B, H) → y (T, B, H), h_T (B, H)."""
+    return _GRU.apply(gx, h0, w_hh, b_hh, mask, reverse)  # type: ignore[no-any-return]
+
+
+def elman_recurrence(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+                     mask: Tensor | None = None, reverse: bool = False,
+                     relu: bool = False) -> tuple[Tensor, Tensor]:
+    """Elman RNN over all steps: gx (T, B, H), h0 (B, H) → y (T, B, H), h_T (B, H)."""
+    return _Elman.apply(gx, h0, w_hh, b_hh, mask, reverse, relu)  # type: ignore[no-any-return]

@@ -1,0 +1,372 @@
+"""Multi-layer, optionally bidirectional RNN, LSTM and GRU layers built from the cells.
+
+Layer ℓ > 0 reads the outputs of layer ℓ − 1 (both directions concatenated), after dropout
+in training (Zaremba et al. 2014, arXiv:1409.2329). The reverse direction reads each sequence
+from its last real step back to the first. Each direction of each layer applies its cell's
+equation (``layers/rnn_cell.py``, ``lstm_cell.py``, ``gru_cell.py``) step by step.
+
+The constructor arguments, state shapes and state-dict keys (through the ``"torch"`` layout)
+are those of ``torch.nn.RNN`` / ``LSTM`` / ``GRU``; ``to_torch()`` and ``from_torch()`` convert.
+
+Fast path (``fused=True``, the default for the plain cells): the input projections of every
+step and both directions are one matrix product, and the recurrence runs in
+``layers/fused.py`` with a hand-written backward whose weight gradients are single products
+over all steps. With ``fused=False``, or for LSTM cells with peepholes or layer norm, the cells
+step under autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+import zoo_core as zoo
+
+from .layers import GRUCell, LSTMCell, RNNCell
+from .layers.fused import elman_recurrence, gru_recurrence, lstm_recurrence
+from .layers.sequence import Batch, prepare
+
+State = Tensor | tuple[Tensor, Tensor]
+
+_TORCH_LAYOUT = [
+    (r"^(weight|bias)_(ih|hh|hr)_l(\d+)_reverse$", r"layers.\3.1.\1_\2"),
+    (r"^(weight|bias)_(ih|hh|hr)_l(\d+)$", r"layers.\3.0.\1_\2"),
+]
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Arguments of ``torch.nn.RNN`` (``nonlinearity`` "tanh" or "relu"), plus ``fused``."""
+
+    input_size: int = 16
+    hidden_size: int = 32
+    num_layers: int = 1
+    bias: bool = True
+    batch_first: bool = False
+    dropout: float = 0.0
+    bidirectional: bool = False
+    fused: bool = True
+    nonlinearity: str = "tanh"
+    num_directions: int = field(init=False, default=1)
+    output_size: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for key in ("input_size", "hidden_size", "num_layers"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name}: {key} must be a positive int, got {value!r}")
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a probability in [0, 1], got "
+                             f"{self.dropout!r}")
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"{name}: unknown nonlinearity {self.nonlinearity!r}; valid: "
+                             "'tanh', 'relu'")
+        object.__setattr__(self, "num_directions", 2 if self.bidirectional else 1)
+        object.__setattr__(self, "output_size", self.num_directions * self.state_size)
+
+    @property
+    def state_size(self) -> int:
+        return self.hidden_size
+
+
+@dataclass(frozen=True)
+class LSTMConfig(RNNConfig):
+    """Arguments of ``torch.nn.LSTM`` (``proj_size``), plus peepholes and layer norm."""
+
+    nonlinearity: str = "tanh"
+    proj_size: int = 0
+    peephole: bool = False
+    layer_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.proj_size, int) or not 0 <= self.proj_size < self.hidden_size:
+            raise ValueError(f"LSTMConfig: proj_size must be in [0, hidden_size="
+                             f"{self.hidden_size}), got {self.proj_size!r}")
+        if self.nonlinearity != "tanh":
+            raise ValueError(f"LSTMConfig: the LSTM has no nonlinearity option, got "
+                             f"{self.nonlinearity!r}; leave it at 'tanh'")
+        super().__post_init__()
+
+    @property
+    def state_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+
+@dataclass(frozen=True)
+class GRUConfig(RNNConfig):
+    """Arguments of ``torch.nn.GRU``."""
+
+    def __post_init__(self) -> None:
+        if self.nonlinearity != "tanh":
+            raise ValueError(f"GRUConfig: the GRU has no nonlinearity option, got "
+                             f"{self.nonlinearity!r}; leave it at 'tanh'")
+        super().__post_init__()
+
+
+class RecurrentLayer(nn.ModuleList):
+    """One layer: a cell per direction. ``layer(x, states, mask)`` runs the whole sequence."""
+
+    def __init__(self, cells: Sequence[nn.Module], fused: bool) -> None:
+        super().__init__(cells)
+        self.fused = fused
+
+    def forward(self, x: Tensor, states: list[State], mask: Tensor | None
+                ) -> tuple[Tensor, list[State]]:
+        """x (T, B, I); one initial state per direction → y (T, B, D·P), final states."""
+        cells: list[Any] = list(self)
+        if all(c.plain for c in cells):  # one product for every step and direction
+            w = torch.cat([c.weight_ih for c in cells])
+            b = None if cells[0].bias_ih is None else torch.cat([c.bias_ih for c in cells])
+            gxs = F.linear(x, w, b).chunk(len(cells), -1)  # (T, B, G) each
+        else:
+            gxs = tuple(c.project_input(x) for c in cells)
+        outs, finals = [], []
+        for d, (cell, gx, state) in enumerate(zip(cells, gxs, states, strict=True)):
+            y, final = _run(cell, gx.contiguous(), state, mask, d == 1, self.fused)
+            outs.append(y)
+            finals.append(final)
+        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
+
+
+def _run(cell: Any, gx: Tensor, state: State, mask: Tensor | None, reverse: bool,
+         fused: bool) -> tuple[Tensor, State]:
+    if fused and cell.plain:
+        if isinstance(cell, LSTMCell):
+            y, h, c = lstm_recurrence(gx, state[0], state[1], cell.weight_hh, cell.bias_hh,
+                                      cell.weight_hr, mask, reverse)
+            return y, (h, c)
+        if isinstance(cell, GRUCell):
+            return gru_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse)
+        return elman_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse,
+                                cell.nonlinearity == "relu")
+    steps = range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])
+    ys: list[Tensor] = [gx] * gx.shape[0]
+    for t in steps:
+        new = cell.step(gx[t], state)
+        h_new = new[0] if isinstance(new, tuple) else new
+        if mask is not None:
+            keep = mask[t]
+            state = (tuple(torch.where(keep, n, o) for n, o in zip(new, state, strict=True))
+                     if isinstance(new, tuple) else torch.where(keep, new, state))
+            h_new = h_new * keep
+        else:
+            state = new
+        ys[t] = h_new
+    return torch.stack(ys), state
+
+
+class _Recurrent(zoo.Model):
+    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+
+    supports_grad_checkpointing = True
+    layouts: ClassVar[dict[str, list[tuple[str, str]]]] = {"torch": _TORCH_LAYOUT}
+    torch_class: ClassVar[type[nn.RNNBase]]
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        c = config
+        self.layers = nn.ModuleList(
+            RecurrentLayer([self._cell(c.input_size if i == 0 else c.output_size)
+                            for _ in range(c.num_directions)], c.fused)
+            for i in range(c.num_layers)
+        )
+
+    def _cell(self, input_size: int) -> nn.Module:
+        raise NotImplementedError
+
+    def grad_checkpointing_blocks(self) -> list[nn.Module]:
+        return list(self.layers)
+
+    def forward(self, input: Tensor | PackedSequence, hx: State | None = None,
+                lengths: Tensor | Sequence[int] | None = None, enforce_sorted: bool = True
+                ) -> tuple[Tensor | PackedSequence, State]:
+        """Run the layers over a batch.
+
+        Args:
+            input: (T, B, I), (B, T, I) with ``batch_first``, (T, I) unbatched, or a
+                ``PackedSequence``.
+            hx: initial state, (L·D, B, P) (LSTM: a pair with c_0 (L·D, B, H)); zeros if None.
+            lengths: true lengths (B,) of a padded batch; steps past a length are skipped.
+            enforce_sorted: with ``lengths``, require them in decreasing order.
+
+        Returns:
+            The outputs of the last layer (zeros past each length; a ``PackedSequence`` for
+            one), and the final state of every layer and direction at the true lengths.
+        """
+        cfg = self.config
+        batch = prepare(input, cfg.input_size, cfg.batch_first, lengths, enforce_sorted)
+        states = self._initial_states(hx, batch)
+        x, finals = batch.x.contiguous(), []
+        for i, layer in enumerate(self.layers):
+            if i and cfg.dropout and self.training:
+                x = F.dropout(x, cfg.dropout, training=True)
+            nd = cfg.num_directions
+            x, last = layer(x, states[i * nd:(i + 1) * nd], batch.mask)
+            finals.extend(last)
+        return batch.restore(x), self._stack_states(finals, batch.unbatched)
+
+    def _initial_states(self, hx: State | None, batch: Batch) -> list[State]:
+        n, c = self.config.num_layers * self.config.num_directions, self.config
+        if hx is None:
+            return [batch.x.new_zeros(batch.x.shape[1], c.state_size)] * n
+        if isinstance(hx, tuple):
+            raise ValueError(f"{type(self).__name__} takes one state tensor h_0, got a tuple "
+                             f"of {len(hx)}; (h_0, c_0) pairs are for the LSTM")
+        return list(self._check_state("h_0", hx, batch, c.state_size).unbind(0))
+
+    def _stack_states(self, finals: list[State], unbatched: bool) -> State:
+        h = torch.stack(finals)                          # (L·D, B, H)
+        return h[:, 0] if unbatched else h
+
+    def _check_state(self, name: str, t: Any, batch: Batch, size: int) -> Tensor:
+        cfg = self.config
+        n, b = cfg.num_layers * cfg.num_directions, batch.x.shape[1]
+        want = (n, size) if batch.unbatched else (n, b, size)
+        if not isinstance(t, Tensor) or tuple(t.shape) != want:
+            got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+            raise ValueError(f"{name} has shape {got!r}, expected {want} = (num_layers · "
+                             f"num_directions{'' if batch.unbatched else ', batch'}, {size})")
+        return t.unsqueeze(1) if batch.unbatched else t  # caller's batch order, also if packed
+
+    def example_inputs(self) -> dict[str, Any]:
+        cfg = self.config
+        x = torch.randn(3, 5, cfg.input_size) if cfg.batch_first else \
+            torch.randn(5, 3, cfg.input_size)
+        return {"input": x, "lengths": torch.tensor([5, 4, 2])}
+
+    # -- torch.nn interop ------------------------------------------------------------------
+    def torch_kwargs(self) -> dict[str, Any]:
+        """The constructor arguments of the equivalent ``torch.nn`` module."""
+        c = self.config
+        return {"input_size": c.input_size, "hidden_size": c.hidden_size,
+                "num_layers": c.num_layers, "bias": c.bias, "batch_first": c.batch_first,
+                "dropout": float(c.dropout), "bidirectional": c.bidirectional}
+
+    def torch_state_dict(self) -> dict[str, Tensor]:
+        """This layer's weights under ``torch.nn`` names (``weight_ih_l0_reverse`` …)."""
+        out = {}
+        for key, value in self.state_dict().items():
+            _, layer, direction, name = (key.split(".") + [""])[:4]
+            if key.count(".") != 3 or name == "weight_ch":
+                raise ValueError(f"{key!r} has no torch.nn counterpart (peephole or layer-norm "
+                                 "LSTM); only plain cells convert to torch.nn")
+            suffix = "_reverse" if direction == "1" else ""
+            out[f"{name}_l{layer}{suffix}"] = value
+        return out
+
+    def to_torch(self) -> nn.RNNBase:
+        """An equivalent ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` holding copies of the weights."""
+        module = self.torch_class(**self.torch_kwargs())
+        param = next(self.parameters())
+        module.to(device=param.device, dtype=param.dtype)
+        module.load_state_dict(self.torch_state_dict())
+        return module
+
+    @classmethod
+    def from_torch(cls, module: nn.RNNBase, **overrides: Any) -> _Recurrent:
+        """A layer with the configuration and weights of a ``torch.nn`` RNN module."""
+        if not isinstance(module, cls.torch_class):
+            raise TypeError(f"{cls.__name__}.from_torch takes a torch.nn."
+                            f"{cls.torch_class.__name__}, got {type(module).__name__}")
+        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers",
+                                                  "bias", "batch_first", "dropout",
+                                                  "bidirectional")}
+        if isinstance(module, nn.LSTM):
+            kwargs["proj_size"] = module.proj_size
+        if isinstance(module, nn.RNN):
+            kwargs["nonlinearity"] = module.nonlinearity
+        model = cls(cls.config_class(**kwargs, **overrides))
+        model.load_torch_state_dict(module.state_dict())
+        param = next(module.parameters())
+        return model.to(device=param.device, dtype=param.dtype)
+
+    def load_torch_state_dict(self, state: dict[str, Tensor]) -> None:
+        """Strictly load a ``torch.nn`` state dict (keys mapped by the ``"torch"`` layout)."""
+        from zoo_core._weights import load_state_dict
+
+        load_state_dict(self, dict(state), layout="torch")
+
+
+class RNN(_Recurrent):
+    """Elman RNN layers, ``torch.nn.RNN``-compatible.
+
+    Example:
+        >>> rnn = zoo.create("model:rnn", input_size=8, hidden_size=16, num_layers=2)
+        >>> y, h_n = rnn(torch.randn(10, 4, 8))          # (T, B, H), (L, B, H)
+    """
+
+    config_class = RNNConfig
+    presets: ClassVar[dict[str, RNNConfig]] = {
+        "tiny": RNNConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True)}
+    torch_class = nn.RNN
+
+    def _cell(self, input_size: int) -> nn.Module:
+        c = self.config
+        return RNNCell(input_size, c.hidden_size, c.bias, c.nonlinearity)
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {**super().torch_kwargs(), "nonlinearity": self.config.nonlinearity}
+
+
+
+class GRU(_Recurrent):
+    """GRU layers, ``torch.nn.GRU``-compatible (Cho et al. 2014, arXiv:1406.1078)."""
+
+    config_class = GRUConfig
+    presets: ClassVar[dict[str, GRUConfig]] = {
+        "tiny": GRUConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True)}
+    torch_class = nn.GRU
+
+    def _cell(self, input_size: int) -> nn.Module:
+        return GRUCell(input_size, self.config.hidden_size, self.config.bias)
+
+
+
+class LSTM(_Recurrent):
+    """LSTM layers, ``torch.nn.LSTM``-compatible (with ``proj_size``), plus peepholes and
+    layer norm (Hochreiter & Schmidhuber 1997; Sak et al. 2014; Ba et al. 2016).
+
+    Example:
+        >>> lstm = zoo.create("model:lstm", input_size=8, hidden_size=16, bidirectional=True)
+        >>> y, (h_n, c_n) = lstm(torch.randn(10, 4, 8))  # (T, B, 2H), (2, B, H) each
+    """
+
+    config_class = LSTMConfig
+    presets: ClassVar[dict[str, LSTMConfig]] = {
+        "tiny": LSTMConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True,
+                           proj_size=5)}
+    torch_class = nn.LSTM
+
+    def _cell(self, input_size: int) -> nn.Module:
+        c = self.config
+        return LSTMCell(input_size, c.hidden_size, c.bias, c.proj_size, c.peephole,
+                        c.layer_norm)
+
+    def torch_kwargs(self) -> dict[str, Any]:
+        return {**super().torch_kwargs(), "proj_size": self.config.proj_size}
+
+    def _initial_states(self, hx: State | None, batch: Batch) -> list[State]:
+        c = self.config
+        n, b = c.num_layers * c.num_directions, batch.x.shape[1]
+        if hx is None:
+            zeros = (batch.x.new_zeros(b, c.state_size), batch.x.new_zeros(b, c.hidden_size))
+            return [zeros] * n
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ValueError(f"LSTM takes hx = (h_0, c_0), got a {type(hx).__name__}; pass a "
+                             "pair of tensors")
+        h = self._check_state("h_0", hx[0], batch, c.state_size)
+        cc = self._check_state("c_0", hx[1], batch, c.hidden_size)
+        return list(zip(h.unbind(0), cc.unbind(0), strict=True))
+
+    def _stack_states(self, finals: list[State], unbatched: bool) -> State:
+        h = torch.stack([f[0] for f in finals])          # (L·D, B, P)
+        c = torch.stack([f[1] for f in finals])          # (L·D, B, H)
+        return (h[:, 0], c[:, 0]) if unbatched else (h, c)
+
