@@ -31,6 +31,7 @@ from . import bpe_files
 from .patterns import Splitter, resolve
 
 _CACHE_LIMIT = 500_000
+_NO_RANK = 1 << 62
 
 
 def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
@@ -42,17 +43,21 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
         max_rank: merge only into tokens of lower rank (used to recover merge pairs).
     """
     parts = [piece[i:i + 1] for i in range(len(piece))]
-    limit = float("inf") if max_rank is None else max_rank
+    limit = _NO_RANK if max_rank is None else max_rank
     get = ranks.get
-    while len(parts) > 1:
-        best, best_rank = -1, limit
-        for i in range(len(parts) - 1):
-            r = get(parts[i] + parts[i + 1])
-            if r is not None and r < best_rank:
-                best, best_rank = i, r
-        if best < 0:
+    # rank of each adjacent pair's concatenation; only the merged pair's neighbours change
+    pair = [get(a + b, _NO_RANK) for a, b in zip(parts, parts[1:], strict=False)]
+    while pair:
+        best_rank = min(pair)
+        if best_rank >= limit:
             break
-        parts[best:best + 2] = [parts[best] + parts[best + 1]]
+        i = pair.index(best_rank)  # leftmost of the lowest rank
+        parts[i] += parts.pop(i + 1)
+        del pair[i]
+        if i > 0:
+            pair[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
+        if i < len(pair):
+            pair[i] = get(parts[i] + parts[i + 1], _NO_RANK)
     return parts
 
 

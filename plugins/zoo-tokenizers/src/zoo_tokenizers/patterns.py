@@ -15,6 +15,7 @@ the original text at the same places. Any other pattern goes through ``regex`` a
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from itertools import accumulate
 from typing import Any
 
@@ -55,6 +56,7 @@ _FAST = {
         rf"[{_S}]+(?![^{_S}])", rf"[{_S}]+",
     ]),
 }
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _WHITE_SPACE = set("\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {
     chr(c) for c in range(0x2000, 0x200B)}
 _CLASSES = [(regex.compile(r"[\p{Lu}\p{Lt}]"), "upper"), (regex.compile(r"\p{Ll}"), "lower"),
@@ -110,7 +112,13 @@ class Splitter:
             return self._fast.findall(text)
         pieces = self._fast.findall(text.translate(self._table))
         bounds = list(accumulate(map(len, pieces), initial=0))
-        return list(map(text.__getitem__, map(slice, bounds, bounds[1:])))
+        runs = [m.span() for m in _NON_ASCII.finditer(text)]
+        if len(runs) * 4 > len(pieces):  # mostly non-ASCII: cut every piece from the text
+            return list(map(text.__getitem__, map(slice, bounds, bounds[1:])))
+        for start, end in runs:  # ASCII pieces are already right; redo those with a run
+            for k in range(bisect_right(bounds, start) - 1, bisect_left(bounds, end)):
+                pieces[k] = text[bounds[k]:bounds[k + 1]]
+        return pieces
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """``(start, end)`` character spans of the pre-tokens."""
