@@ -182,7 +182,7 @@ def dq_kernel(Q, K, V, DO, LSE2, DELTA, DQ, SLOPES, PAD, CU_Q, CU_K,
               SOFTCAP: tl.constexpr, ALIBI: tl.constexpr, KPM: tl.constexpr,
               WIN_L: tl.constexpr, WIN_R: tl.constexpr, DROPOUT: tl.constexpr,
               PREC: tl.constexpr):
-    pid_m = tl.program_id(0)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # heaviest (causal) blocks first
     bh = tl.program_id(1)
     b = bh // H
     h = bh % H

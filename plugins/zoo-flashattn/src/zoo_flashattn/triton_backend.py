@@ -32,6 +32,15 @@ _DQ = {64: [(128, 64, 8, 3), (128, 32, 4, 3), (64, 64, 4, 3)],
        128: [(128, 64, 8, 3), (128, 32, 4, 3), (64, 64, 4, 3)],
        256: [(64, 32, 4, 2), (64, 16, 4, 2)]}
 _INTERPRETED = [(16, 16, 4, 1)]
+_FORCED: list[int | None] = [None]
+
+
+def force_config(index: int | None) -> None:
+    """Use candidate ``index`` of every kernel (clipped) instead of autotuning; None undoes.
+
+    Lets several processes compile disjoint configs into Triton's on-disk cache at once.
+    """
+    _FORCED[0] = index
 
 
 def _kernels() -> Any:
@@ -92,6 +101,8 @@ def _pick(name: str, key: tuple[Any, ...], table: dict[int, list[Any]], d: int, 
           launch: Callable[[tuple[int, int, int, int]], None]) -> tuple[int, int, int, int]:
     """The fastest candidate config for this shape (timed once, then cached)."""
     cands = _candidates(table, d)
+    if _FORCED[0] is not None:
+        return cands[min(_FORCED[0], len(cands) - 1)]
     if len(cands) == 1 or seqlen < _AUTOTUNE_MIN_SEQLEN:
         return cands[0]
     full = (name, *key)
