@@ -1,0 +1,180 @@
+"""Parity of the cells and layers with torch.nn: state dicts both ways, outputs, final states
+and gradients (fp32), including bidirectional, multi-layer, projection and packed batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell
+from zoo_rnn.recurrent import GRU, LSTM, RNN
+
+import zoo_core as zoo
+
+TOL = {"rtol": 1e-6, "atol": 1e-6}
+
+KINDS = {  # name: (ours, torch.nn, extra kwargs)
+    "rnn-tanh": (RNN, nn.RNN, {}),
+    "rnn-relu": (RNN, nn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (LSTM, nn.LSTM, {}),
+    "lstm-proj": (LSTM, nn.LSTM, {"proj_size": 3}),
+    "gru": (GRU, nn.GRU, {}),
+}
+
+
+def _pair(kind: str, **kw):
+    ours_cls, ref_cls, extra = KINDS[kind]
+    torch.manual_seed(0)
+    ref = ref_cls(input_size=5, hidden_size=6, **extra, **kw)
+    ours = ours_cls.from_config(input_size=5, hidden_size=6, **extra,
+                                **{k: v for k, v in kw.items()})
+    ours.load_torch_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def _flat(state):
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def _check_grads(ours, ref, out_ours, out_ref, inputs_ours, inputs_ref):
+    """Same random projection of every output on both sides; compare all gradients."""
+    gen = torch.Generator().manual_seed(1)
+    weights = [torch.randn(t.shape, generator=gen) for t in out_ref]
+    loss_ref = sum((w * t).sum() for w, t in zip(weights, out_ref, strict=True))
+    loss_ours = sum((w * t).sum() for w, t in zip(weights, out_ours, strict=True))
+    ref_params = dict(ref.named_parameters())
+    our_params = {k: ours.get_parameter(v) for k, v in _name_map(ours).items()}
+    grads_ref = torch.autograd.grad(loss_ref, inputs_ref + list(ref_params.values()))
+    grads_ours = torch.autograd.grad(loss_ours,
+                                     inputs_ours + [our_params[k] for k in ref_params])
+    names = [f"input {i}" for i in range(len(inputs_ref))] + list(ref_params)
+    for name, a, b in zip(names, grads_ours, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, **TOL, msg=f"gradient of {name}")
+
+
+def _name_map(ours) -> dict[str, str]:
+    """torch.nn parameter name → ours, derived from the converted state dict."""
+    out = {}
+    for torch_name in ours.torch_state_dict():
+        (our_name,) = ours.convert_state_dict({torch_name: None}, "torch")
+        out[torch_name] = our_name
+    return out
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("layers,bidir", [(1, False), (2, True)])
+def test_padded_with_initial_state(kind, fused, layers, bidir):
+    ours, ref = _pair(kind, num_layers=layers, bidirectional=bidir, batch_first=True)
+    ours = type(ours).from_torch(ref, fused=fused)
+    x = torch.randn(3, 7, 5)
+    hx_ref = tuple(torch.randn(s.shape) for s in _flat(ref(x)[1]))
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    h1 = [t.clone().requires_grad_() for t in hx_ref]
+    h2 = [t.clone().requires_grad_() for t in hx_ref]
+    arg1 = tuple(h1) if len(h1) == 2 else h1[0]
+    arg2 = tuple(h2) if len(h2) == 2 else h2[0]
+    y, state = ours(x1, arg1)
+    y_ref, state_ref = ref(x2, arg2)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    for a, b in zip(_flat(state), _flat(state_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    _check_grads(ours, ref, [y, *_flat(state)], [y_ref, *_flat(state_ref)],
+                 [x1, *h1], [x2, *h2])
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("fused", [True, False])
+def test_packed_variable_lengths(kind, fused):
+    ours, ref = _pair(kind, num_layers=2, bidirectional=True)
+    ours = type(ours).from_torch(ref, fused=fused)
+    lengths = torch.tensor([4, 7, 1, 5])                       # unsorted
+    x1 = torch.randn(7, 4, 5, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    p1 = pack_padded_sequence(x1, lengths, enforce_sorted=False)
+    p2 = pack_padded_sequence(x2, lengths, enforce_sorted=False)
+    y, state = ours(p1)
+    y_ref, state_ref = ref(p2)
+    assert isinstance(y, PackedSequence)
+    assert torch.equal(y.batch_sizes, y_ref.batch_sizes)
+    assert torch.equal(y.sorted_indices, y_ref.sorted_indices)
+    torch.testing.assert_close(y.data, y_ref.data, **TOL)
+    for a, b in zip(_flat(state), _flat(state_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    _check_grads(ours, ref, [y.data, *_flat(state)], [y_ref.data, *_flat(state_ref)],
+                 [x1], [x2])
+
+
+@pytest.mark.parametrize("kind", ["lstm-proj", "gru"])
+def test_padded_lengths_match_packed(kind):
+    """Padded input + lengths gives the packed result, zero-padded."""
+    ours, ref = _pair(kind, num_layers=2, bidirectional=True)
+    lengths = torch.tensor([6, 6, 3])
+    x = torch.randn(6, 3, 5)
+    y, state = ours(x, lengths=lengths)
+    y_ref, state_ref = ref(pack_padded_sequence(x, lengths))
+    y_ref, _ = pad_packed_sequence(y_ref, total_length=6)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    for a, b in zip(_flat(state), _flat(state_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_unbatched_and_export(kind):
+    ours, ref = _pair(kind, num_layers=2)
+    x = torch.randn(4, 5)
+    y, state = ours(x)
+    y_ref, state_ref = ref(x)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    for a, b in zip(_flat(state), _flat(state_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    back = ours.to_torch()                                     # ours → torch.nn
+    assert type(back) is type(ref)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v), k
+    ref.load_state_dict(ours.torch_state_dict())               # plain torch.nn API
+
+
+@pytest.mark.parametrize("cell,ref_cls,kw", [
+    (RNNCell, nn.RNNCell, {"nonlinearity": "tanh"}), (RNNCell, nn.RNNCell,
+                                                       {"nonlinearity": "relu"}),
+    (LSTMCell, nn.LSTMCell, {}), (GRUCell, nn.GRUCell, {})])
+def test_cells(cell, ref_cls, kw):
+    torch.manual_seed(0)
+    ref = ref_cls(5, 6, **kw)
+    ours = cell(5, 6, **kw)
+    ours.load_state_dict(ref.state_dict())
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 5, requires_grad=True)
+    hs = [torch.randn(3, 6, requires_grad=True) for _ in range(2 if cell is LSTMCell else 1)]
+    state = tuple(hs) if cell is LSTMCell else hs[0]
+    out, out_ref = ours(x, state), ref(x, state)
+    for a, b in zip(_flat(out), _flat(out_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    g = torch.autograd.grad(sum(t.sum() for t in _flat(out)), [x, *hs, *ours.parameters()])
+    g_ref = torch.autograd.grad(sum(t.sum() for t in _flat(out_ref)),
+                                [x, *hs, *ref.parameters()])
+    for a, b in zip(g, g_ref, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+
+
+def test_registry_and_layout():
+    lstm = zoo.create("model:lstm", input_size=5, hidden_size=6, num_layers=2,
+                      bidirectional=True, proj_size=2)
+    ref = nn.LSTM(5, 6, num_layers=2, bidirectional=True, proj_size=2)
+    converted = lstm.convert_state_dict(dict(ref.state_dict()), "torch")
+    assert set(converted) == set(lstm.state_dict())
+    assert "layers.1.1.weight_hr" in converted
+
+
+def test_dropout_between_layers_only_in_training():
+    ours, ref = _pair("gru", num_layers=3, dropout=0.5)
+    x = torch.randn(5, 2, 5)
+    ours.eval()
+    torch.testing.assert_close(ours(x)[0], ref.eval()(x)[0], **TOL)
+    ours.train()
+    torch.manual_seed(0)
+    a = ours(x)[0]
+    torch.manual_seed(1)
+    assert not torch.allclose(a, ours(x)[0])
