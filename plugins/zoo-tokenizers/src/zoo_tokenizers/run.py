@@ -1,4 +1,4 @@
-"""``zoo run ENTRY TEXT…`` for tokenizer entries: the tokens and ids of each text."""
+"""``zoo run ENTRY TEXT…`` for tokenizer entries: the tokens, ids and offsets of each text."""
 
 from __future__ import annotations
 
@@ -6,21 +6,25 @@ from typing import Any
 
 
 def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
-    """A table of (text, token, id, start, end) rows, one per token of each input text."""
+    """A table of (text, token, id, start, end) rows, one per token of each input text.
+
+    Special tokens written in the text are encoded as such; ``start``/``end`` are character
+    offsets in the input (a BPE token inside a multi-byte character gets that character).
+    """
     import zoo_core as zoo
 
     tok = zoo.load(entry_name)
     rows: list[list[Any]] = []
     for text in inputs:
-        ids = tok.encode(text)
-        if hasattr(tok, "encode_full"):  # WordPiece: tokens with input offsets
+        if hasattr(tok, "encode_full"):  # WordPiece: tokens with input spans
             enc = tok.encode_full(text)
-            rows += [[text, t, i, a, b] for t, i, (a, b) in zip(enc.tokens, enc.ids, enc.offsets,
-                                                                 strict=True)]
+            rows += [[text, t, i, a, b]
+                     for t, i, (a, b) in zip(enc.tokens, enc.ids, enc.offsets, strict=True)]
             continue
-        spans = tok.offsets(ids, text) if hasattr(tok, "offsets") else [(0, 0)] * len(ids)
-        for i, (a, b) in zip(ids, spans, strict=True):
+        ids, starts = tok.encode_with_offsets(text, allowed_special="all")
+        ends = [*starts[1:], len(text)]
+        for i, a, b in zip(ids, starts, ends, strict=True):
             piece = tok.decode_single_token_bytes(i).decode("utf-8", "replace")
-            rows.append([text, piece, i, a, b])
-    return {"title": f"{entry_name}: {sum(1 for _ in rows)} tokens",
+            rows.append([text, piece, i, a, max(b, min(a + 1, len(text)))])
+    return {"title": f"{entry_name}: {len(rows)} tokens",
             "columns": ["text", "token", "id", "start", "end"], "rows": rows}
