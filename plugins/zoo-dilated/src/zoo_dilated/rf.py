@@ -151,7 +151,7 @@ class _Walker:
         self.input_size = list(input_size) if input_size is not None else None
         self.env: dict[fx.Node, Any] = {}
         self.layers: list[tuple[str, tuple[float, ...], tuple[int, ...], tuple[float, ...]]] = []
-        self.seen_input = False
+        self.first = next((n for n in gm.graph.nodes if n.op == "placeholder"), None)
 
     # -- rules ---------------------------------------------------------------------------
     def window(self, s: Any, name: str, kernel: Sequence[int], stride: Sequence[int],
@@ -220,11 +220,9 @@ class _Walker:
 
     def run(self, node: fx.Node) -> Any:
         if node.op == "placeholder":
-            if self.seen_input:
+            if node is not self.first:
                 return None
-            self.seen_input = True
-            length = self.input_size
-            return _Span([0] * self.n, [0] * self.n, [1] * self.n, length)
+            return _Span([0] * self.n, [0] * self.n, [1] * self.n, self.input_size)
         if node.op in ("get_attr", "output"):
             return None
         if node.op == "call_module":
@@ -448,13 +446,15 @@ def receptive_field(model: nn.Module, *, output: str | int | None = None,
         raise DilationError(f"input_size={tuple(input_size)!r} must have {n} entries (one per "
                             "spatial dimension), e.g. (H, W)")
     walker = _Walker(gm, n, input_size)
-    result = None
+    out_node = next(node for node in gm.graph.nodes if node.op == "output")
+    chosen = _select(out_node.args[0], output)
+    needed = _ancestors(chosen)
     for node in gm.graph.nodes:
-        if node.op == "output":
-            result = _pick(node.args[0], output, walker)
-            break
-        walker.env[node] = s = walker.run(node)
-        walker.record(node, s)
+        if node in needed:
+            walker.env[node] = s = walker.run(node)
+            walker.record(node, s)
+    states = [s for s in walker.state(chosen) if s is not None]
+    result = states[0] if states else None
     if result is None:
         raise DilationError(f"{type(model).__name__}'s output {output!r} does not depend on its "
                             "input spatially; pass output=<key or index> of a feature map")
@@ -464,19 +464,36 @@ def receptive_field(model: nn.Module, *, output: str | int | None = None,
     return ReceptiveField(_size(result), tuple(result.jump), tuple(result.left), layers)
 
 
-def _pick(out: Any, key: str | int | None, walker: _Walker) -> Any:
-    if key is not None:
-        if isinstance(out, dict) and key in out:
-            out = out[key]
-        elif isinstance(out, (tuple, list)) and isinstance(key, int) and -len(out) <= key < len(
-                out):
-            out = out[key]
-        else:
-            keys = list(out) if isinstance(out, dict) else list(range(len(out))) \
-                if isinstance(out, (tuple, list)) else []
-            raise DilationError(f"output={key!r} is not an output of this model; valid: {keys}")
-    states = [s for s in walker.state(out) if s is not None]
-    return states[0] if states else None
+def _select(out: Any, key: str | int | None) -> Any:
+    """The part of the traced output to follow: ``out[key]``, else its first node."""
+    if key is None:
+        while isinstance(out, (tuple, list, dict)) and out:
+            out = next(iter(out.values())) if isinstance(out, dict) else out[0]
+        return out
+    if isinstance(out, dict) and key in out:
+        return out[key]
+    if isinstance(out, (tuple, list)) and isinstance(key, int) and -len(out) <= key < len(out):
+        return out[key]
+    keys = list(out) if isinstance(out, dict) else \
+        list(range(len(out))) if isinstance(out, (tuple, list)) else []
+    raise DilationError(f"output={key!r} is not an output of this model; valid: {keys}")
+
+
+def _ancestors(arg: Any) -> set[fx.Node]:
+    stack = _nodes(arg)
+    seen: set[fx.Node] = set()
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(node.all_input_nodes)
+    return seen
+
+
+def _nodes(arg: Any) -> list[fx.Node]:
+    found: list[fx.Node] = []
+    fx.node.map_arg(arg, found.append)
+    return found
 
 
 def min_input_size(model: nn.Module, *, spatial_dims: int | None = None,
