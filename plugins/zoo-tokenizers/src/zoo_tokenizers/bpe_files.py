@@ -143,6 +143,7 @@ def bpe_tokenizer_json(tok: Any) -> dict[str, Any]:
     """An HF ``tokenizers`` description equivalent to ``tok``."""
     pattern = tok.pattern.replace("{1,3}+", "{1,3}")  # Oniguruma reads '{n,m}+' as a repeat
     vocab = {bytes_to_token(t): r for t, r in sorted(tok.ranks.items(), key=lambda kv: kv[1])}
+    vocab |= tok.special_tokens  # HF renumbers added tokens not in the model's vocab past gaps
     merges = [[bytes_to_token(a), bytes_to_token(b)] for a, b in derive_merges(tok.ranks)]
     return {
         "version": "1.0", "truncation": None, "padding": None,
@@ -173,7 +174,9 @@ def read_tokenizer_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"{str(path)!r} holds a {model.get('type')!r} model, not BPE; load "
                          "WordPiece files with tokenizer:wordpiece")
     where = str(path)
-    ranks = {token_to_bytes(t, where): i for t, i in model.get("vocab", {}).items()}
+    specials = {t["content"]: t["id"] for t in doc.get("added_tokens", []) if t.get("special")}
+    ranks = {token_to_bytes(t, where): i for t, i in model.get("vocab", {}).items()
+             if t not in specials}
     pre = doc.get("pre_tokenizer") or {}
     steps = pre.get("pretokenizers", [pre]) if pre.get("type") == "Sequence" else [pre]
     pattern = "gpt2"
@@ -191,7 +194,6 @@ def read_tokenizer_json(path: Path) -> dict[str, Any]:
             raise ValueError(f"{where!r}: merge {n} {m!r} gives id {ranks[ab + ba]}, not above "
                              "its parts'; only vocabularies whose ids follow the merge order "
                              "load as byte-level BPE")
-    specials = {t["content"]: t["id"] for t in doc.get("added_tokens", []) if t.get("special")}
     specials = {t: i for t, i in specials.items() if i not in by_id}
     return {"ranks": ranks, "pattern": pattern, "special_tokens": specials}
 
