@@ -49,8 +49,11 @@ def _warm(task: tuple[int, bool, int]) -> str:
     triton_backend.force_config(index)
     q, k, v = (torch.randn(1, HIDDEN // d, 1024, d, device="cuda", dtype=torch.bfloat16,
                            requires_grad=True) for _ in range(3))
-    Attention()(q, k, v, causal=causal, backend="triton").sum().backward()
-    torch.cuda.synchronize()
+    try:
+        Attention()(q, k, v, causal=causal, backend="triton").sum().backward()
+        torch.cuda.synchronize()
+    except Exception as e:  # a config that does not fit: autotuning skips it too
+        return f"D={d} causal={causal} config#{index}: {type(e).__name__}: {str(e)[:200]}"
     return f"D={d} causal={causal} config#{index}: {time.time() - t0:.1f}s"
 
 
@@ -69,7 +72,7 @@ def prewarm(quick: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="S in {1k, 4k} only")
-    ap.add_argument("--flex-budget-s", type=float, default=150.0,
+    ap.add_argument("--flex-budget-s", type=float, default=120.0,
                     help="stop measuring FlexAttention (compiles per shape) after this long")
     ap.add_argument("--no-prewarm", action="store_true")
     ap.add_argument("--out", default=os.environ.get("OUT", ""), help="folder for md/json")

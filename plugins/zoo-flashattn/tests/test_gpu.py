@@ -52,7 +52,7 @@ def rand(*shape, dtype=torch.bfloat16, seed=0):
 @pytest.mark.parametrize("d", [64, 128])
 @pytest.mark.parametrize("causal", [False, True])
 def test_large_bf16_matches_sdpa_math(d, causal):
-    b, h, s = 2, 2048 // d // 4, 4096
+    b, h, s = 1, 16, 4096  # H % 16 == 0 like the benchmark: the same compiled kernels
     inputs = [rand(b, h, s, d, seed=i) for i in range(3)]
     do = rand(b, h, s, d, seed=9)
     got = run(lambda q, k, v: attn()(q, k, v, causal=causal, backend="triton"), inputs, do)

@@ -20,7 +20,7 @@ from torch import Tensor
 from ._spec import Call
 
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
-_AUTOTUNE_MIN_SEQLEN = 512
+_AUTOTUNE_MIN_SEQLEN = 1024
 # (BLOCK_M, BLOCK_N, num_warps, num_stages), first = default
 _FWD = {64: [(128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3)],
         128: [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3)],
