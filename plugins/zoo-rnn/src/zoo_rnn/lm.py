@@ -213,7 +213,7 @@ def train_epoch(model: RNNLM, data: Tensor, optimizer: torch.optim.Optimizer, bp
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         state = out.state
-        total, count = total + float(out.loss) * y.numel(), count + y.numel()  # type: ignore[arg-type]
+        total, count = total + out.loss.item() * y.numel(), count + y.numel()  # type: ignore[arg-type]
     return total / count
 
 
