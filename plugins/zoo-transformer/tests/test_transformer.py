@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 import torch
-import zoo_core as zoo
-
 from zoo_transformer.search import beam_search, greedy, length_penalty
+
+import zoo_core as zoo
 
 
 def _tiny(**kw):

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+
 from zoo_core import Model, ZooError
 
 from . import hf

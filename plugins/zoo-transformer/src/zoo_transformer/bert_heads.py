@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from zoo_core import Model
 
 from . import hf

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
 from zoo_core import ZooError
 
 IGNORE = -100

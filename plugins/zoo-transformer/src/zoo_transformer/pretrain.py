@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -31,6 +32,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+
 from zoo_core import ZooError
 
 from .masking import mask_tokens, word_ids
@@ -95,7 +97,7 @@ def lee_documents() -> list[list[str]]:
 
 
 class MLMBatches:
-    """Micro-batch ``i`` of tokenized pairs (or single sentences), masked with seed ``(seed, i)``."""
+    """Micro-batch ``i``: tokenized pairs (or sentences), masked with seed ``(seed, i)``."""
 
     def __init__(self, tokenizer: Any, documents: Sequence[Sequence[str]], cfg: TrainConfig,
                  vocab_size: int) -> None:
@@ -226,9 +228,8 @@ def pretrain(model: nn.Module, batches: Callable[[int], dict[str, Tensor]], cfg:
         for a in range(cfg.accumulation):
             i = (step * cfg.accumulation + a) * world + rank
             batch = {k: v.to(device) for k, v in batches(i).items()}
-            sync = a == cfg.accumulation - 1 or world == 1
-            ctx = net.no_sync() if not sync and isinstance(net, nn.parallel.DistributedDataParallel) \
-                else _nullcontext()
+            last = a == cfg.accumulation - 1
+            ctx = net.no_sync() if world > 1 and not last else contextlib.nullcontext()
             with ctx, torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 loss = net(**batch).loss / cfg.accumulation
             scaler.scale(loss).backward()
@@ -251,14 +252,6 @@ def pretrain(model: nn.Module, batches: Callable[[int], dict[str, Tensor]], cfg:
     if out is not None and rank == 0:
         save_checkpoint(out, model, opt, sched, cfg.steps, history)
     return history
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
 from zoo_core import ZooError
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
 import zoo_core as zoo
 from zoo_core import ZooError
 

@@ -20,6 +20,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from zoo_core import Model, ZooError
 
 from ._inputs import check_ids, check_length

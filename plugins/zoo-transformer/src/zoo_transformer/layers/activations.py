@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor
+
 from zoo_core import ZooError
 
 

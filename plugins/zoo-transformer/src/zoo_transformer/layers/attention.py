@@ -20,6 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from zoo_core import ZooError
 
 BACKENDS = ("eager", "sdpa", "zoo")
