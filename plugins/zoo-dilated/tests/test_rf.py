@@ -20,7 +20,7 @@ import zoo_core as zoo
 
 def positive_copy(model: nn.Module) -> nn.Module:
     model = copy.deepcopy(model).double().eval()
-    for name, m in list(model.named_modules()):
+    for m in list(model.modules()):
         for child_name, child in list(m.named_children()):
             if isinstance(child, nn.MaxPool2d):
                 setattr(m, child_name, nn.AvgPool2d(child.kernel_size, child.stride,
@@ -58,7 +58,8 @@ def empirical_box(model, shape, index, output=None):
 
 
 def clipped(interval, shape):
-    return tuple((max(0, int(a)), min(n - 1, int(b))) for (a, b), n in zip(interval, shape[2:]))
+    return tuple((max(0, int(a)), min(n - 1, int(b))) for (a, b), n in
+                 zip(interval, shape[2:], strict=True))
 
 
 def resnet18_trunk():

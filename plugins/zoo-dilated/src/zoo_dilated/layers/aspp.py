@@ -6,8 +6,8 @@ concatenated along channels, then projected by a ``1 × 1`` convolution:
     y = Dropout(P · [B_1x1(x), B_r1(x), B_r2(x), B_r3(x), Up(B_pool(GAP(x)))])
 
 with ``B_r`` a ``3 × 3`` atrous convolution of rate ``r`` (+ BN + ReLU) and ``B_pool`` the
-image-level feature: global average pooling, ``1 × 1`` conv, BN, ReLU, broadcast back to
-``H × W`` (bilinear upsampling of a ``1 × 1`` map is a broadcast). The paper's rates are
+image-level feature: global average pooling, ``1 × 1`` conv, BN, ReLU, bilinearly upsampled
+back to ``H × W``. The paper's rates are
 (6, 12, 18) at output stride 16 and twice that, (12, 24, 36), at output stride 8.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .conv_norm_act import ConvNormAct, make_norm
@@ -23,7 +24,7 @@ from .dilated_conv import check_rate
 
 
 class ASPPPooling(nn.Module):
-    """Image-level branch: global average pool → ``1 × 1`` conv → norm → act → broadcast."""
+    """Image-level branch: global average pool → ``1 × 1`` conv → norm → act → upsample."""
 
     def __init__(self, in_channels: int, out_channels: int, norm: str = "batchnorm") -> None:
         super().__init__()
@@ -34,7 +35,7 @@ class ASPPPooling(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # (B, Cin, H, W) -> (B, Cout, H, W)
         y = self.act(self.bn(self.conv(self.pool(x))))  # (B, Cout, 1, 1)
-        return y.expand(-1, -1, x.shape[-2], x.shape[-1])
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
 class ASPP(nn.Module):
