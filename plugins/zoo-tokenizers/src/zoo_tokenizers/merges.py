@@ -21,17 +21,13 @@ def _pairs(symbols: Sequence[int]) -> Counter[Pair]:
     return Counter(zip(symbols, symbols[1:], strict=False))
 
 
-def _merge_word(symbols: list[int], a: int, b: int, new: int) -> list[int]:
-    out: list[int] = []
-    i, n = 0, len(symbols)
-    while i < n:
-        if i + 1 < n and symbols[i] == a and symbols[i + 1] == b:
-            out.append(new)
-            i += 2
-        else:
-            out.append(symbols[i])
-            i += 1
-    return out
+def _move(pair_count: dict[Pair, int], where: dict[Pair, set[int]], touched: dict[Pair, int],
+          gone: Pair, born: Pair, n: int, w: int) -> None:
+    """Word ``w`` (seen ``n`` times) loses one ``gone`` pair and gains one ``born`` pair."""
+    pair_count[gone] -= n
+    pair_count[born] += n
+    where[born].add(w)
+    touched[gone] = touched[born] = 1
 
 
 def learn_merges(
@@ -80,22 +76,33 @@ def learn_merges(
             break
         new = first_id + len(merges)
         merges.append((pair[0], pair[1], new))
-        touched: set[Pair] = set()
+        touched: dict[Pair, int] = {}
+        a, b = pair
         for w in where.pop(pair, ()):
             old = seqs[w]
-            merged = _merge_word(old, pair[0], pair[1], new)
-            if len(merged) == len(old):
-                continue
-            n = counts[w]
-            diff = _pairs(merged)
-            diff.subtract(_pairs(old))
-            for p, k in diff.items():
-                if k:
-                    pair_count[p] += k * n
-                    touched.add(p)
-                    if k > 0:
-                        where[p].add(w)
-            seqs[w] = merged
+            n, size = counts[w], len(old)
+            out: list[int] = []
+            i, left_done = 0, False
+            while i < size:
+                if old[i] != a or i + 1 == size or old[i + 1] != b:
+                    out.append(old[i])
+                    i += 1
+                    continue
+                # an occurrence at i: pairs around it change (the merged pair itself is dropped)
+                if i and not left_done:
+                    _move(pair_count, where, touched, (old[i - 1], a), (out[-1], new), n, w)
+                left_done = False
+                if i + 2 < size:
+                    nxt = old[i + 2]
+                    if nxt == a and i + 3 < size and old[i + 3] == b:  # next occurrence
+                        _move(pair_count, where, touched, (b, a), (new, new), n, w)
+                        left_done = True
+                    else:
+                        _move(pair_count, where, touched, (b, nxt), (new, nxt), n, w)
+                out.append(new)
+                i += 2
+            if len(out) != size:
+                seqs[w] = out
         pair_count.pop(pair, None)
         for p in touched:
             c = pair_count.get(p, 0)
