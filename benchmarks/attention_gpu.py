@@ -5,7 +5,7 @@ FlashAttention's convention: forward = 4·B·H·S²·D FLOPs (halved when causal
 and 32k tokens per batch (B = 32768 / S), D ∈ {64, 128}, S ∈ {1k, 4k, 16k}, causal or not.
 Every number in a row comes from the same run on the same GPU; each is the median of
 ``triton.testing.do_bench``. The ``err`` column is ‖ours − SDPA-flash‖ / ‖SDPA-flash‖ of
-the forward output.
+the forward output, ``grad err`` the largest of dq, dk, dv's (same do).
 
 Usage (a CUDA GPU is required):
     python benchmarks/attention_gpu.py [--quick] [--flex-budget-s 150] [--out DIR]
@@ -60,7 +60,7 @@ def _warm(task: tuple[int, bool, int]) -> str:
 def prewarm(quick: bool) -> None:
     import multiprocessing as mp
 
-    tasks = [(d, c, i) for d in (64, 128) for c in (False, True) for i in range(4)]
+    tasks = [(d, c, i) for d in (64, 128) for c in (False, True) for i in range(5)]
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=min(len(tasks), os.cpu_count() or 4),
                              mp_context=mp.get_context("spawn")) as pool:
@@ -103,6 +103,9 @@ def main() -> None:
         return run
 
     flex_state: dict = {}
+    for knob in ("recompile_limit", "cache_size_limit"):  # one compile per shape and grad mode
+        if hasattr(torch._dynamo.config, knob):
+            setattr(torch._dynamo.config, knob, 256)
 
     def flex(q, k, v, causal):
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -128,6 +131,18 @@ def main() -> None:
         both = do_bench(step, warmup=25, rep=150, grad_to_none=leaves, return_mode="median")
         return fwd, both
 
+    def errors(fn, ref_fn, q, k, v, do, causal):
+        """‖ours − ref‖ / ‖ref‖ of the output, and the largest of dq, dk, dv."""
+        got, want = [], []
+        for f, acc in ((fn, got), (ref_fn, want)):
+            leaves = [x.detach().requires_grad_() for x in (q, k, v)]
+            out = f(*leaves, causal)
+            out.backward(do)
+            acc.extend([out.detach(), *(x.grad for x in leaves)])
+        rel = [((a.float() - b.float()).norm() / b.float().norm()).item()
+               for a, b in zip(got, want, strict=True)]
+        return rel[0], max(rel[1:])
+
     results = []
     flex_spent = 0.0
     for name in impls:
@@ -147,9 +162,8 @@ def main() -> None:
                     fwd, both = measure(fn, q, k, v, do)
                     row.update(fwd_tflops=f_fwd / fwd / 1e9, fwdbwd_tflops=3.5 * f_fwd / both / 1e9)
                     if name == "ours":
-                        ref = impls["sdpa-flash"](q, k, v, causal).float()
-                        row["err"] = ((ours(q, k, v, causal).float() - ref).norm()
-                                      / ref.norm()).item()
+                        row["err"], row["grad_err"] = errors(ours, impls["sdpa-flash"], q, k,
+                                                             v, do, causal)
                 except Exception as e:  # a peer that does not run here is reported, not fatal
                     row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
                 if name == "flex":
@@ -158,6 +172,10 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             del q, k, v, do
             torch.cuda.empty_cache()
+    from zoo_flashattn import triton_backend
+
+    for key, cfg in triton_backend.tuned().items():
+        print("tuned", key[0], "dtype/D/flags...", key[1:3], key[-2:], "->", cfg)
     table = render(results, cells(args.quick))
     print(table)
     if args.out:
@@ -173,15 +191,15 @@ def render(results: list[dict], grid: list[tuple[int, int, bool]]) -> str:
     for mode, key in (("forward", "fwd_tflops"), ("forward+backward", "fwdbwd_tflops")):
         lines.append(f"\n{mode}, TFLOP/s (bf16)")
         lines.append("| D | S | causal | " + " | ".join(names)
-                     + " | ours/sdpa-flash | ours/cudnn | err |")
-        lines.append("|---" * (len(names) + 6) + "|")
+                     + " | ours/sdpa-flash | ours/cudnn | err | grad err |")
+        lines.append("|---" * (len(names) + 7) + "|")
         for d, s, c in grid:
             vals = [by.get((n, d, s, c), {}).get(key) for n in names]
             cellv = [f"{x:.0f}" if x else "—" for x in vals]
             ratio = [f"{vals[0] / x:.2f}" if vals[0] and x else "—" for x in vals[1:3]]
-            err = by.get(("ours", d, s, c), {}).get("err")
-            err_s = f"{err:.1e}" if err is not None else "—"
-            lines.append(f"| {d} | {s} | {c} | " + " | ".join(cellv + ratio) + f" | {err_s} |")
+            errs = [by.get(("ours", d, s, c), {}).get(x) for x in ("err", "grad_err")]
+            errs_s = [f"{e:.1e}" if e is not None else "—" for e in errs]
+            lines.append(f"| {d} | {s} | {c} | " + " | ".join(cellv + ratio + errs_s) + " |")
     return "\n".join(lines)
 
 

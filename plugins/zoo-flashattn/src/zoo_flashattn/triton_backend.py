@@ -22,8 +22,10 @@ from ._spec import Call
 _TUNED: dict[tuple[Any, ...], tuple[int, int, int, int]] = {}
 _AUTOTUNE_MIN_SEQLEN = 1024
 # (BLOCK_M, BLOCK_N, num_warps, num_stages), first = default
-_FWD = {64: [(128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3)],
-        128: [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3)],
+_FWD = {64: [(128, 64, 4, 3), (128, 128, 8, 3), (128, 64, 8, 4), (64, 64, 4, 3),
+             (128, 128, 4, 2)],
+        128: [(128, 64, 8, 3), (128, 128, 8, 3), (128, 64, 4, 3), (64, 64, 4, 3),
+              (128, 128, 8, 2)],
         256: [(64, 32, 4, 2), (64, 64, 8, 2), (128, 32, 8, 2)]}
 _DKDV = {64: [(64, 128, 8, 3), (32, 128, 4, 3), (64, 64, 4, 3)],
          128: [(64, 128, 8, 3), (32, 128, 4, 3), (64, 64, 4, 3)],
@@ -33,6 +35,11 @@ _DQ = {64: [(128, 64, 8, 3), (128, 32, 4, 3), (64, 64, 4, 3)],
        256: [(64, 32, 4, 2), (64, 16, 4, 2)]}
 _INTERPRETED = [(16, 16, 4, 1)]
 _FORCED: list[int | None] = [None]
+
+
+def tuned() -> dict[tuple[Any, ...], tuple[int, int, int, int]]:
+    """The configs autotuning chose in this process: {(kernel, *shape key): config}."""
+    return dict(_TUNED)
 
 
 def force_config(index: int | None) -> None:
