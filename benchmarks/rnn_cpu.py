@@ -15,8 +15,7 @@ import time
 
 import torch
 from torch import nn
-
-import zoo_core as zoo
+from zoo_rnn.recurrent import GRU, LSTM
 
 
 def _seconds(module: nn.Module, x: torch.Tensor) -> float:
@@ -36,7 +35,10 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--kinds", default="lstm,gru")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     h, dev = args.hidden, torch.device(args.device)
     x = torch.randn(args.steps, args.batch, h, device=dev)
@@ -45,26 +47,20 @@ def main() -> None:
     print(f"{'layer':<6} {'impl':<16} {'seq/s':>8} {'vs torch.nn':>12}")
     for kind in args.kinds.split(","):
         ref = {"lstm": nn.LSTM, "gru": nn.GRU}[kind](h, h, num_layers=2).to(dev)
-        ours = zoo.get_class if False else None
-        fused = type_of(kind).from_torch(ref).to(dev)
-        loop = type_of(kind).from_torch(ref, fused=False).to(dev)
-        impls = {"torch.nn": ref, "zoo fused": fused, "zoo fused=False": loop}
-        best = {name: float("inf") for name in impls}
-        for _ in range(args.repeats + 1):  # the first round warms up
+        ours = {"lstm": LSTM, "gru": GRU}[kind]
+        impls = {"torch.nn": ref, "zoo (fused)": ours.from_torch(ref).to(dev),
+                 "zoo fused=False": ours.from_torch(ref, fused=False).to(dev)}
+        best = dict.fromkeys(impls, float("inf"))
+        for _ in range(2):  # warm-up round, not timed
+            for module in impls.values():
+                _seconds(module, x)
+        for _ in range(args.repeats):
             for name, module in impls.items():
-                t = _seconds(module, x)
-                best[name] = min(best[name], t) if best[name] != float("inf") or _ else t
-        del ours
+                best[name] = min(best[name], _seconds(module, x))
         base = args.batch / best["torch.nn"]
         for name, t in best.items():
             rate = args.batch / t
-            print(f"{kind:<6} {name:<16} {rate:8.1f} {rate / base:11.2f}x")
-
-
-def type_of(kind: str) -> type:
-    from zoo_core import REGISTRY
-
-    return REGISTRY.get(f"model:{kind}").load()  # type: ignore[no-any-return]
+            print(f"{kind:<6} {name:<16} {rate:8.1f} {rate / base:11.2f}x", flush=True)
 
 
 if __name__ == "__main__":
