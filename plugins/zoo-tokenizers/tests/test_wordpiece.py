@@ -151,3 +151,13 @@ def test_bad_input(ours, tmp_path, minilm):
     (tmp_path / "bpe.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="'BPE'"):
         WordPiece.from_file(tmp_path / "bpe.json")
+
+
+def test_parity_random_ascii_with_controls(ours, hf):
+    import random
+
+    rng = random.Random(0)
+    texts = ["".join(chr(rng.randint(0, 127)) for _ in range(rng.randint(0, 30)))
+             for _ in range(400)]
+    for text, h in zip(texts, hf.encode_batch(texts), strict=True):
+        _same(ours.encode_full(text), h, text)

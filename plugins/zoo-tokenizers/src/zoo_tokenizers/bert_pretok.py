@@ -13,7 +13,9 @@ the index of the input character it came from; word and token offsets are spans 
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # CJK Unified Ideographs and their extensions and compatibility blocks (the ranges BERT's
@@ -23,6 +25,9 @@ _CJK_RANGES = (
     (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
 )
 _WORD, _SPACE, _ALONE = 0, 1, 2  # how a normalised character ends up: in a word, a gap, alone
+# ASCII fast path: controls (dropped, so words may join across them) send text the slow way
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ASCII_WORD = re.compile(r"[^\t\n\r !-/:-@\[-`{-~]+|[!-/:-@\[-`{-~]")
 
 
 def is_cjk(cp: int) -> bool:
@@ -110,10 +115,14 @@ class BertPreTokenizer:
         self.normalizer = normalizer
         self._table: dict[str, tuple[str, int]] = {}
 
-    def split(self, text: str, base: int = 0) -> list[tuple[str, list[int]]]:
+    def split(self, text: str, base: int = 0) -> list[tuple[str, Sequence[int]]]:
         """Words of ``text`` as ``(word, source_index_per_char)``; indices start at ``base``."""
+        if text.isascii() and not _ASCII_CONTROL.search(text):  # one char in, one char out
+            norm = text.lower() if self.normalizer.lowercase else text
+            return [(m.group(), range(base + m.start(), base + m.end()))
+                    for m in _ASCII_WORD.finditer(norm)]
         table, char = self._table, self.normalizer.char
-        words: list[tuple[str, list[int]]] = []
+        words: list[tuple[str, Sequence[int]]] = []
         cur: list[str] = []
         src: list[int] = []
         for i, ch in enumerate(text, base):
