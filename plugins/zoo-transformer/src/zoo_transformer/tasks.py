@@ -27,6 +27,11 @@ def _tokenizer(entry_name: str) -> Any:
                        "(`uv sync --all-packages`).") from None
 
 
+def _types(model: Any, batch: dict[str, Any]) -> Any:
+    """Token types for models that have them (DistilBERT has none)."""
+    return batch.get("token_type_ids") if model.config.type_vocab_size else None
+
+
 def _need(inputs: list[str], at_least: int, usage: str) -> None:
     if len(inputs) < at_least:
         raise ZooError(f"got {len(inputs)} input(s) {inputs!r}; {usage}")
@@ -39,7 +44,7 @@ def sentence_embeddings(entry_name: str, texts: list[str]) -> torch.Tensor:
     batch = tok(texts, padding=True, truncation=True, max_length=model.config.max_length,
                 return_tensors="pt")
     with torch.inference_mode():
-        emb = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        emb = model(batch["input_ids"], batch["attention_mask"], _types(model, batch))
     return torch.nn.functional.normalize(emb, dim=-1)
 
 
@@ -67,7 +72,7 @@ def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, A
         raise ZooError(f"no {tok.mask_token!r} token in {inputs!r}; write e.g. "
                        f"'Paris is the {tok.mask_token} of France.'")
     with torch.inference_mode():
-        out = model(ids, batch["attention_mask"], batch.get("token_type_ids"))
+        out = model(ids, batch["attention_mask"], _types(model, batch))
     logits = getattr(out, "mlm_logits", None)
     logits = out.logits if logits is None else logits  # (B, S, V)
     rows = []
