@@ -72,6 +72,14 @@ def test_trained_export_encodes_identically_in_tokenizers(trained, gensim_texts,
     assert "bpe.tiktoken" in files and again.encode(texts[0]) == trained.encode(texts[0])
     from_json = BPE.from_file(tmp_path / "tokenizer.json")
     assert from_json.ranks == trained.ranks and from_json.special_tokens == trained.special_tokens
+    doc = json.loads((tmp_path / "tokenizer.json").read_text("utf-8"))
+    doc["model"]["merges"] = [" ".join(m) for m in doc["model"]["merges"]]  # older HF layout
+    (tmp_path / "old.json").write_text(json.dumps(doc), "utf-8")
+    assert BPE.from_file(tmp_path / "old.json").ranks == trained.ranks
+    doc["model"]["merges"][5] = "Ġzzz Ġqqq"
+    (tmp_path / "broken.json").write_text(json.dumps(doc), "utf-8")
+    with pytest.raises(ValueError, match="broken merge 5 'Ġzzz Ġqqq'"):
+        BPE.from_file(tmp_path / "broken.json")
 
 
 @pytest.mark.parametrize("name", ["gpt2", "cl100k_base"])

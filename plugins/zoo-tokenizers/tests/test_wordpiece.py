@@ -91,6 +91,9 @@ def test_call_matches_transformers(minilm, ours, mixed):
         for key in ("input_ids", "token_type_ids", "attention_mask"):
             assert got[key].dtype == torch.long
             assert torch.equal(got[key], want[key]), (key, kw)
+    batch = ours(texts, pairs)
+    assert ours.batch_decode(batch["input_ids"]) == ref.batch_decode(batch["input_ids"],
+                                                                     skip_special_tokens=True)
     got = ours("The cat sat.", return_tensors=None)
     want = ref("The cat sat.")
     assert got == {k: want[k] for k in got}

@@ -114,6 +114,9 @@ class BPE(Tokenizer):
 
     n_vocab = vocab_size
 
+    def __len__(self) -> int:
+        return self.vocab_size
+
     @property
     def special_tokens(self) -> dict[str, int]:
         return dict(self._special)
@@ -213,6 +216,8 @@ class BPE(Tokenizer):
     # -- decoding ---------------------------------------------------------------------------
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
         """The bytes of ``ids`` (special tokens as their text)."""
+        if hasattr(ids, "tolist"):  # a tensor or array of ids
+            ids = ids.tolist()
         try:
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):

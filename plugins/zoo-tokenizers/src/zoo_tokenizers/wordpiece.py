@@ -102,6 +102,9 @@ class WordPiece(Tokenizer):
                 "model_max_length": self.model_max_length,
                 **{r: getattr(self, r) for r in SPECIAL_ROLES}}
 
+    def __len__(self) -> int:
+        return self.vocab_size
+
     def __repr__(self) -> str:
         return (f"WordPiece(vocab_size={self.vocab_size}, lowercase={self.normalizer.lowercase}, "
                 f"model_max_length={self.model_max_length})")
@@ -206,14 +209,20 @@ class WordPiece(Tokenizer):
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True,
                cleanup: bool = True, **_: Any) -> str:
         """Text of ``ids``: pieces joined, ``##`` glued, spaces before punctuation removed."""
-        tokens = self.convert_ids_to_tokens(list(ids))
+        tokens = self.convert_ids_to_tokens(ids.tolist() if hasattr(ids, "tolist") else list(ids))
         if skip_special_tokens:
             special = set(self.special_tokens)
             tokens = [t for t in tokens if t not in special]
         return formats.join_wordpieces(tokens, self.prefix, cleanup)
 
+    def batch_decode(self, sequences: Sequence[Sequence[int]], **options: Any) -> list[str]:
+        """:meth:`decode` of each sequence (rows of a ``(B, S)`` tensor included)."""
+        return [self.decode(s, **options) for s in sequences]
+
     def convert_ids_to_tokens(self, ids: int | Sequence[int]) -> Any:
         """Token strings of ``ids`` (one string for one int)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
         if isinstance(ids, int):
             return self._token(ids)
         return [self._token(int(i)) for i in ids]
