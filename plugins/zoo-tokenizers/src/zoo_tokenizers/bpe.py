@@ -32,6 +32,7 @@ from .patterns import Splitter, resolve
 
 _CACHE_LIMIT = 500_000
 _NO_RANK = 1 << 62
+_BYTES = [bytes([b]) for b in range(256)]
 
 
 def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
@@ -42,11 +43,11 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
         ranks: token bytes to rank.
         max_rank: merge only into tokens of lower rank (used to recover merge pairs).
     """
-    parts = [piece[i:i + 1] for i in range(len(piece))]
+    parts = list(map(_BYTES.__getitem__, piece))
     limit = _NO_RANK if max_rank is None else max_rank
     get = ranks.get
     # rank of each adjacent pair's concatenation; only the merged pair's neighbours change
-    pair = [get(a + b, _NO_RANK) for a, b in zip(parts, parts[1:], strict=False)]
+    pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
     while pair:
         best_rank = min(pair)
         if best_rank >= limit:
