@@ -164,3 +164,8 @@ def test_parity_random_ascii_with_controls(ours, hf):
              for _ in range(400)]
     for text, h in zip(texts, hf.encode_batch(texts), strict=True):
         _same(ours.encode_full(text), h, text)
+
+
+def test_encode_batch_processes(ours, hf, gensim_texts):
+    texts = gensim_texts["enwiki"] * 2
+    assert ours.encode_batch(texts, num_workers=2) == [e.ids for e in hf.encode_batch(texts)]

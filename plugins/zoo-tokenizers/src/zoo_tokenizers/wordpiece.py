@@ -76,6 +76,7 @@ class WordPiece(Tokenizer):
         specials = sorted(self.special_tokens, key=len, reverse=True)
         self._special_re = re.compile("|".join(re.escape(s) for s in specials))
         self._cache: dict[str, list[tuple[int, int, int]]] = {}
+        self._pool: Any = None
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -205,6 +206,17 @@ class WordPiece(Tokenizer):
         """Ids of ``text`` (and ``pair``): ``[CLS] text [SEP] (pair [SEP])``."""
         return self.encode_full(text, pair, add_special_tokens=add_special_tokens,
                                 truncation=truncation, max_length=max_length).ids
+
+    def encode_batch(self, texts: Sequence[str], *, num_workers: int | None = None,
+                     **options: Any) -> list[list[int]]:
+        """Ids of each text, spread over ``num_workers`` processes (default: all cores) when
+        the batch is large enough to pay for it."""
+        from .parallel import encode_batch
+
+        return encode_batch(self, list(texts), num_workers, options)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_pool": None, "_cache": {}}
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True,
                cleanup: bool = True, **_: Any) -> str:
