@@ -294,7 +294,7 @@ class WordPiece(Tokenizer):
                 length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
             for e in encs:
                 e.pad(length, self.pad_token_id, self.pad_token, padding_side)
-        keys = ("input_ids", "token_type_ids", "attention_mask")
+        keys: tuple[str, ...] = ("input_ids", "token_type_ids", "attention_mask")
         keys += ("offset_mapping",) * return_offsets_mapping
         keys += ("special_tokens_mask",) * return_special_tokens_mask
         return to_batch(encs, keys, return_tensors, single)
