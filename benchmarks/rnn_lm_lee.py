@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from zoo_rnn.lm import batchify, perplexity, windows
-
-import zoo_core as zoo
+from zoo_rnn.lm import RNNLM, batchify, perplexity, windows
 
 
 def lee_bytes() -> torch.Tensor:
@@ -40,7 +38,7 @@ def run(minutes: float = 4.0, hidden: int = 256, batch_size: int = 32, bptt: int
     ids = lee_bytes()
     cut = int(0.9 * ids.numel())
     train, valid = ids[:cut], ids[cut:]
-    model = zoo.create("model:rnn-lm", preset="char-small", hidden_size=hidden)
+    model = RNNLM.from_config("char-small", hidden_size=hidden)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     streams, valid_streams = batchify(train, batch_size), batchify(valid, 8)
     start, steps, epoch = time.perf_counter(), 0, 0

@@ -13,8 +13,7 @@ import argparse
 import time
 
 import torch
-
-import zoo_core as zoo
+from zoo_rnn.seq2seq import Seq2Seq
 
 PAD, BOS, EOS, FIRST, SYMBOLS = 0, 1, 2, 3, 10
 
@@ -48,7 +47,7 @@ def run(steps: int = 2000, batch_size: int = 64, lr: float = 3e-3, seed: int = 0
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     vocab = FIRST + SYMBOLS
-    model = zoo.create("model:seq2seq", src_vocab_size=vocab, tgt_vocab_size=vocab,
+    model = Seq2Seq.from_config(src_vocab_size=vocab, tgt_vocab_size=vocab,
                        embed_size=32, hidden_size=64, attn_size=64)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start = time.perf_counter()

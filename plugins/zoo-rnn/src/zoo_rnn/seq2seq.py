@@ -194,7 +194,12 @@ class Seq2Seq(zoo.Model):
 
     def _beam(self, s: Tensor, enc: tuple[Tensor, Tensor, Tensor], max_length: int, k: int,
               alpha: float) -> list[int]:
-        """Beam search for one source (batch of 1); beams are a batch of ≤ k rows."""
+        """Beam search for one source (batch of 1); beams are a batch of ≤ k rows.
+
+        Of the 2k best extensions, an EOS among the k best ends a hypothesis; the others
+        extend the beam. Search stops when k hypotheses have ended and the best of them
+        outscores the best live one at its current length.
+        """
         c = self.config
         beams: list[tuple[float, list[int]]] = [(0.0, [])]
         states, finished = s, []
@@ -207,15 +212,22 @@ class Seq2Seq(zoo.Model):
             total = torch.tensor([sc for sc, _ in beams], device=s.device)[:, None] + logp
             top = total.flatten().topk(min(2 * k, total.numel()))
             keep_rows, new_beams = [], []
-            for score, idx in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+            for rank, (score, idx) in enumerate(zip(top.values.tolist(), top.indices.tolist(),
+                                                    strict=True)):
                 row, tok = divmod(idx, logp.shape[1])
                 seq = beams[row][1] + [tok]
                 if tok == c.eos_id or step == max_length - 1:
-                    finished.append((score / len(seq) ** alpha, seq))
+                    if rank < k:  # a hypothesis ends only from within the k best candidates
+                        finished.append((score / len(seq) ** alpha, seq))
                 elif len(new_beams) < k:
                     new_beams.append((score, seq))
                     keep_rows.append(row)
-            if len(finished) >= k or not new_beams:
+            if not new_beams:
+                break
+            best_alive = new_beams[0][0] / (step + 1) ** alpha
+            if len(finished) >= k and max(f[0] for f in finished) >= best_alive:
                 break
             beams, states = new_beams, states[torch.tensor(keep_rows, device=s.device)]
+        if not finished:
+            finished = [(sc / len(seq) ** alpha, seq) for sc, seq in beams]
         return max(finished, key=lambda f: f[0])[1]
