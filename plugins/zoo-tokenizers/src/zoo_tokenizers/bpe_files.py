@@ -1,5 +1,6 @@
-"""Byte-level BPE files: tiktoken ranks, GPT-2 ``encoder.json`` + ``vocab.bpe``, HF
-``tokenizer.json``, and our own layout (``bpe.tiktoken`` + ``zoo_bpe.json``).
+"""Byte-level BPE files: tiktoken ranks, GPT-2 ``encoder.json`` + ``vocab.bpe`` (named
+``vocab.json`` + ``merges.txt`` on the Hub), HF ``tokenizer.json``, and our own layout
+(``bpe.tiktoken`` + ``zoo_bpe.json``).
 
 GPT-2's files spell bytes as printable characters (Radford et al. 2019, section 2.2: the
 byte-level alphabet without whitespace or control characters): printable Latin-1 bytes stand
@@ -231,15 +232,16 @@ def load_bpe(cls: Any, directory: Path, **options: Any) -> Any:
     if (directory / OURS_CONFIG).is_file() and (directory / OURS_RANKS).is_file():
         cfg = json.loads((directory / OURS_CONFIG).read_text("utf-8"))
         return cls(read_tiktoken(directory / OURS_RANKS), **(cfg | options))
-    if (directory / "encoder.json").is_file() and (directory / "vocab.bpe").is_file():
-        ranks, specials = read_gpt2(directory / "encoder.json", directory / "vocab.bpe")
-        opts = {"pattern": "gpt2", "special_tokens": specials, "name": "gpt2"} | options
-        return cls(ranks, **opts)
+    for encoder, merges in (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")):
+        if (directory / encoder).is_file() and (directory / merges).is_file():
+            ranks, specials = read_gpt2(directory / encoder, directory / merges)
+            opts = {"pattern": "gpt2", "special_tokens": specials, "name": "gpt2"} | options
+            return cls(ranks, **opts)
     rank_files = sorted([*directory.glob("*.tiktoken"), *directory.glob("*.tiktoken.gz")])
     if rank_files:
         return load_bpe_file(cls, rank_files[0], **options)
     if (directory / "tokenizer.json").is_file():
         return load_bpe_file(cls, directory / "tokenizer.json", **options)
     raise FileNotFoundError(f"{str(directory)!r} has no BPE files: expected {OURS_CONFIG} + "
-                            f"{OURS_RANKS}, encoder.json + vocab.bpe, a *.tiktoken[.gz] file or "
-                            "tokenizer.json")
+                            f"{OURS_RANKS}, encoder.json + vocab.bpe (or vocab.json + merges.txt)"
+                            ", a *.tiktoken[.gz] file or tokenizer.json")
