@@ -169,3 +169,11 @@ def test_parity_random_ascii_with_controls(ours, hf):
 def test_encode_batch_processes(ours, hf, gensim_texts):
     texts = gensim_texts["enwiki"] * 2
     assert ours.encode_batch(texts, num_workers=2) == [e.ids for e in hf.encode_batch(texts)]
+
+
+def test_parity_unassigned_and_cjk_extension_edges(ours, hf):
+    # unassigned code points are kept as ordinary characters; U+2B820..U+2B91F is not split
+    texts = ["ᠭ❂B⌟e\U0001bf4b\x03", "\U0001af37𠭈𭘯鼼", "𛆍𫢼\U00019962\U00014d9e}x",
+             "ab\u200bcd", "a\x00\x00b résumé", " \x00a\u0301中"]
+    for text in texts:
+        _same(ours.encode_full(text), hf.encode(text), text)

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # CJK Unified Ideographs and their extensions and compatibility blocks (the ranges BERT's
-# release splits into single-character words; Hangul and kana are not among them).
+# release splits into single-character words; Hangul and kana are not among them). Extension
+# E starts at U+2B920 here, as in HF tokenizers (BERT's Python release says U+2B820), so that
+# ids match the fast tokenizers every BERT checkpoint ships with.
 _CJK_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
 )
 _WORD, _SPACE, _ALONE = 0, 1, 2  # how a normalised character ends up: in a word, a gap, alone
 # ASCII fast path: controls (dropped, so words may join across them) send text the slow way
@@ -36,10 +38,14 @@ def is_cjk(cp: int) -> bool:
 
 
 def is_control(ch: str) -> bool:
-    """Control, format, surrogate, private-use or unassigned, except tab, LF and CR."""
+    """Control, format, surrogate or private-use, except tab, LF and CR.
+
+    Unassigned code points (``Cn``) are kept: they may be assigned in newer Unicode versions,
+    and HF tokenizers keeps them too.
+    """
     if ch in "\t\n\r":
         return False
-    return unicodedata.category(ch).startswith("C")
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co")
 
 
 def is_whitespace(ch: str) -> bool:
