@@ -174,6 +174,6 @@ def test_encode_batch_processes(ours, hf, gensim_texts):
 def test_parity_unassigned_and_cjk_extension_edges(ours, hf):
     # unassigned code points are kept as ordinary characters; U+2B820..U+2B91F is not split
     texts = ["ᠭ❂B⌟e\U0001bf4b\x03", "\U0001af37𠭈𭘯鼼", "𛆍𫢼\U00019962\U00014d9e}x",
-             "ab\u200bcd", "a\x00\x00b résumé", " \x00a\u0301中"]
+             "ab\u200bcd", "a\x00\x00b résumé", " \x00a\u0301中", "茍金, 鈴 \U0002f946"]
     for text in texts:
         _same(ours.encode_full(text), hf.encode(text), text)

@@ -86,16 +86,14 @@ class BertNormalizer:
                 return " ", _SPACE
         elif is_whitespace(ch):
             return " ", _SPACE
-        if self.handle_chinese_chars and is_cjk(ord(ch)):
-            return ch, _ALONE
         out = ch
         strip = self.lowercase if self.strip_accents is None else self.strip_accents
-        if strip:
+        if strip:  # NFD also maps CJK compatibility ideographs to the unified ones
             out = "".join(c for c in unicodedata.normalize("NFD", out)
                           if unicodedata.category(c) != "Mn")
         if self.lowercase:
             out = out.lower()
-        if len(out) == 1 and is_punctuation(out):
+        if self.handle_chinese_chars and is_cjk(ord(ch)) or len(out) == 1 and is_punctuation(out):
             return out, _ALONE
         return out, _WORD
 
