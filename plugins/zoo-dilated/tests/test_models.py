@@ -145,3 +145,30 @@ def test_checkpointing_blocks_recompute_exactly(ref):
     for n, g in grads[0].items():
         torch.testing.assert_close(grads[1][n], g, rtol=1e-5, atol=1e-6, msg=n)
     assert len(twin.grad_checkpointing_blocks()) > 1
+
+
+def test_fused_batchnorm_matches_torchvision():
+    torch.manual_seed(0)
+    ref = randomise_norms(torchvision.models.resnet18()).eval()
+    ours = zoo.create("model:dilated-resnet", preset="resnet18").eval()
+    load_state_dict(ours, dict(ref.state_dict()), "torchvision")
+    ours.fuse_batchnorm()
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in ours.modules())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-4, atol=1e-4)
+
+
+def test_fused_batchnorm_deeplab_plus_separable():
+    model = randomise_norms(zoo.create("model:deeplabv3", backbone="resnet10", width=8,
+                                       aspp_channels=16, decoder="plus", separable=True,
+                                       decoder_channels=16, num_classes=3, aux_loss=True))
+    with pytest.raises(DilationError, match=r"call model\.eval\(\) first"):
+        model.fuse_batchnorm()
+    model.eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        want = model(x)
+        got = copy.deepcopy(model).fuse_batchnorm()(x)
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-5)

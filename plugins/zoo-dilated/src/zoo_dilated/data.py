@@ -1,10 +1,11 @@
 """A procedural segmentation set: textured shapes that occlude each other.
 
 Each image holds 2–4 shapes of five classes (disk, square, triangle, ring, cross) on a
-textured background (class 0). Texture and colour are drawn independently of the class
-(stripes at a random angle, checkerboard, dots or noise), so a pixel's class is decided by the
-shape around it, not by its colour: a model needs a receptive field that spans the object.
-Later shapes occlude earlier ones. Pixels within ``border`` of a class boundary are labelled
+plain background of a random colour with mild noise (class 0). Each shape's texture and
+colours are drawn independently of its class (stripes at a random angle and period,
+checkerboard, dots or two-colour noise), so a pixel's class is decided by the shape around
+it, not by its colour: a model needs a receptive field that spans the object. Later shapes
+occlude earlier ones. Pixels within ``border`` of a class boundary are labelled
 ``ignore_index`` (255), as in PASCAL VOC. Sample ``i`` depends only on ``(seed, i)``.
 """
 
@@ -48,6 +49,11 @@ class SyntheticShapes(Dataset[tuple[Tensor, Tensor]]):
     def __len__(self) -> int:
         return self.length
 
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        """All samples at once: images ``(N, 3, H, W)`` and labels ``(N, H, W)``."""
+        images, labels = zip(*(self[i] for i in range(self.length)), strict=True)
+        return torch.stack(images), torch.stack(labels)
+
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         if not 0 <= index < self.length:
             raise IndexError(f"index {index!r} out of range for {self.length} samples")
@@ -55,7 +61,7 @@ class SyntheticShapes(Dataset[tuple[Tensor, Tensor]]):
         n = self.size
         yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float32),
                                 torch.arange(n, dtype=torch.float32), indexing="ij")
-        image = _texture(yy, xx, g)
+        image = _texture(yy, xx, g, kind=4)  # plain colour + noise
         label = torch.zeros(n, n, dtype=torch.long)
         for _ in range(int(torch.randint(2, self.max_shapes + 1, (1,), generator=g))):
             cls = int(torch.randint(1, len(CLASSES), (1,), generator=g))
@@ -90,9 +96,10 @@ def _shape(kind: str, dy: Tensor, dx: Tensor, r: float, angle: float) -> Tensor:
     return inside
 
 
-def _texture(yy: Tensor, xx: Tensor, g: torch.Generator) -> Tensor:
+def _texture(yy: Tensor, xx: Tensor, g: torch.Generator, kind: int | None = None) -> Tensor:
     """A random two-colour pattern with noise: (3, H, W) in about [0, 1]."""
-    kind = int(torch.randint(0, 4, (1,), generator=g))
+    drawn = int(torch.randint(0, 4, (1,), generator=g))
+    kind = drawn if kind is None else kind
     period = float(torch.empty(1).uniform_(3.0, 8.0, generator=g))
     angle = float(torch.rand(1, generator=g)) * math.pi
     if kind == 0:  # stripes
@@ -101,8 +108,10 @@ def _texture(yy: Tensor, xx: Tensor, g: torch.Generator) -> Tensor:
         t = ((xx // period + yy // period) % 2) == 0
     elif kind == 2:  # dots
         t = ((xx % period - period / 2) ** 2 + (yy % period - period / 2) ** 2) < (period / 3) ** 2
-    else:  # noise
+    elif kind == 3:  # two-colour noise
         t = torch.rand(xx.shape, generator=g) > 0.5
+    else:  # plain
+        t = torch.zeros(xx.shape, dtype=torch.bool)
     a, b = torch.rand(2, 3, 1, 1, generator=g)
     image = torch.where(t, a, b)
     return (image + 0.1 * torch.randn(image.shape, generator=g)).float()

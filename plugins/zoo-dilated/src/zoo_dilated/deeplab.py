@@ -201,6 +201,13 @@ class DeepLabV3(zoo.Model):
             out["aux_logits"] = _upsample(self.aux_head(stages[2]), size)
         return out
 
+    def fuse_batchnorm(self) -> DeepLabV3:
+        """Fold batch norm into the convolutions for inference (see ``layers.fuse``)."""
+        from .layers.fuse import fuse_batchnorm
+
+        fuse_batchnorm(self)
+        return self
+
     def grad_checkpointing_blocks(self) -> list[nn.Module]:
         return self.backbone.grad_checkpointing_blocks()
 

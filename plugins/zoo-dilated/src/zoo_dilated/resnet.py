@@ -230,6 +230,13 @@ class DilatedResNet(zoo.Model):
             state = {k: v for k, v in state.items() if not k.startswith("fc.")}
         return state
 
+    def fuse_batchnorm(self) -> DilatedResNet:
+        """Fold batch norm into the convolutions for inference (see ``layers.fuse``)."""
+        from .layers.fuse import fuse_batchnorm
+
+        fuse_batchnorm(self)
+        return self
+
     def grad_checkpointing_blocks(self) -> list[nn.Module]:
         return [b for stage in (self.layer1, self.layer2, self.layer3, self.layer4)
                 for b in stage]

@@ -64,6 +64,30 @@ def train(model: nn.Module, data: Dataset[Any], steps: int, batch_size: int = 8,
     return TrainResult(steps, float(loss.detach()), time.perf_counter() - start)
 
 
+def count_macs(model: nn.Module, image_size: int, in_chans: int = 3) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one image."""
+    total = 0
+
+    def hook(m: nn.Module, inputs: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            k = m.weight[0].numel()  # (Cin / groups) · kh · kw
+            total += out[0].numel() * k
+        elif isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, in_chans, image_size, image_size))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Dataset[Any], num_classes: int,
              batch_size: int = 16) -> dict[str, Any]:

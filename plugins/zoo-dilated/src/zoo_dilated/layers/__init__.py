@@ -10,10 +10,11 @@ from .dilated_conv import (
     effective_kernel_size,
     same_padding,
 )
+from .fuse import fuse_batchnorm
 from .separable import SeparableAtrousConv2d
 
 __all__ = [
     "ASPP", "ASPPPooling", "CausalConv1d", "ConvNormAct", "DilatedCausalStack", "DilatedConv1d",
     "DilatedConv2d", "GatedResidualBlock", "SeparableAtrousConv2d", "check_rate",
-    "effective_kernel_size", "make_act", "make_norm", "same_padding",
+    "effective_kernel_size", "fuse_batchnorm", "make_act", "make_norm", "same_padding",
 ]
