@@ -121,6 +121,7 @@ def test_encoder_takes_its_weights_out_of_a_checkpoint_with_heads(padded_batch, 
     """``bert.``-prefixed keys of a pre-training checkpoint load into the bare encoder; the
     MLM and NSP heads it lacks are left out, as transformers' AutoModel does."""
     from safetensors.torch import load_file
+
     from zoo_core._weights import load_state_dict
 
     peer = _peer("bert", "ForPreTraining", tmp_path)

@@ -280,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                        max_position_embeddings=max(cfg.max_length, 64))
     history = pretrain(model, MLMBatches(tok, docs, cfg, tok.vocab_size), cfg, args.output,
                        args.resume, log=print)
-    if history:
+    if history and (not dist.is_initialized() or dist.get_rank() == 0):
         print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} "
               f"(mean of last 10: {sum(history[-10:]) / len(history[-10:]):.4f})")
     if dist.is_initialized():
