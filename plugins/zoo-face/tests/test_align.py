@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-
 from zoo_face import FaceInputError
 from zoo_face.align import TEMPLATES, align_faces, template, umeyama, warp_affine
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 from torch.utils.checkpoint import checkpoint
+from zoo_face import FaceInputError
 
 import zoo_core as zoo
-from zoo_face import FaceInputError
 
 
 def n_params(m: torch.nn.Module) -> float:

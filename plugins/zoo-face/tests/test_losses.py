@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from zoo_face import FaceInputError
 
 import zoo_core as zoo
-from zoo_face import FaceInputError
 
 NAMES = ["softmax", "l-softmax", "sphereface", "normface", "cosface", "arcface",
          "combined-margin", "subcenter-arcface", "adaface", "magface"]

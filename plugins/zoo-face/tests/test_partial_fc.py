@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from zoo_face import FaceInputError
 
 import zoo_core as zoo
-from zoo_face import FaceInputError
 
 D, C, B = 6, 11, 5   # 11 classes over 2 ranks: 6 + 5
 

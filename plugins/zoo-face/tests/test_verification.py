@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_roc
-
-import zoo_core as zoo
 from zoo_face import FaceInputError
 from zoo_face.verification import embed, evaluate, kfold_accuracy, roc, tar_at_far
+
+import zoo_core as zoo
 
 
 def pairs(n: int = 1200, seed: int = 0, quantum: float | None = None):

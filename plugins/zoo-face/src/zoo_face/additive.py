@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ._errors import FaceInputError
+from .fused import MarginSoftmaxCE
 from .margin import (
     IGNORE_INDEX,
     MarginLoss,
@@ -38,6 +39,8 @@ from .margin import (
     replace_target,
     target_cosine,
 )
+
+_FUSED_DTYPES = (torch.float32, torch.float64)
 
 
 def check_scale(s: float) -> float:
@@ -60,6 +63,21 @@ class NormFace(MarginLoss):
                  ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__(embedding_size, num_classes, ignore_index=ignore_index)
         self.s = check_scale(s)
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        """Mean cross-entropy of the margin logits (fused kernel for float32/float64)."""
+        fused = (type(self).cos is NormFace.cos and input.dtype in _FUSED_DTYPES
+                 and self.weight.dtype == input.dtype)
+        if not fused:
+            return super().forward(input, target)
+        self.check_inputs(input, target)
+        target = torch.where(target == self.ignore_index, -1, target)
+        loss = MarginSoftmaxCE.apply(input, self.weight, target, self)
+        reg = self.regularizer(input)
+        if reg is not None:
+            keep = target >= 0
+            loss = loss + (reg * keep).sum() / keep.sum()
+        return loss
 
     def cos(self, x: Tensor, weight: Tensor) -> Tensor:
         """cos θ (B, C) between embeddings and centres."""
