@@ -32,7 +32,9 @@ class _LSTM(torch.autograd.Function):
                 reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
         steps, batch, _ = gx.shape
         hid, out = c0.shape[-1], h0.shape[-1]
-        acts = torch.empty_like(gx)                     # (T, B, 4H): σ(i), σ(f), tanh(g), σ(o)
+        # (T, B, 4H): W_ih x_t + b_ih + b_hh, then W_hh h_{t−1} added and σ/tanh in place
+        acts = gx + b_hh if b_hh is not None else gx.clone()
+        w_hh_t = w_hh.t()
         c_prev = gx.new_empty(steps, batch, hid)        # c_{t−1}
         tanh_c = gx.new_empty(steps, batch, hid)        # tanh(c_t)
         h_prev = gx.new_empty(steps, batch, out)        # h_{t−1}
@@ -41,7 +43,7 @@ class _LSTM(torch.autograd.Function):
         h, c = h0, c0
         for t in _order(steps, reverse):
             h_prev[t], c_prev[t] = h, c
-            a = torch.add(gx[t], F.linear(h, w_hh, b_hh), out=acts[t])
+            a = acts[t].addmm_(h, w_hh_t)              # σ(i), σ(f), tanh(g), σ(o) below
             a[:, : 2 * hid].sigmoid_()
             a[:, 2 * hid: 3 * hid].tanh_()
             a[:, 3 * hid:].sigmoid_()
@@ -171,13 +173,14 @@ class _Elman(torch.autograd.Function):
     def forward(ctx: FunctionCtx, gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
                 mask: Tensor | None, reverse: bool, relu: bool) -> tuple[Tensor, Tensor]:
         steps = gx.shape[0]
-        h_new_all = torch.empty_like(gx)               # φ(pre-activation), (T, B, H)
+        h_new_all = gx + b_hh if b_hh is not None else gx.clone()  # then φ(…) in place
+        w_hh_t = w_hh.t()
         h_prev = torch.empty_like(gx)
         y = torch.empty_like(gx)
         h = h0
         for t in _order(steps, reverse):
             h_prev[t] = h
-            h_new = torch.add(gx[t], F.linear(h, w_hh, b_hh), out=h_new_all[t])
+            h_new = h_new_all[t].addmm_(h, w_hh_t)
             h_new.relu_() if relu else h_new.tanh_()
             if mask is None:
                 h = h_new
@@ -187,7 +190,7 @@ class _Elman(torch.autograd.Function):
                 torch.mul(h_new, mask[t], out=y[t])
         ctx.save_for_backward(h_new_all, h_prev, w_hh, mask)
         ctx.has_bias, ctx.reverse, ctx.relu = b_hh is not None, reverse, relu
-        return y, h.clone() if h is h0 else h
+        return y, h.clone()
 
     @staticmethod
     @once_differentiable
