@@ -36,6 +36,7 @@ def _same(ours_enc, hf_enc, text):
     assert ours_enc.type_ids == hf_enc.type_ids, text
     assert ours_enc.offsets == [tuple(o) for o in hf_enc.offsets], text
     assert ours_enc.tokens == hf_enc.tokens, text
+    assert ours_enc.special_tokens_mask == hf_enc.special_tokens_mask, text
 
 
 def test_catalogue_entry_is_the_packaged_vocab(ours):
