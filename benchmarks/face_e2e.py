@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--test-ids", type=int, default=500)
     ap.add_argument("--pairs", type=int, default=6000)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--strength", type=float, default=1.0, help="augmentation strength")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     results = []
@@ -38,12 +39,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         r = train_and_verify(name, steps=args.steps, batch_size=args.batch,
                              train_ids=args.train_ids, test_ids=args.test_ids,
                              num_pairs=args.pairs, loss_options=LOSSES.get(name, {}),
-                             device=args.device, log_every=max(args.steps // 4, 1))
+                             device=args.device, log_every=max(args.steps // 4, 1),
+                             strength=args.strength)
         results.append({k: v for k, v in r.items() if not isinstance(v, torch.Tensor)})
         print(json.dumps(results[-1]), flush=True)
     dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"\n{dev}; {args.steps} steps x batch {args.batch}; {args.train_ids} training "
-          f"identities; {args.pairs} pairs of {args.test_ids} unseen identities\n")
+          f"identities; {args.pairs} pairs of {args.test_ids} unseen identities; augmentation "
+          f"strength {args.strength}\n")
     print("| loss | 10-fold acc | ± std | AUC | TAR@FAR=1e-1 | 1e-2 | 1e-3 | train s |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:

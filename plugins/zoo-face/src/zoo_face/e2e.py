@@ -29,7 +29,8 @@ def train_and_verify(loss: str = "arcface", *, steps: int = 400, batch_size: int
                      lr: float = 0.1, weight_decay: float = 5e-4, seed: int = 0,
                      backbone: str = "model:iresnet", backbone_config: dict | None = None,
                      loss_options: dict | None = None, log_every: int = 0,
-                     device: torch.device | str = "cpu") -> dict[str, Any]:
+                     device: torch.device | str = "cpu", strength: float = 1.0,
+                     ) -> dict[str, Any]:
     """Train ``backbone`` with ``loss:<loss>`` on synthetic identities; verify on unseen ones.
 
     Returns:
@@ -42,7 +43,7 @@ def train_and_verify(loss: str = "arcface", *, steps: int = 400, batch_size: int
     size, dim = model.config.input_size, model.config.embedding_size
     head = zoo.create(f"loss:{loss}", embedding_size=dim, num_classes=train_ids,
                       **(loss_options or {})).to(device)
-    data = SyntheticFaces(train_ids + test_ids, size=size, seed=seed)
+    data = SyntheticFaces(train_ids + test_ids, size=size, seed=seed, strength=strength)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.SGD([p for p in params if p.requires_grad], lr=lr, momentum=0.9,
                           weight_decay=weight_decay, nesterov=True)
