@@ -183,12 +183,15 @@ class BertModel(Model):
     def __init__(self, config: BertConfig, *, with_pooler: bool = True) -> None:
         super().__init__(config)
         c = config
-        self.embeddings = Embeddings(c)
-        self.project = nn.Linear(c.embedding_dim, c.hidden_size) \
-            if c.embedding_dim != c.hidden_size else None
-        self.layers = nn.ModuleList(EncoderLayer(c)
-                                    for _ in range(1 if c.share_layers else c.num_layers))
-        self.pooler = Pooler(c.hidden_size) if c.pooler and with_pooler else None
+        device = torch.get_default_device()
+        with torch.device("meta"):  # allocate once, initialise once (below), not twice
+            self.embeddings = Embeddings(c)
+            self.project = nn.Linear(c.embedding_dim, c.hidden_size) \
+                if c.embedding_dim != c.hidden_size else None
+            self.layers = nn.ModuleList(EncoderLayer(c)
+                                        for _ in range(1 if c.share_layers else c.num_layers))
+            self.pooler = Pooler(c.hidden_size) if c.pooler and with_pooler else None
+        self.to_empty(device=device)
         self.apply(init_weights)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,

@@ -99,7 +99,7 @@ class BertForMaskedLM(_Head):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
         self.mlm = MLMHead(config, self.bert.embeddings.word)
-        self.apply(init_weights)
+        self.mlm.apply(init_weights)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
@@ -120,7 +120,8 @@ class BertForPreTraining(_Head):
         super().__init__(config)
         self.mlm = MLMHead(config, self.bert.embeddings.word)
         self.nsp = nn.Linear(config.hidden_size, 2)
-        self.apply(init_weights)
+        self.mlm.apply(init_weights)
+        init_weights(self.nsp)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
@@ -145,7 +146,7 @@ class BertForSequenceClassification(_Head):
         super().__init__(config)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.apply(init_weights)
+        init_weights(self.classifier)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
@@ -166,7 +167,7 @@ class BertForTokenClassification(_Head):
         super().__init__(config)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.apply(init_weights)
+        init_weights(self.classifier)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
@@ -188,10 +189,6 @@ def mean_pool(hidden: Tensor, mask: Tensor | None) -> Tensor:
 
 class BertForSentenceEmbedding(_Head):
     """Sentence vectors: masked mean pooling, L2-normalised when ``config.normalize``."""
-
-    def __init__(self, config: BertConfig) -> None:
-        super().__init__(config)
-        self.apply(init_weights)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None) -> Tensor:
