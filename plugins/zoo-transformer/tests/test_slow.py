@@ -21,6 +21,7 @@ import zoo_core as zoo
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(3600)
 def test_mlm_on_lee_corpus_loss_falls():
     torch.manual_seed(0)
     tok = zoo.load("bert-base-uncased")
@@ -55,6 +56,7 @@ def _batch(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return src, tgt, labels
 
 
+@pytest.mark.timeout(3600)
 def test_transformer_learns_digit_reversal():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
