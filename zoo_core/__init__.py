@@ -49,7 +49,7 @@ def unregister_plugin(name: str) -> None:
 
 
 def __getattr__(attr: str) -> Any:
-    if attr in _KIND_CLASSES:
+    if attr in _KIND_CLASSES:  # imported on first use: Tokenizer and Kernel need no torch
         from . import kinds
 
         return getattr(kinds, attr)

@@ -1,15 +1,25 @@
 """zoo-word2vec: skip-gram and CBOW with negative sampling and hierarchical softmax.
 
-Importing the package imports torch; the registry entry module is :mod:`zoo_word2vec.plugin`.
+Public names are imported on first use, so that the registry's entry module
+(:mod:`zoo_word2vec.plugin`) stays light: importing the package imports no torch.
 """
 
-from .corpus import LineSentences
-from .evaluate import evaluate_word_analogies, evaluate_word_pairs
-from .formats import load_word2vec_format, save_word2vec_format
-from .keyedvectors import KeyedVectors
-from .trainer import TrainReport
-from .word2vec import Word2Vec, Word2VecConfig
+from __future__ import annotations
 
-__all__ = ["KeyedVectors", "LineSentences", "TrainReport", "Word2Vec", "Word2VecConfig",
-           "evaluate_word_analogies", "evaluate_word_pairs", "load_word2vec_format",
-           "save_word2vec_format"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "LineSentences": "corpus", "evaluate_word_analogies": "evaluate",
+    "evaluate_word_pairs": "evaluate", "load_word2vec_format": "formats",
+    "save_word2vec_format": "formats", "KeyedVectors": "keyedvectors",
+    "TrainReport": "trainer", "Word2Vec": "word2vec", "Word2VecConfig": "word2vec",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
