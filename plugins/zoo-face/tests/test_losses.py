@@ -302,3 +302,27 @@ def test_embedding_size_mismatch():
 def test_bad_margins(name, kw, match):
     with pytest.raises(FaceInputError, match=match):
         zoo.create(f"loss:{name}", embedding_size=4, num_classes=3, **kw)
+
+
+def test_fused_path_survives_softmax_underflow():
+    """Target logit ≈ −1.24·s and a rival at +s: p_y underflows float32, the loss stays exact."""
+    from zoo_face.margin import MarginLoss
+
+    loss = zoo.create("loss:arcface", embedding_size=4, num_classes=3, s=64.0, m=0.5)
+    with torch.no_grad():
+        loss.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    x = torch.tensor([[-3.0, 0, 0, 0], [0, 2.0, 0, 0]], requires_grad=True)
+    t = torch.tensor([0, 2])
+    results = []
+    for fn in (type(loss).forward, MarginLoss.forward):
+        loss.zero_grad()
+        x.grad = None
+        value = fn(loss, x, t)
+        value.backward()
+        results.append((value.detach(), x.grad.clone(), loss.weight.grad.clone()))
+    phi1, phi2 = 64 * (-1 - 0.5 * math.sin(0.5)), 64 * math.cos(0.5)   # fallback; θ = 0
+    lse = lambda v: max(v) + math.log(sum(math.exp(a - max(v)) for a in v))  # noqa: E731
+    exp = (lse([phi1, 64.0, 0.0]) - phi1 + lse([phi2, 0.0, 0.0]) - phi2) / 2
+    assert float(results[0][0]) == pytest.approx(exp, rel=1e-5)
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)

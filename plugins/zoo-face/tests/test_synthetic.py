@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from zoo_face import FaceInputError
 from zoo_face.synthetic import SyntheticFaces, identity_params
 
