@@ -22,6 +22,7 @@ state-dict keys do not change, and ``unwrap`` restores the block exactly.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,6 +48,12 @@ SAVE_OPS = tuple(op for op in (
     getattr(_aten, "_scaled_dot_product_cudnn_attention", None),
 ) if op is not None)
 SAVE_OPS = tuple(getattr(op, "default", op) for op in SAVE_OPS)
+
+# Route the tensors selective checkpointing keeps through the profiler's saved_tensors_hooks
+# (torch >= 2.15; older versions keep them out of sight and the profiler undercounts them).
+_RESPECT_HOOKS = ({"respect_saved_tensors_hooks": True}
+                  if "respect_saved_tensors_hooks" in inspect.signature(checkpoint).parameters
+                  else {})
 
 # The profiler's hook into the wrappers: called with every tensor a wrapper holds itself.
 _HELD: list[Callable[[Tensor], None]] = []
@@ -231,8 +238,7 @@ class Checkpointed:
         _report_held(_tensors((args, kwargs)))
         if self.mode == "selective":
             return checkpoint(run, *args, use_reentrant=False, preserve_rng_state=True,
-                              context_fn=_selective_context, respect_saved_tensors_hooks=True,
-                              **kwargs)
+                              context_fn=_selective_context, **_RESPECT_HOOKS, **kwargs)
         return checkpoint(run, *args, use_reentrant=False, preserve_rng_state=True, **kwargs)
 
     def _segment(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -1,0 +1,132 @@
+"""Gradient checkpointing policies on a BERT-base-shaped encoder vs transformers' own.
+
+One training step (forward + backward of mean(last_hidden_state**2)) of a randomly
+initialised 12-layer BERT-base encoder (zoo ``model:bert`` preset "base") at batch 4 x 512,
+for the policies none / every / every-k / sqrt / budget(30%) / selective, and the same-shaped
+``transformers.BertModel`` without and with ``gradient_checkpointing_enable()``, in the same
+run. Saved-activation bytes are counted with ``saved_tensors_hooks`` (plus the inputs each
+checkpoint holds), once per storage, parameters excluded; step time is the median of
+``--repeats`` steps after one warm-up step.
+
+    python benchmarks/checkpoint_cpu.py [--batch 4] [--seq 512] [--repeats 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import torch
+import transformers
+from zoo_checkpoint import _engine
+from zoo_checkpoint.profiler import counting
+
+import zoo_core as zoo
+
+POLICIES: list[tuple[str, dict[str, Any]]] = [
+    ("none", {}), ("every", {}), ("every-k", {"k": 2}), ("sqrt", {}),
+    ("budget", {"fraction": 0.3}), ("selective", {})]
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(model: Any, inputs: dict[str, Any], repeats: int, device: str,
+            held_hooks: list[Any]) -> tuple[int, float]:
+    """(saved bytes of one forward, median step seconds)."""
+    times = []
+    for i in range(repeats + 1):
+        model.zero_grad(set_to_none=True)
+        sync(device)
+        t0 = time.perf_counter()
+        if i == 0:
+            with counting(model) as counter:
+                handles = [h(counter) for h in held_hooks]
+                out = model(**inputs)
+                for h in handles:
+                    h.remove()
+            nbytes = counter.total
+        else:
+            out = model(**inputs)
+        out.last_hidden_state.float().pow(2).mean().backward()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+        del out
+    return nbytes, statistics.median(times[1:])
+
+
+def hf_held(model: transformers.BertModel) -> list[Any]:
+    """Count the inputs transformers' checkpointed layers hold (as ours report theirs)."""
+    def hook(counter: Any) -> Any:
+        class Handles:
+            def __init__(self) -> None:
+                self.hs = [layer.register_forward_pre_hook(self.pre, with_kwargs=True)
+                           for layer in model.encoder.layer]
+
+            def pre(self, module: Any, a: Any, k: Any) -> None:
+                for t in _engine._tensors((a, k)):
+                    counter.add(t)
+
+            def remove(self) -> None:
+                for h in self.hs:
+                    h.remove()
+        return Handles()
+    return [hook]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=512)
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    dev = args.device
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 30522, (args.batch, args.seq), generator=g).to(dev)
+    mask = torch.ones_like(ids)
+    inputs = {"input_ids": ids, "attention_mask": mask}
+    rows = []
+    for policy, options in POLICIES:
+        torch.manual_seed(0)
+        model = zoo.create("model:bert", preset="base", num_layers=args.layers).to(dev).train()
+        if policy != "none":
+            model.set_grad_checkpointing(policy, inputs=inputs, **options)
+        label = policy + (f"({options['fraction']:.0%})" if "fraction" in options else "")
+        rows.append(("zoo " + label, *measure(model, inputs, args.repeats, dev, [])))
+        del model
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        cfg = transformers.BertConfig(num_hidden_layers=args.layers)
+        hf = transformers.BertModel(cfg, add_pooling_layer=False).to(dev).train()
+        if ckpt:
+            hf.gradient_checkpointing_enable()
+        label = "HF gradient_checkpointing_enable()" if ckpt else "HF none"
+        rows.append((label, *measure(hf, inputs, args.repeats, dev, hf_held(hf) if ckpt else [])))
+        del hf
+
+    zoo_none, hf_none = rows[0], rows[len(POLICIES)]
+    print(f"device: {dev} ({torch.get_num_threads()} threads), BERT-base shape, "
+          f"{args.layers} layers, batch {args.batch}x{args.seq}, fp32, median of "
+          f"{args.repeats} steps after 1 warm-up")
+    print("| run | saved activations (MiB) | bytes × own none | step (s) | time × own none |")
+    print("|---|---:|---:|---:|---:|")
+    for i, (name, nbytes, secs) in enumerate(rows):
+        base = zoo_none if i < len(POLICIES) else hf_none
+        print(f"| {name} | {nbytes / 2**20:.1f} | {nbytes / base[1]:.3f} | {secs:.2f} | "
+              f"{secs / base[2]:.2f} |")
+    hf_point = (rows[-1][1] / hf_none[1], rows[-1][2] / hf_none[2])
+    better = [r[0] for r in rows[1:len(POLICIES)]
+              if r[1] / zoo_none[1] <= hf_point[0] and r[2] / zoo_none[2] <= hf_point[1]]
+    print(f"zoo none vs HF none step time: {zoo_none[2] / hf_none[2]:.2f}x; policies at or "
+          f"below HF's (bytes, time) ratios {hf_point[0]:.3f}, {hf_point[1]:.2f}: "
+          f"{', '.join(better) or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
