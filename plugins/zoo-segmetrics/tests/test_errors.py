@@ -26,7 +26,7 @@ def test_labels_out_of_range_name_the_values():
     with pytest.raises(ZooError, match=r"target holds labels \[-2, 7\] outside \[0, 3\)"):
         make().update(torch.zeros_like(target), target)
     with pytest.raises(ZooError, match=r"preds hold labels \[5\] outside \[0, 3\)"):
-        make().update(torch.tensor([[0, 5]]), torch.tensor([[0, 1]]))
+        make().update(torch.tensor([[0, 5]]), torch.tensor([[0, 255]]))  # 255 is ignored
 
 
 def test_ignore_index_none_makes_255_invalid():

@@ -133,7 +133,9 @@ def check_preds(labels: Tensor, target: Tensor, num_classes: int, mode: str) -> 
     hi = 2 if mode == "multilabel" else num_classes
     lo_p, hi_p = torch.aminmax(labels)
     if int(lo_p) < 0 or int(hi_p) >= hi:
-        raise_out_of_range(labels, target, num_classes, None, mode)
+        bad = _bad_values(labels, hi, None)
+        raise ZooError(f"preds hold labels {bad} outside [0, {hi}); predictions must be "
+                       f"class indices in [0, {hi}) (num_classes={num_classes!r})")
 
 
 def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: int | None,
