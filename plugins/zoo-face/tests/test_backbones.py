@@ -28,9 +28,9 @@ def test_parameter_counts_match_published_models(ref, preset, millions):
 @pytest.mark.parametrize("ref, preset", [("model:iresnet", "iresnet18"),
                                          ("model:mobilefacenet", "mobilefacenet")])
 def test_112_crops_give_512_d_embeddings(ref, preset):
-    model = zoo.create(ref, preset=preset).eval()
-    with torch.no_grad():
-        assert model(torch.randn(1, 3, 112, 112)).shape == (1, 512)
+    with torch.device("meta"):                  # shapes only, no arithmetic
+        model = zoo.create(ref, preset=preset).eval()
+        assert model(torch.empty(2, 3, 112, 112)).shape == (2, 512)
 
 
 @pytest.mark.parametrize("ref", ["model:iresnet", "model:mobilefacenet"])
