@@ -50,7 +50,10 @@ def _check_grads(ours, ref, out_ours, out_ref, inputs_ours, inputs_ref):
                                      inputs_ours + [our_params[k] for k in ref_params])
     names = [f"input {i}" for i in range(len(inputs_ref))] + list(ref_params)
     for name, a, b in zip(names, grads_ours, grads_ref, strict=True):
-        torch.testing.assert_close(a, b, **TOL, msg=f"gradient of {name}")
+        # 1e-6 relative to the gradient's scale: sums over steps round differently in fp32
+        scale = max(1.0, float(b.abs().max()))
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6 * scale,
+                                   msg=f"gradient of {name}")
 
 
 def _name_map(ours) -> dict[str, str]:

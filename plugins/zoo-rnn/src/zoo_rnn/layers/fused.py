@@ -21,6 +21,13 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
 
+def _tanh_(x: Tensor) -> Tensor:
+    """tanh in place as 2σ(2x) − 1: equal in exact arithmetic, within 2e-7 in fp32; on CPU
+    the sigmoid kernel measured much faster than tanh's at these sizes under thread contention.
+    """
+    return x.mul_(2).sigmoid_().mul_(2).sub_(1)
+
+
 def _order(steps: int, reverse: bool) -> range:
     return range(steps - 1, -1, -1) if reverse else range(steps)
 
@@ -45,11 +52,11 @@ class _LSTM(torch.autograd.Function):
             h_prev[t], c_prev[t] = h, c
             a = acts[t].addmm_(h, w_hh_t)              # σ(i), σ(f), tanh(g), σ(o) below
             a[:, : 2 * hid].sigmoid_()
-            a[:, 2 * hid: 3 * hid].tanh_()
+            _tanh_(a[:, 2 * hid: 3 * hid])
             a[:, 3 * hid:].sigmoid_()
             i, f, g, o = a.chunk(4, 1)
             c_new = torch.addcmul(f * c, i, g)
-            m = o * torch.tanh(c_new, out=tanh_c[t])
+            m = o * _tanh_(tanh_c[t].copy_(c_new))
             if m_all is not None:
                 m_all[t] = m
             h_new = m if w_hr is None else F.linear(m, w_hr)
@@ -124,7 +131,7 @@ class _GRU(torch.autograd.Function):
             h_n.copy_(gh[:, 2 * hid:])
             torch.add(x_r, gh[:, :hid], out=r).sigmoid_()
             torch.add(x_z, gh[:, hid: 2 * hid], out=z).sigmoid_()
-            torch.addcmul(x_n, r, h_n, out=n).tanh_()
+            _tanh_(torch.addcmul(x_n, r, h_n, out=n))
             h_new = torch.addcmul(n, z, h - n)
             if mask is None:
                 h = h_new
@@ -181,7 +188,7 @@ class _Elman(torch.autograd.Function):
         for t in _order(steps, reverse):
             h_prev[t] = h
             h_new = h_new_all[t].addmm_(h, w_hh_t)
-            h_new.relu_() if relu else h_new.tanh_()
+            h_new.relu_() if relu else _tanh_(h_new)
             if mask is None:
                 h = h_new
                 y[t] = h_new
