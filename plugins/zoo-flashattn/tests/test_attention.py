@@ -86,14 +86,22 @@ def backend(name, **opts):
     return lambda q, k, v: attn()(q, k, v, backend=name, return_lse=True, **opts)
 
 
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """16 × 16 tiles in the torch backend, so that tests cross tile edges."""
+    from zoo_flashattn import torch_backend
+
+    monkeypatch.setattr(torch_backend, "BLOCK", 16)
+
+
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_torch_backend_matches_naive(case):
+def test_torch_backend_matches_naive(case, small_tiles):
     inputs, do, opts = make(CASES[case])
     check(run(backend("torch", **opts), inputs, do), expected(inputs, do, opts), atol=2e-5)
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
-def test_triton_matches_naive_and_torch(case):
+def test_triton_matches_naive_and_torch(case, small_tiles):
     inputs, do, opts = make(CASES[case])
     got = run(backend("triton", **opts), inputs, do)
     check(got, expected(inputs, do, opts), atol=2e-5)
@@ -121,7 +129,7 @@ def _packed(seed=0):
 @pytest.mark.parametrize("opts", [dict(causal=True), dict(window=(4, 4), softcap=3.0,
                                                           dropout_p=0.25, seed=9)],
                          ids=["causal", "options"])
-def test_varlen_matches_naive(name, opts):
+def test_varlen_matches_naive(name, opts, small_tiles):
     inputs, do, cu_q, cu_k = _packed()
     cu = dict(cu_seqlens_q=torch.tensor(cu_q, dtype=torch.int32),
               cu_seqlens_k=torch.tensor(cu_k, dtype=torch.int32))

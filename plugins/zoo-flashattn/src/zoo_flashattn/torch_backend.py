@@ -25,9 +25,17 @@ from torch import Tensor
 
 from ._spec import Call, Spec
 
-BLOCK_M = 256
-BLOCK_N = 256
+BLOCK = 512  # tile side; smaller when batch × heads is large (see _block)
+_TILE_BUDGET = 2**24  # elements of one (B, H, block, block) tile: 64 MiB in fp32
 _M32 = 0xFFFFFFFF
+
+
+def _block(batch_heads: int) -> int:
+    """Tile side: BLOCK, halved (down to 64) while one tile would exceed the budget."""
+    size = BLOCK
+    while size > 64 and batch_heads * size * size > _TILE_BUDGET:
+        size //= 2
+    return size
 
 
 def _mix(x: Tensor) -> Tensor:
@@ -46,8 +54,8 @@ def dropout_keep(seed: int, bh: Tensor, rows: Tensor, cols: Tensor, p: float) ->
     return (_mix(row ^ ((cols * 0x85EBCA6B) & _M32)) >> 8) >= int(p * 2**24)
 
 
-def allowed(rows: Tensor, cols: Tensor, sq: int, sk: int, spec: Spec) -> Tensor | None:
-    """(rows, cols) bool mask of the window and the key length, or None if all allowed."""
+def allowed(rows: Tensor, cols: Tensor, sq: int, sk: int, spec: Spec) -> Tensor:
+    """(rows, cols) bool mask of the window and the key length."""
     diag = rows + (sk - sq)
     mask = cols < sk
     if spec.window_right >= 0:
@@ -71,7 +79,8 @@ def scores(qi: Tensor, kj: Tensor, rows: Tensor, cols: Tensor, sq: int, sk: int,
         s = spec.softcap * t
     if slopes is not None:
         s = s - slopes * (rows + (sk - sq) - cols).abs()
-    mask = allowed(rows, cols, sq, sk, spec)
+    windowed = spec.window_left >= 0 or spec.window_right >= 0
+    mask = allowed(rows, cols, sq, sk, spec) if windowed else None  # cols < sk always
     if kpm is not None:
         mask = kpm if mask is None else mask & kpm
     if mask is not None:
@@ -101,6 +110,7 @@ class _Ctx:
         heads = torch.arange(self.h, device=self.dev).view(1, self.hkv, self.g, 1, 1)
         batch = torch.arange(b0, b0 + self.b, device=self.dev).view(self.b, 1, 1, 1, 1)
         self.bh = batch * self.h + heads  # (B, Hkv, G, 1, 1)
+        self.tile = _block(self.b * self.h)
 
     def idx(self, a: int, b: int, col: bool) -> Tensor:
         r = torch.arange(a, b, device=self.dev)
@@ -129,15 +139,15 @@ def forward_dense(q: Tensor, k: Tensor, v: Tensor, spec: Spec, slopes: Tensor | 
     out = torch.empty_like(qg)
     lse = torch.empty(c.b, c.hkv, c.g, c.sq, device=c.dev, dtype=c.ct)
     drop = 1.0 / (1.0 - spec.dropout_p)
-    for m0 in range(0, c.sq, BLOCK_M):
-        m1 = min(m0 + BLOCK_M, c.sq)
+    for m0 in range(0, c.sq, c.tile):
+        m1 = min(m0 + c.tile, c.sq)
         qi = qg[..., m0:m1, :].to(c.ct)  # (B, Hkv, G, bm, D)
         m = torch.full(qi.shape[:-1], float("-inf"), device=c.dev, dtype=c.ct)
         ell = torch.zeros_like(m)
         acc = torch.zeros_like(qi)
         lo, hi = key_range(m0, m1, c.sq, c.sk, spec)
-        for n0 in range(lo, hi, BLOCK_N):
-            n1 = min(n0 + BLOCK_N, hi)
+        for n0 in range(lo, hi, c.tile):
+            n1 = min(n0 + c.tile, hi)
             s, _, rows, cols = c.block(qi, k, m0, m1, n0, n1)  # (B, Hkv, G, bm, bn)
             m_new = torch.maximum(m, s.amax(-1))
             m_safe = m_new.masked_fill(m_new == float("-inf"), 0.0)
@@ -168,13 +178,13 @@ def backward_dense(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse
     dk = torch.zeros(c.b, c.hkv, c.sk, c.d, device=c.dev, dtype=c.ct)
     dv = torch.zeros_like(dk)
     drop = 1.0 / (1.0 - spec.dropout_p)
-    for m0 in range(0, c.sq, BLOCK_M):
-        m1 = min(m0 + BLOCK_M, c.sq)
+    for m0 in range(0, c.sq, c.tile):
+        m1 = min(m0 + c.tile, c.sq)
         qi, doi = qg[..., m0:m1, :].to(c.ct), dog[..., m0:m1, :].to(c.ct)
         li, di = lse[..., m0:m1, None], delta[..., m0:m1, None]
         lo, hi = key_range(m0, m1, c.sq, c.sk, spec)
-        for n0 in range(lo, hi, BLOCK_N):
-            n1 = min(n0 + BLOCK_N, hi)
+        for n0 in range(lo, hi, c.tile):
+            n1 = min(n0 + c.tile, hi)
             s, t, rows, cols = c.block(qi, k, m0, m1, n0, n1)
             p = torch.exp(s - li)  # (B, Hkv, G, bm, bn)
             vj = v[:, :, None, n0:n1].to(c.ct)
