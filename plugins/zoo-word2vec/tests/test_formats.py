@@ -50,7 +50,7 @@ def test_limit_and_bad_files(tmp_path):
 def test_save_pretrained_and_zoo_load(lee, tmp_path):
     model = zoo.create("model:word2vec", vector_size=16, min_count=3, epochs=1, sg=1, hs=1,
                        workers=1)
-    model.train(lee, progress=False)
+    model.train(lee[:80], progress=False)
     model.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
     again = zoo.load(f"dir:{tmp_path}")
@@ -58,9 +58,9 @@ def test_save_pretrained_and_zoo_load(lee, tmp_path):
     assert again.wv.counts == model.wv.counts
     for name in ("vectors", "syn1neg", "syn1"):
         assert torch.equal(getattr(again, name), getattr(model, name))
-    assert again.wv.most_similar("fire", topn=3) == model.wv.most_similar("fire", topn=3)
+    assert again.wv.most_similar("said", topn=3) == model.wv.most_similar("said", topn=3)
     # training can continue from the loaded model (Huffman tree rebuilt from the counts)
-    again.train(lee[:20], progress=False, epochs=1)
+    again.train(lee[:10], progress=False, epochs=1)
 
 
 def test_load_into_other_vector_size_fails(lee, tmp_path):

@@ -15,6 +15,9 @@ with ``index_add_`` (duplicates add up; concurrent workers write without locks, 
 the released C tool does). As in Ji et al. 2016 (arXiv:1604.04661), the context words of
 one centre word share its ``K`` noise words, so each step is a batched matrix product.
 
+Hierarchical softmax follows the released tool in skipping the update of a node whose score
+is saturated (``|u . h| >= 6``), where the tool's sigmoid table ends.
+
 CBOW follows the released tool: every context word receives the full ``dL/dh`` with the mean
 (``cbow_mean=1``), and ``dL/dh`` divided by the window size with the sum (``cbow_mean=0``).
 """
@@ -45,6 +48,9 @@ class Workspace:
         return buf[:n].view(shape)
 
 
+MAX_EXP = 6.0
+
+
 @dataclass
 class OutputBlock:
     """Output rows scored against each input: ``table[ids]`` with ``labels`` under ``mask``."""
@@ -53,6 +59,7 @@ class OutputBlock:
     ids: Tensor  # (B, R) int64
     labels: Tensor  # (B, R) or (1, R) float
     mask: Tensor | None  # (B, R) bool, None = all valid
+    saturate: float = 0.0  # > 0: no update where |u . h| >= saturate (the tool's HS rule)
 
 
 def negative_block(syn1neg: Tensor, centre: Tensor, negatives: Tensor) -> OutputBlock:
@@ -72,7 +79,7 @@ def hierarchical_block(syn1: Tensor, centre: Tensor, points: Tensor, codes: Tens
     ids = points[centre, :depth]  # (B, L)
     labels = (1 - codes[centre, :depth]).to(syn1.dtype)
     mask = torch.arange(depth) < lengths[centre, None]
-    return OutputBlock(syn1, ids, labels, mask)
+    return OutputBlock(syn1, ids, labels, mask, saturate=MAX_EXP)
 
 
 def _masked_loss(scores: Tensor, labels: Tensor, mask: Tensor | None) -> Tensor:
@@ -107,6 +114,8 @@ def skipgram_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: li
         scores = torch.bmm(v_in, v_out.transpose(1, 2), out=ws.take("s", (b, c, r), dt))
         mask = _pair_mask(ctx_mask, blk.mask, scores)
         loss += _masked_loss(scores, blk.labels[:, None, :], mask)
+        if blk.saturate:
+            mask = _unsaturated(scores, mask, blk.saturate)
         g = torch.sigmoid_(scores).neg_().add_(blk.labels[:, None, :]).mul_(alpha)  # (B, C, R)
         if mask is not None:
             g.mul_(mask)
@@ -148,6 +157,8 @@ def cbow_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: list[O
         scores = torch.bmm(v_out, h[:, :, None]).squeeze(2)  # (B, R)
         mask = has_ctx[:, None] if blk.mask is None else blk.mask & has_ctx[:, None]
         loss += _masked_loss(scores, blk.labels, mask)
+        if blk.saturate:
+            mask = _unsaturated(scores, mask, blk.saturate)
         g = torch.sigmoid_(scores).neg_().add_(blk.labels).mul_(alpha).mul_(mask)  # (B, R)
         neu1e.add_(torch.bmm(g[:, None, :], v_out).squeeze(1))
         grad_out = torch.mul(g[:, :, None], h[:, None, :], out=ws.take("g_out", (b, r, d), dt))
@@ -161,6 +172,11 @@ def cbow_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: list[O
         torch.mul(neu1e[:, None, :], ctx_mask[:, :, None], out=grad_in)
     syn0.index_add_(0, ctx.reshape(-1), grad_in.view(-1, d))
     return loss
+
+
+def _unsaturated(scores: Tensor, mask: Tensor | None, limit: float) -> Tensor:
+    inside = scores.abs() < limit
+    return inside if mask is None else inside & mask
 
 
 def _pair_mask(ctx_mask: Tensor | None, out_mask: Tensor | None, like: Tensor) -> Tensor | None:

@@ -39,7 +39,11 @@ from .vocab import check_sentence
 if TYPE_CHECKING:
     from .word2vec import Word2Vec
 
+# Centre words per closed-form step. All predictions of a step see one snapshot of the
+# weights, so a row used n times moves by n summed steps at once; the inner nodes near the
+# Huffman root are used by every prediction, which diverges above a few hundred centres.
 CENTRES_PER_STEP = 1024
+CENTRES_PER_STEP_HS = 256
 
 
 @dataclass
@@ -143,9 +147,10 @@ class Trainer:
         else:
             groups = [(w, torch.arange(n))]
         loss, preds = 0.0, 0
+        per_step = CENTRES_PER_STEP_HS if cfg.hs else CENTRES_PER_STEP
         for b, positions in groups:
             offsets = torch.cat([torch.arange(-b, 0), torch.arange(1, b + 1)])  # (2b,)
-            for pos in positions.split(CENTRES_PER_STEP):
+            for pos in positions.split(per_step):
                 cpos = pos[:, None] + offsets  # (B, 2b)
                 valid = (cpos >= 0) & (cpos < n)
                 cpos.clamp_(0, n - 1)
@@ -185,6 +190,7 @@ class Trainer:
         report = TrainReport()
         bar = _progress_bar(self.total, self.progress and self.rank == 0)
         threads_before = torch.get_num_threads()
+        torch.set_flush_denormal(True)  # subnormal floats are ~100x slower; off again after
         if self.workers > 1:
             torch.set_num_threads(1)
         if self.dist:
@@ -215,6 +221,7 @@ class Trainer:
         finally:
             self._shutdown()
             torch.set_num_threads(threads_before)
+            torch.set_flush_denormal(False)
             bar.close()
         report.seconds = time.perf_counter() - start
         report.raw_words = self._done_words

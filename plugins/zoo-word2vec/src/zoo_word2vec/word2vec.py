@@ -111,8 +111,8 @@ class Word2Vec(Model):
     def __init__(self, config: Word2VecConfig) -> None:
         super().__init__(config)
         v, d = config.vocab_size, config.vector_size
-        gen = torch.Generator().manual_seed(config.seed)
-        self.vectors = nn.Parameter((torch.rand(v, d, generator=gen) - 0.5) / d)
+        gen = torch.Generator().manual_seed(config.seed)  # uniform(-1/D, 1/D), as gensim
+        self.vectors = nn.Parameter((torch.rand(v, d, generator=gen) * 2 - 1) / d)
         self.syn1neg = nn.Parameter(torch.zeros(v, d)) if config.negative else None
         self.syn1 = nn.Parameter(torch.zeros(max(v - 1, 0), d)) if config.hs else None
         self.register_buffer("counts", torch.zeros(v, dtype=torch.long))
