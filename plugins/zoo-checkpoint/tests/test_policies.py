@@ -152,3 +152,15 @@ def test_saved_bytes_order():
     got = {p: saved_bytes(copy.deepcopy(model).set_grad_checkpointing(p), inputs)
            for p in ("none", "selective", "every", "every-k", "sqrt")}
     assert got["none"] > got["selective"] > got["every"] > got["every-k"] > got["sqrt"]
+
+
+@pytest.mark.parametrize("policy", ["every", "sqrt"])
+def test_deepcopy_of_a_checkpointed_model_is_independent(policy):
+    model = build("own:residual-mlp").set_grad_checkpointing(policy)
+    twin = copy.deepcopy(model)
+    for a, b in zip(model.blocks, twin.blocks, strict=True):
+        assert b.__dict__["forward"].block is b and a.__dict__["forward"].block is a
+    inputs = model.example_inputs()
+    want, _ = step(model, inputs)
+    got, _ = step(twin, inputs)
+    assert all(torch.equal(got[n], want[n]) for n in want)

@@ -24,7 +24,7 @@ Policies:
 Example:
     >>> ckpt = zoo.create("transform:checkpoint", policy="sqrt")
     >>> model = ckpt.apply(zoo.create("model:bert", preset="base"))
-    >>> model.set_grad_checkpointing("budget", fraction=0.3, inputs=batch)   # the same, via
+    >>> model.set_grad_checkpointing("budget", fraction=0.3, inputs=batch)  # through the model
 """
 
 from __future__ import annotations
