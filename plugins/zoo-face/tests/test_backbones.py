@@ -65,3 +65,24 @@ def test_iresnet_head_scale_is_fixed():
 def test_bad_configs(ref, kw, match):
     with pytest.raises(FaceInputError, match=match):
         zoo.create(ref, **kw)
+
+
+def test_insightface_layout_maps_every_key():
+    """Keys as insightface's arcface_torch IResNet-50 names them (layer1…layer4)."""
+    model = zoo.create("model:iresnet", preset="iresnet50")
+    ours = model.state_dict()
+    blocks = {1: 3, 2: 4, 3: 14, 4: 3}
+    foreign = {}
+    for name in ["conv1.weight", "bn1.weight", "prelu.weight", "bn2.running_mean",
+                 "fc.weight", "fc.bias", "features.weight", "features.running_var"]:
+        foreign[name] = ours[name]
+    for stage, n in blocks.items():
+        for i in range(n):
+            for part in ["bn1.weight", "conv1.weight", "bn2.bias", "prelu.weight",
+                         "conv2.weight", "bn3.num_batches_tracked"]:
+                foreign[f"layer{stage}.{i}.{part}"] = ours[f"stages.{stage - 1}.{i}.{part}"]
+        foreign[f"layer{stage}.0.downsample.0.weight"] = ours[
+            f"stages.{stage - 1}.0.downsample.0.weight"]
+    mapped = model.convert_state_dict(foreign, "insightface")
+    assert set(mapped) <= set(ours)
+    assert "stages.2.13.conv2.weight" in mapped and "stages.0.0.bn1.weight" in mapped

@@ -102,6 +102,9 @@ class IResNet(zoo.Model):
                               input_size=16, embedding_size=16),
     }
     supports_grad_checkpointing = True
+    layouts = {  # the key names of insightface's arcface_torch IResNet checkpoints
+        "insightface": [(rf"^layer{i + 1}\.", f"stages.{i}.") for i in range(4)],
+    }
 
     def __init__(self, config: IResNetConfig) -> None:
         super().__init__(config)
