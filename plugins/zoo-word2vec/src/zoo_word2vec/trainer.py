@@ -191,8 +191,7 @@ class Trainer:
         bar = _progress_bar(self.total, self.progress and self.rank == 0)
         threads_before = torch.get_num_threads()
         torch.set_flush_denormal(True)  # subnormal floats are ~100x slower; off again after
-        if self.workers > 1:
-            torch.set_num_threads(1)
+        torch.set_num_threads(1)  # parallel over workers; intra-op barriers only cost here
         if self.dist:
             self._broadcast()
         start = time.perf_counter()
