@@ -17,10 +17,11 @@ import os
 import time
 
 import torch
-import zoo_core as zoo
 from gensim.models import Word2Vec as GensimWord2Vec
 from gensim.test.utils import datapath
 from zoo_word2vec import KeyedVectors, LineSentences
+
+import zoo_core as zoo
 
 SETTINGS = {
     "SGNS": {"sg": 1, "hs": 0, "negative": 5},

@@ -14,8 +14,9 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
-    import zoo_core as zoo
     from gensim.test.utils import datapath
+
+    import zoo_core as zoo
 
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                             world_size=world)

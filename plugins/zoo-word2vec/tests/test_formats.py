@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-import zoo_core as zoo
 from gensim.models import KeyedVectors as GensimKV
 from zoo_word2vec import KeyedVectors
+
+import zoo_core as zoo
 
 
 @pytest.mark.parametrize("binary", [True, False])

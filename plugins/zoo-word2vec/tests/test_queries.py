@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-import zoo_core as zoo
 from gensim.test.utils import datapath
 from zoo_word2vec import KeyedVectors
+
+import zoo_core as zoo
 
 
 @pytest.fixture(scope="module")

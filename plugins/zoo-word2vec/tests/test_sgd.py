@@ -3,9 +3,10 @@
 import pytest
 import torch
 import torch.nn.functional as F
-import zoo_core as zoo
 from zoo_word2vec.sgd import cbow_step, hierarchical_block, negative_block, skipgram_step
 from zoo_word2vec.vocab import huffman
+
+import zoo_core as zoo
 
 V, D, B, C, K = 30, 8, 6, 4, 3
 ALPHA = 0.05

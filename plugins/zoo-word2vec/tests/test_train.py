@@ -4,10 +4,11 @@ import math
 
 import pytest
 import torch
-import zoo_core as zoo
 from gensim.models import Word2Vec as GensimWord2Vec
 from gensim.test.utils import datapath
 from zoo_word2vec import LineSentences
+
+import zoo_core as zoo
 
 TINY_ALPHA = {"alpha": 1e-12, "min_alpha": 1e-12}
 
@@ -88,7 +89,7 @@ def test_progress_bar_shows_words_and_loss(lee, capsys):
 def test_train_errors(lee):
     model = zoo.create("model:word2vec", min_count=5)
     with pytest.raises(zoo.ZooError, match="no vocabulary"):
-        model.wv
+        _ = model.wv
     with pytest.raises(zoo.ZooError, match="no training"):
         model.get_latest_training_loss()
     model.build_vocab(lee)

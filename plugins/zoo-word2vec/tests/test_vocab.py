@@ -2,10 +2,17 @@
 
 import pytest
 import torch
-import zoo_core as zoo
 from gensim.models import Word2Vec as GensimWord2Vec
-from zoo_word2vec.vocab import Vocab, count_words, expected_code_length, huffman, noise_table, \
-    unigram_cdf
+from zoo_word2vec.vocab import (
+    Vocab,
+    count_words,
+    expected_code_length,
+    huffman,
+    noise_table,
+    unigram_cdf,
+)
+
+import zoo_core as zoo
 
 
 def test_vocab_matches_gensim(lee):
@@ -14,9 +21,9 @@ def test_vocab_matches_gensim(lee):
     ref.build_vocab(lee)
     kv = ours.wv
     assert len(kv) == len(ref.wv)
-    assert {w: c for w, c in zip(kv.index_to_key, kv.counts)} == \
+    assert {w: c for w, c in zip(kv.index_to_key, kv.counts, strict=True)} == \
         {w: int(ref.wv.get_vecattr(w, "count")) for w in ref.wv.index_to_key}
-    assert all(a >= b for a, b in zip(kv.counts, kv.counts[1:]))
+    assert all(a >= b for a, b in zip(kv.counts, kv.counts[1:], strict=False))
     assert ours.corpus_words == sum(map(len, lee))
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
+
 from zoo_core import ZooError
 
 if TYPE_CHECKING:

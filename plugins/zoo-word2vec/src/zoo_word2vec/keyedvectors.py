@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
 from zoo_core import ZooError
 
 Key = str | Tensor

@@ -37,13 +37,14 @@ class Workspace:
     def __init__(self) -> None:
         self._bufs: dict[str, Tensor] = {}
 
-    def take(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    def take(self, name: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
+        """A ``shape`` view of buffer ``name`` with ``like``'s dtype and device."""
         n = 1
         for s in shape:
             n *= s
         buf = self._bufs.get(name)
-        if buf is None or buf.numel() < n or buf.dtype != dtype:
-            buf = torch.empty(max(n, 1 << 16), dtype=dtype)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(max(n, 1 << 16), dtype=like.dtype, device=like.device)
             self._bufs[name] = buf
         return buf[:n].view(shape)
 
@@ -65,7 +66,7 @@ class OutputBlock:
 def negative_block(syn1neg: Tensor, centre: Tensor, negatives: Tensor) -> OutputBlock:
     """The centre word (label 1) and its noise words (label 0); noise equal to it is dropped."""
     ids = torch.cat([centre[:, None], negatives], 1)  # (B, 1 + K)
-    labels = torch.zeros(1, ids.shape[1], dtype=syn1neg.dtype)
+    labels = torch.zeros(1, ids.shape[1], dtype=syn1neg.dtype, device=syn1neg.device)
     labels[0, 0] = 1.0
     mask = torch.ones_like(ids, dtype=torch.bool)
     mask[:, 1:] = negatives != centre[:, None]
@@ -78,7 +79,7 @@ def hierarchical_block(syn1: Tensor, centre: Tensor, points: Tensor, codes: Tens
     depth = int(lengths[centre].max()) if centre.numel() else 1
     ids = points[centre, :depth]  # (B, L)
     labels = (1 - codes[centre, :depth]).to(syn1.dtype)
-    mask = torch.arange(depth) < lengths[centre, None]
+    mask = torch.arange(depth, device=lengths.device) < lengths[centre, None]
     return OutputBlock(syn1, ids, labels, mask, saturate=MAX_EXP)
 
 
@@ -104,14 +105,14 @@ def skipgram_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: li
     """
     ws = ws or Workspace()
     b, c = ctx.shape
-    d, dt = syn0.shape[1], syn0.dtype
-    v_in = _gather(syn0, ctx, ws.take("v_in", (b, c, d), dt))  # (B, C, D)
-    grad_in = ws.take("grad_in", (b, c, d), dt).zero_()
-    loss = torch.zeros((), dtype=torch.float64)
+    d = syn0.shape[1]
+    v_in = _gather(syn0, ctx, ws.take("v_in", (b, c, d), syn0))  # (B, C, D)
+    grad_in = ws.take("grad_in", (b, c, d), syn0).zero_()
+    loss = torch.zeros((), dtype=torch.float64, device=syn0.device)
     for blk in blocks:
         r = blk.ids.shape[1]
-        v_out = _gather(blk.table, blk.ids, ws.take("v_out", (b, r, d), dt))  # (B, R, D)
-        scores = torch.bmm(v_in, v_out.transpose(1, 2), out=ws.take("s", (b, c, r), dt))
+        v_out = _gather(blk.table, blk.ids, ws.take("v_out", (b, r, d), syn0))  # (B, R, D)
+        scores = torch.bmm(v_in, v_out.transpose(1, 2), out=ws.take("s", (b, c, r), syn0))
         mask = _pair_mask(ctx_mask, blk.mask, scores)
         loss += _masked_loss(scores, blk.labels[:, None, :], mask)
         if blk.saturate:
@@ -120,7 +121,7 @@ def skipgram_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: li
         if mask is not None:
             g.mul_(mask)
         grad_in.baddbmm_(g, v_out)  # (B, C, D)
-        grad_out = torch.bmm(g.transpose(1, 2), v_in, out=ws.take("g_out", (b, r, d), dt))
+        grad_out = torch.bmm(g.transpose(1, 2), v_in, out=ws.take("g_out", (b, r, d), syn0))
         blk.table.index_add_(0, blk.ids.reshape(-1), grad_out.view(-1, d))
     syn0.index_add_(0, ctx.reshape(-1), grad_in.view(-1, d))
     return loss
@@ -137,35 +138,36 @@ def cbow_step(syn0: Tensor, ctx: Tensor, ctx_mask: Tensor | None, blocks: list[O
     """CBOW step: the window's mean (or sum) predicts the centre word; returns the loss sum."""
     ws = ws or Workspace()
     b, c = ctx.shape
-    d, dt = syn0.shape[1], syn0.dtype
-    v_in = _gather(syn0, ctx, ws.take("v_in", (b, c, d), dt))  # (B, C, D)
+    d = syn0.shape[1]
+    v_in = _gather(syn0, ctx, ws.take("v_in", (b, c, d), syn0))  # (B, C, D)
     if ctx_mask is None:
-        count = torch.full((b, 1), float(c), dtype=syn0.dtype)
+        count = torch.full((b, 1), float(c), dtype=syn0.dtype, device=syn0.device)
         h = v_in.sum(1)  # (B, D)
     else:
         m = ctx_mask.to(syn0.dtype)
         count = m.sum(1, keepdim=True)
-        h = torch.bmm(m[:, None, :], v_in).squeeze(1)  # (B, D)
+        h = v_in.mul_(m[:, :, None]).sum(1)  # (B, D); padding rows zeroed in the scratch copy
     if cbow_mean:
         h = h / count.clamp_min(1)
     has_ctx = count.squeeze(1) > 0  # (B,)
     neu1e = torch.zeros_like(h)
-    loss = torch.zeros((), dtype=torch.float64)
+    loss = torch.zeros((), dtype=torch.float64, device=syn0.device)
     for blk in blocks:
         r = blk.ids.shape[1]
-        v_out = _gather(blk.table, blk.ids, ws.take("v_out", (b, r, d), dt))  # (B, R, D)
-        scores = torch.bmm(v_out, h[:, :, None]).squeeze(2)  # (B, R)
+        v_out = _gather(blk.table, blk.ids, ws.take("v_out", (b, r, d), syn0))  # (B, R, D)
+        # (B, R); a multiply-sum beats bmm's tiny matrix-vector products here
+        scores = torch.mul(v_out, h[:, None, :], out=ws.take("hv", (b, r, d), syn0)).sum(-1)
         mask = has_ctx[:, None] if blk.mask is None else blk.mask & has_ctx[:, None]
         loss += _masked_loss(scores, blk.labels, mask)
         if blk.saturate:
             mask = _unsaturated(scores, mask, blk.saturate)
         g = torch.sigmoid_(scores).neg_().add_(blk.labels).mul_(alpha).mul_(mask)  # (B, R)
         neu1e.add_(torch.bmm(g[:, None, :], v_out).squeeze(1))
-        grad_out = torch.mul(g[:, :, None], h[:, None, :], out=ws.take("g_out", (b, r, d), dt))
+        grad_out = torch.mul(g[:, :, None], h[:, None, :], out=ws.take("g_out", (b, r, d), syn0))
         blk.table.index_add_(0, blk.ids.reshape(-1), grad_out.view(-1, d))
     if not cbow_mean:
         neu1e.div_(count.clamp_min(1))
-    grad_in = ws.take("grad_in", (b, c, d), dt)
+    grad_in = ws.take("grad_in", (b, c, d), syn0)
     if ctx_mask is None:
         grad_in.copy_(neu1e[:, None, :].expand(b, c, d))
     else:
@@ -183,6 +185,7 @@ def _pair_mask(ctx_mask: Tensor | None, out_mask: Tensor | None, like: Tensor) -
     if ctx_mask is None and out_mask is None:
         return None
     b, c, r = like.shape
-    cm = ctx_mask[:, :, None] if ctx_mask is not None else torch.ones(b, c, 1, dtype=torch.bool)
-    om = out_mask[:, None, :] if out_mask is not None else torch.ones(b, 1, r, dtype=torch.bool)
+    ones = torch.ones((), dtype=torch.bool, device=like.device)
+    cm = ctx_mask[:, :, None] if ctx_mask is not None else ones.expand(b, c, 1)
+    om = out_mask[:, None, :] if out_mask is not None else ones.expand(b, 1, r)
     return cm & om  # (B, C, R)

@@ -32,7 +32,12 @@ import torch
 from torch import Tensor
 
 from .sgd import (
-    OutputBlock, Workspace, cbow_step, hierarchical_block, negative_block, skipgram_step,
+    OutputBlock,
+    Workspace,
+    cbow_step,
+    hierarchical_block,
+    negative_block,
+    skipgram_step,
 )
 from .vocab import check_sentence
 
@@ -94,7 +99,9 @@ def iter_chunks(sentences: Iterable[Sequence[str]], index: dict[str, int], chunk
 
 
 def _tensor(ids: array[int]) -> Tensor:
-    return torch.frombuffer(ids, dtype=torch.long).clone() if ids else torch.zeros(0, dtype=torch.long)
+    if not ids:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.frombuffer(ids, dtype=torch.long).clone()
 
 
 class Trainer:
@@ -155,30 +162,35 @@ class Trainer:
                 valid = (cpos >= 0) & (cpos < n)
                 cpos.clamp_(0, n - 1)
                 valid &= sid[cpos] == sid[pos, None]
-                l, p = self.step(ids[pos], ids[cpos], valid, chunk.alpha, gen, ws)
-                loss += l
-                preds += p
+                step_loss, step_preds = self.step(ids[pos], ids[cpos], valid, chunk.alpha, gen, ws)
+                loss += step_loss
+                preds += step_preds
         return loss, preds, n
 
     def step(self, centre: Tensor, ctx: Tensor, valid: Tensor, alpha: float,
              gen: torch.Generator, ws: Workspace) -> tuple[float, int]:
+        """One closed-form step on ``B`` centre words; windows and noise are drawn on the CPU
+        and moved to the weights' device."""
         cfg, m = self.cfg, self.model
-        mask: Tensor | None = None if bool(valid.all()) else valid
+        dev = m.vectors.device
+        preds = int(valid.sum()) if cfg.sg else int(valid.any(1).sum())
+        mask: Tensor | None = None if bool(valid.all()) else valid.to(dev)
+        centre_d, ctx = centre.to(dev), ctx.to(dev)
         blocks: list[OutputBlock] = []
         if cfg.hs:
-            blocks.append(hierarchical_block(m.syn1.data, centre, self.points, self.codes,
-                                             self.lengths))
+            blk = hierarchical_block(m.syn1.data, centre, self.points, self.codes, self.lengths)
+            blk.ids, blk.labels = blk.ids.to(dev), blk.labels.to(dev)
+            blk.mask = blk.mask.to(dev) if blk.mask is not None else None
+            blocks.append(blk)
         if cfg.negative:
             slots = torch.randint(0, self.noise.numel(), (centre.numel() * cfg.negative,),
                                   generator=gen)
-            neg = self.noise[slots].long()
-            blocks.append(negative_block(m.syn1neg.data, centre, neg.view(-1, cfg.negative)))
+            neg = self.noise[slots].long().view(-1, cfg.negative).to(dev)
+            blocks.append(negative_block(m.syn1neg.data, centre_d, neg))
         if cfg.sg:
             loss = skipgram_step(m.vectors.data, ctx, mask, blocks, alpha, ws)
-            preds = int(valid.sum())
         else:
             loss = cbow_step(m.vectors.data, ctx, mask, blocks, alpha, bool(cfg.cbow_mean), ws)
-            preds = int(valid.any(1).sum())
         return float(loss), preds
 
     # -- epochs ------------------------------------------------------------------------

@@ -27,12 +27,19 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
 from zoo_core import Model, ZooError
 
 from .keyedvectors import KeyedVectors
 from .trainer import Trainer, TrainReport
 from .vocab import (
-    Vocab, count_words, decode_words, encode_words, huffman, keep_probabilities, noise_table,
+    Vocab,
+    count_words,
+    decode_words,
+    encode_words,
+    huffman,
+    keep_probabilities,
+    noise_table,
     unigram_cdf,
 )
 
