@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 def test_mlm_on_lee_corpus_loss_falls():
     torch.manual_seed(0)
     tok = zoo.load("bert-base-uncased")
-    cfg = TrainConfig(steps=300, batch_size=16, lr=1e-3, warmup=30, max_length=64, nsp=True,
+    cfg = TrainConfig(steps=300, batch_size=16, lr=2e-3, warmup=30, max_length=64, nsp=True,
                       log_every=50)
     model = zoo.create("model:bert-pretraining", preset="tiny", vocab_size=tok.vocab_size,
                        hidden_size=64, num_heads=4, intermediate_size=256,
