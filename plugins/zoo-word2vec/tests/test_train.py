@@ -95,3 +95,5 @@ def test_train_errors(lee):
     model.build_vocab(lee)
     with pytest.raises(zoo.ZooError, match="sentence 1 is a str"):
         model.train([["a"], "some text"], progress=False)
+    with pytest.raises(zoo.ZooError, match="one-shot iterator"):
+        model.train(iter(lee), progress=False)

@@ -111,8 +111,7 @@ class Word2Vec(Model):
         "sgns": Word2VecConfig(sg=1, negative=5),
         "cbow": Word2VecConfig(sg=0, negative=5),
         "sg-hs": Word2VecConfig(sg=1, hs=1, negative=0),
-        "google-news": Word2VecConfig(vector_size=300, sg=0, negative=5, window=5, sample=1e-5,
-                                      min_count=5),
+        "cbow-hs": Word2VecConfig(sg=0, hs=1, negative=0),
     }
 
     def __init__(self, config: Word2VecConfig) -> None:
@@ -256,6 +255,10 @@ class Word2Vec(Model):
         """
         if isinstance(sentences, bool):
             return super().train(sentences)
+        if iter(sentences) is sentences:  # type: ignore[comparison-overlap]
+            raise ZooError(f"the corpus is a one-shot iterator ({type(sentences).__name__}); "
+                           "training reads it once per epoch: pass a list or a re-iterable "
+                           "such as LineSentences(path)")
         cfg = self.config
         if cfg.vocab_size == 0:
             self.build_vocab(sentences)
