@@ -69,7 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=4.0)
     parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 avoids OpenMP stalls on a shared machine")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     r = run(args.minutes, args.hidden)
     print(f"{'model':<28} {'valid perplexity':>16}")
     print(f"{'byte unigram (add-one)':<28} {r['unigram']:16.2f}")

@@ -72,7 +72,10 @@ def run(steps: int = 2000, batch_size: int = 64, lr: float = 3e-3, seed: int = 0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 avoids OpenMP stalls on a shared machine")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     r = run(args.steps)
     print(f"{'decoding':<22} {'exact match':>11}")
     print(f"{'greedy (1000 seqs)':<22} {r['greedy']:11.3f}")
