@@ -34,6 +34,7 @@ class GRUCell(nn.Module):
     """
 
     gates = 3
+    plain = True  # the fused recurrence applies (no extra terms)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -51,8 +52,6 @@ class GRUCell(nn.Module):
 
     def reset_parameters(self) -> None:
         uniform_(self, self.hidden_size)
-
-    plain = True
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_ih x + b_ih for any leading shape."""

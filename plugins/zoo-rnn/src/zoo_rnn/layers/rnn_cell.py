@@ -31,6 +31,7 @@ class RNNCell(nn.Module):
     """
 
     gates = 1
+    plain = True  # the fused recurrence applies (no extra terms)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh") -> None:
@@ -52,8 +53,6 @@ class RNNCell(nn.Module):
 
     def reset_parameters(self) -> None:
         uniform_(self, self.hidden_size)
-
-    plain = True
 
     def project_input(self, x: Tensor) -> Tensor:
         """W_ih x + b_ih for any leading shape."""
