@@ -7,8 +7,11 @@ S = 8192 the torch backend needs ≤ 1/50 of naive's extra memory.
 
 Each measurement runs in a fresh subprocess: inputs are allocated, the peak resident set
 size (VmHWM) is reset through /proc/self/clear_refs, the call runs, and extra memory =
-peak − resident size before the call (the output counts in every row). Time is the median
-of three runs after the memory run. Linux only; fp32; B = 1, H = 1, D = 64 by default.
+peak − resident size before the call (the output counts in every row). The workers run with
+``MALLOC_MMAP_THRESHOLD_=65536`` so that glibc returns freed blocks to the system at once and
+the peak RSS follows the live tensors rather than allocator caching. Time is the median
+of three runs in another subprocess with the default allocator. Linux only; fp32;
+B = 1, H = 1, D = 64 by default.
 
 Usage:
     python benchmarks/attention_memory.py [--seqlen 8192] [--heads 1] [--threads 2]
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -34,7 +38,8 @@ def _status(field: str) -> int:
     raise RuntimeError(f"{field} not in /proc/self/status")
 
 
-def worker(method: str, mode: str, s: int, h: int, d: int, threads: int) -> dict:
+def worker(method: str, mode: str, what: str, s: int, h: int, d: int, threads: int
+           ) -> dict:
     """One measurement, in this (fresh) process."""
     import math
 
@@ -74,11 +79,11 @@ def worker(method: str, mode: str, s: int, h: int, d: int, threads: int) -> dict
 
     call(*inputs(256))  # warm up: kernels and allocator pools
     q, k, v, do = inputs(s)
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
-    before = _status("VmRSS")
-    out = call(q, k, v, do)
-    peak = _status("VmHWM")
-    del out
+    if what == "memory":
+        Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS
+        before = _status("VmRSS")
+        call(q, k, v, do)
+        return dict(extra_mib=(_status("VmHWM") - before) / 2**20)
     times = []
     for _ in range(3):
         for x in (q, k, v):
@@ -86,8 +91,7 @@ def worker(method: str, mode: str, s: int, h: int, d: int, threads: int) -> dict
         t0 = time.perf_counter()
         call(q, k, v, do)
         times.append(time.perf_counter() - t0)
-    return dict(method=method, mode=mode, extra_mib=(peak - before) / 2**20,
-                seconds=statistics.median(times))
+    return dict(seconds=statistics.median(times))
 
 
 def main() -> None:
@@ -96,7 +100,7 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=1)
     ap.add_argument("--head-dim", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker, args.seqlen, args.heads, args.head_dim,
@@ -105,12 +109,18 @@ def main() -> None:
     rows = []
     for mode in ("fwd", "fwd+bwd"):
         for method in ("naive", "sdpa", "torch"):
-            cmd = [sys.executable, __file__, "--worker", method, mode, "--seqlen",
-                   str(args.seqlen), "--heads", str(args.heads), "--head-dim",
-                   str(args.head_dim), "--threads", str(args.threads)]
-            res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
+            row = dict(method=method, mode=mode)
+            for what in ("memory", "time"):
+                cmd = [sys.executable, __file__, "--worker", method, mode, what, "--seqlen",
+                       str(args.seqlen), "--heads", str(args.heads), "--head-dim",
+                       str(args.head_dim), "--threads", str(args.threads)]
+                env = dict(os.environ)
+                if what == "memory":  # see the docstring
+                    env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+                res = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+                row.update(json.loads(res.stdout.strip().splitlines()[-1]))
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     print(f"\nCPU, fp32, B=1, H={args.heads}, S={args.seqlen}, D={args.head_dim}, "
           f"{args.threads} threads")
     print("| mode | method | extra MiB | vs naive | seconds | speed vs naive |")
