@@ -42,10 +42,11 @@ def test_bad_ids():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_end_to_end_margins_train_and_verify():
-    """A few minutes on CPU (benchmarks/face_e2e.py runs the full comparison)."""
+    """A few minutes on a free CPU (benchmarks/face_e2e.py runs the full comparison)."""
     from zoo_face.e2e import train_and_verify
 
-    out = train_and_verify("arcface", steps=300, batch_size=64, train_ids=200, test_ids=100,
+    out = train_and_verify("arcface", steps=100, batch_size=64, train_ids=200, test_ids=100,
                            num_pairs=1000, loss_options={"s": 32.0, "m": 0.5})
-    assert out["accuracy"] > 0.8, out
+    assert out["accuracy"] > 0.8 and out["tar@far=0.1"] > 0.6, out
