@@ -26,24 +26,25 @@ def randomise_norms(model: nn.Module) -> nn.Module:
     return model
 
 
-@pytest.mark.parametrize("aux", [False, True])
-def test_deeplabv3_resnet50_parity_with_torchvision(aux, tmp_path):
+def test_deeplabv3_resnet50_parity_with_torchvision(tmp_path):
     torch.manual_seed(0)
     ref = torchvision.models.segmentation.deeplabv3_resnet50(
-        weights=None, weights_backbone=None, aux_loss=aux)
+        weights=None, weights_backbone=None, aux_loss=True)
     ref = randomise_norms(ref).eval()
     save_file(ref.state_dict(), tmp_path / "tv.safetensors")
-    ours = zoo.create("model:deeplabv3", preset="resnet50", aux_loss=aux).eval()
+    ours = zoo.create("model:deeplabv3", preset="resnet50", aux_loss=True).eval()
     load_state_dict(ours, read_safetensors([tmp_path / "tv.safetensors"]), "torchvision")
     x = torch.randn(1, 3, 72, 88)
     with torch.no_grad():
         want, got = ref(x), ours(x)
     torch.testing.assert_close(got["logits"], want["out"], rtol=0, atol=1e-5)
     assert got["logits"].shape == (1, 21, 72, 88)
-    if aux:
-        torch.testing.assert_close(got["aux_logits"], want["aux"], rtol=0, atol=1e-5)
-    else:
-        assert "aux_logits" not in got
+    torch.testing.assert_close(got["aux_logits"], want["aux"], rtol=0, atol=1e-5)
+
+
+def test_aux_head_only_when_asked():
+    model = zoo.create("model:deeplabv3", preset="tiny", aux_loss=False).eval()
+    assert list(model(**model.example_inputs())) == ["logits"] and model.aux_head is None
 
 
 @pytest.mark.parametrize("arch,os,dilate", [
