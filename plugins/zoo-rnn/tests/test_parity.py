@@ -12,6 +12,8 @@ from zoo_rnn.recurrent import GRU, LSTM, RNN
 
 import zoo_core as zoo
 
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported")
+
 TOL = {"rtol": 1e-6, "atol": 1e-6}
 
 KINDS = {  # name: (ours, torch.nn, extra kwargs)
