@@ -4,7 +4,8 @@ Analogies "a is to b as c is to ?" follow Levy & Goldberg 2014, "Linguistic Regu
 Sparse and Explicit Word Representations" (CoNLL): 3CosAdd (their eq. 3, Mikolov et al.'s
 vector offset) ranks ``x`` by ``cos(x, b) - cos(x, a) + cos(x, c)``; 3CosMul (eq. 4) by
 ``cos(x, b) cos(x, c) / (cos(x, a) + eps)`` with cosines shifted to ``[0, 1]`` by
-``(1 + cos) / 2`` and ``eps = 1e-6``.
+``(1 + cos) / 2``; we take ``eps = 1e-6`` (the paper uses 0.001), the value gensim uses, so
+rankings agree with it.
 """
 
 from __future__ import annotations
