@@ -91,24 +91,32 @@ def main() -> None:
     ids = torch.randint(1, 30522, (args.batch, args.seq), generator=g).to(dev)
     mask = torch.ones_like(ids)
     inputs = {"input_ids": ids, "attention_mask": mask}
-    rows = []
-    for policy, options in POLICIES:
+    def zoo_run(policy: str, options: dict[str, Any]) -> tuple[str, int, float]:
         torch.manual_seed(0)
         model = zoo.create("model:bert", preset="base", num_layers=args.layers).to(dev).train()
         if policy != "none":
             model.set_grad_checkpointing(policy, inputs=inputs, **options)
         label = policy + (f"({options['fraction']:.0%})" if "fraction" in options else "")
-        rows.append(("zoo " + label, *measure(model, inputs, args.repeats, dev, [])))
-        del model
-    for ckpt in (False, True):
+        return ("zoo " + label, *measure(model, inputs, args.repeats, dev, []))
+
+    def hf_run(ckpt: bool) -> tuple[str, int, float]:
         torch.manual_seed(0)
         cfg = transformers.BertConfig(num_hidden_layers=args.layers)
         hf = transformers.BertModel(cfg, add_pooling_layer=False).to(dev).train()
         if ckpt:
             hf.gradient_checkpointing_enable()
         label = "HF gradient_checkpointing_enable()" if ckpt else "HF none"
-        rows.append((label, *measure(hf, inputs, args.repeats, dev, hf_held(hf) if ckpt else [])))
-        del hf
+        return (label, *measure(hf, inputs, args.repeats, dev, hf_held(hf) if ckpt else []))
+
+    # interleaved, so that a change of load on a shared machine hits both sides alike
+    order: list[Any] = [("zoo", 0), ("hf", False), ("zoo", 1), ("hf", True)] \
+        + [("zoo", i) for i in range(2, len(POLICIES))]
+    done: dict[Any, tuple[str, int, float]] = {}
+    for side, key in order:
+        done[(side, key)] = zoo_run(*POLICIES[key]) if side == "zoo" else hf_run(key)
+        print("measured", done[(side, key)], flush=True)
+    rows = [done[("zoo", i)] for i in range(len(POLICIES))] + [done[("hf", False)],
+                                                                done[("hf", True)]]
 
     zoo_none, hf_none = rows[0], rows[len(POLICIES)]
     print(f"device: {dev} ({torch.get_num_threads()} threads), BERT-base shape, "
