@@ -83,13 +83,16 @@ def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any) -> Any:
             config = config_from_dict(factory.config_class, doc["config"])
     if config is None:
         config = build_config(factory, entry.preset, entry.config)
-    model = factory(config)
     weights = sorted(f for f in entry.files if f.endswith(".safetensors"))
-    if weights:
-        from ._weights import load_state_dict, read_safetensors
+    if not weights:
+        model = factory(config)
+    else:
+        from ._weights import load_state_dict, read_safetensors, skip_init
 
         state = read_safetensors([folder / w for w in weights])
-        load_state_dict(model, state, entry.layout)
+        with skip_init():  # every weight is loaded (strictly) below
+            model = factory(config)
+        load_state_dict(model, state, entry.layout, assign=True)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,32 @@ def read_safetensors(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Tenso
     return state
 
 
+_INIT_FUNCTIONS = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
+    "sparse_",
+)
+
+
+@contextmanager
+def skip_init() -> Iterator[None]:
+    """Make ``torch.nn.init`` functions no-ops while a model whose every weight is about to be
+    loaded is built: random initialisation would be overwritten anyway, and dominates load
+    time. Strict loading then guarantees no parameter keeps uninitialised memory."""
+    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+
+    def keep(tensor: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        return tensor
+
+    try:
+        for name in saved:
+            setattr(nn.init, name, keep)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(nn.init, name, fn)
+
+
 def _aliases(module: nn.Module) -> dict[str, str]:
     """Keys of tied tensors mapped to the first key holding the same storage."""
     first: dict[tuple[int, int, tuple[int, ...]], str] = {}
@@ -49,11 +76,14 @@ def _aliases(module: nn.Module) -> dict[str, str]:
     return aliases
 
 
-def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | None = None) -> None:
+def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | None = None,
+                    *, assign: bool = False) -> None:
     """Strictly load ``state`` into ``model``: missing, unexpected or misshapen keys raise.
 
     ``layout`` names a foreign key layout declared by the model (``Model.layouts``). Tied
-    weights need only one of their keys.
+    weights need only one of their keys. ``assign=True`` takes the checkpoint's tensors as the
+    parameters instead of copying into them (no copy of memory-mapped weights); use it only on
+    a freshly built model that no optimizer holds yet.
     """
     if layout is not None:
         convert = getattr(model, "convert_state_dict", None)
@@ -83,9 +113,27 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
                 "their declared mapping (entry field 'layout').")
         raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts)
                            + "." + hint)
-    with torch.no_grad():
-        for k in expected:
-            own[k].copy_(state[k])
+    if not assign:
+        with torch.no_grad():
+            for k in expected:
+                own[k].copy_(state[k])
+        return
+    # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
+    # dtype and device, instead of copying them into freshly initialised ones.
+    taken = {k: state[k].to(dtype=own[k].dtype, device=own[k].device) for k in expected}
+    model.load_state_dict(taken, strict=False, assign=True)
+    for alias, main in aliases.items():  # assignment unties shared weights: tie them again
+        _set_tensor(model, alias, _get_tensor(model, main))
+
+
+def _get_tensor(model: nn.Module, key: str) -> Tensor:
+    owner, _, name = key.rpartition(".")
+    return getattr(model.get_submodule(owner), name)  # type: ignore[no-any-return]
+
+
+def _set_tensor(model: nn.Module, key: str, value: Tensor) -> None:
+    owner, _, name = key.rpartition(".")
+    setattr(model.get_submodule(owner), name, value)
 
 
 def _head(items: Sequence[str], n: int = 8) -> str:
