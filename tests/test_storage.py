@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,55 @@ def test_truncated_safetensors_in_a_folder(weights) -> None:
     path.write_bytes(path.read_bytes()[:-64])
     with pytest.raises(zoo.WeightsError, match="truncated"):
         zoo.load(f"dir:{folder}")
+
+
+@dataclass(frozen=True)
+class TiedConfig:
+    vocab: int = 11
+    width: int = 4
+
+
+class Tied(zoo.Model):
+    """An embedding and an output projection sharing one weight, as masked-LM heads do."""
+
+    config_class = TiedConfig
+
+    def __init__(self, config: TiedConfig) -> None:
+        super().__init__(config)
+        self.embed = torch.nn.Embedding(config.vocab, config.width)
+        self.out = torch.nn.Linear(config.width, config.vocab, bias=False)
+        self.out.weight = self.embed.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed(ids))
+
+    def example_inputs(self) -> dict[str, torch.Tensor]:
+        return {"ids": torch.arange(5)}
+
+
+class TiedPlugin:
+    @zoo.hookimpl
+    def zoo_components(self) -> list[zoo.Component]:
+        return [zoo.component("model:tied", f"{__name__}:Tied")]
+
+
+def test_tied_weights_stay_tied_after_loading(tmp_path: Path, catalog, cache) -> None:
+    zoo.register_plugin(TiedPlugin(), "tied")
+    try:
+        model = zoo.create("model:tied")
+        model.save_pretrained(tmp_path)
+        from safetensors import safe_open
+
+        with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+            assert len(list(f.keys())) == 1  # the shared weight is stored once
+        digest = hashlib.sha256((tmp_path / "model.safetensors").read_bytes()).hexdigest()
+        catalog(f'[entries.tied]\ncomponent = "model:tied"\nsources = ["dir:{tmp_path}"]\n'
+                f'files = {{ "model.safetensors" = "{digest}" }}\n')
+        loaded = zoo.load("tied")
+        assert loaded.out.weight is loaded.embed.weight
+        assert torch.equal(loaded.embed.weight, model.embed.weight)
+        with torch.no_grad():
+            loaded.embed.weight.add_(1.0)  # copy-on-write: the cached file is unchanged
+        assert hashlib.sha256((cache / "blobs" / digest).read_bytes()).hexdigest() == digest
+    finally:
+        zoo.unregister_plugin("tied")
