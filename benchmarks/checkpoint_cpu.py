@@ -85,6 +85,8 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--zoo-only", nargs="*", metavar="POLICY",
+                    help="measure only these zoo policies (none first), and no transformers run")
     args = ap.parse_args()
     dev = args.device
     g = torch.Generator().manual_seed(0)
@@ -111,10 +113,18 @@ def main() -> None:
     # interleaved, so that a change of load on a shared machine hits both sides alike
     order: list[Any] = [("zoo", 0), ("hf", False), ("zoo", 1), ("hf", True)] \
         + [("zoo", i) for i in range(2, len(POLICIES))]
+    if args.zoo_only is not None:
+        order = [("zoo", i) for i, (p, _) in enumerate(POLICIES) if p in args.zoo_only]
     done: dict[Any, tuple[str, int, float]] = {}
     for side, key in order:
         done[(side, key)] = zoo_run(*POLICIES[key]) if side == "zoo" else hf_run(key)
         print("measured", done[(side, key)], flush=True)
+    if args.zoo_only is not None:
+        for name, nbytes, secs in done.values():
+            base = done[order[0]]
+            print(f"| {name} | {nbytes / 2**20:.1f} | {nbytes / base[1]:.3f} | {secs:.2f} | "
+                  f"{secs / base[2]:.2f} |")
+        return
     rows = [done[("zoo", i)] for i in range(len(POLICIES))] + [done[("hf", False)],
                                                                 done[("hf", True)]]
 
