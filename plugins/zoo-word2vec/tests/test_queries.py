@@ -60,8 +60,8 @@ def test_word_pairs_match_gensim(pair, name):
     got = ours.evaluate_word_pairs(datapath(name))
     pearson, spearman, oov = ref.evaluate_word_pairs(datapath(name))
     # cosines are float32 dot products whose summation order depends on the BLAS and its
-    # threads: Pearson agrees to ~1e-5 (seen 1.5e-5 under load); pairs listed twice (a b / b a) can tie in one
-    # implementation and not the other, which moves Spearman by ~1e-4
+    # threads: Pearson agrees to ~1e-5 (seen 1.5e-5 under load); pairs listed twice (a b /
+    # b a) can tie in one implementation and not the other, which moves Spearman by ~1e-4
     assert got["pearson"] == pytest.approx(pearson[0], abs=1e-4)
     assert got["spearman"] == pytest.approx(spearman[0], abs=2e-3)
     assert got["oov_ratio"] == pytest.approx(oov)
