@@ -16,8 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from .contracts import CHECKS, Case, Skip, build, cases, run_checks
+from .distributed import run_distributed
 
-__all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks"]
+__all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks",
+           "run_distributed"]
 
 
 def parametrize_components(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import zoo_core as zoo
+from zoo_core.testing import run_distributed
 
 C = 4
 
@@ -23,36 +20,20 @@ def _batches():
     return out
 
 
-def _worker(rank: int, port: int, queue) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=2)
-    try:
-        results = {}
-        for aggregation in ("dataset", "image"):
-            m = zoo.create("metric:segmentation", num_classes=C, aggregation=aggregation)
-            for preds, target in _batches()[rank::2]:
-                m.update(preds, target)
-            res = m.sync().compute()  # tensors go back as numpy: no shared-memory handles
-            results[aggregation] = {k: v.numpy() if isinstance(v, torch.Tensor) else v
-                                    for k, v in res.items()}
-        queue.put((rank, results))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int) -> dict:
+    results = {}
+    for aggregation in ("dataset", "image"):
+        m = zoo.create("metric:segmentation", num_classes=C, aggregation=aggregation)
+        for preds, target in _batches()[rank::world_size]:
+            m.update(preds, target)
+        res = m.sync().compute()  # tensors go back as numpy: no shared-memory handles
+        results[aggregation] = {k: v.numpy() if isinstance(v, torch.Tensor) else v
+                                for k, v in res.items()}
+    return results
 
 
 def test_sync_over_two_gloo_processes_equals_one_process():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = dict(queue.get(timeout=120) for _ in procs)
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    got = run_distributed(_worker)
     for aggregation in ("dataset", "image"):
         whole = zoo.create("metric:segmentation", num_classes=C, aggregation=aggregation)
         for preds, target in _batches():

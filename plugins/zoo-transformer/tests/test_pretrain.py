@@ -3,16 +3,13 @@ checkpoint resume, mixed precision and DDP over 2 gloo processes."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from zoo_transformer.masking import IGNORE, mask_tokens, word_ids
 from zoo_transformer.pretrain import TrainConfig, linear_schedule, nsp_pairs, pretrain
 
 import zoo_core as zoo
+from zoo_core.testing import run_distributed
 
 MASK, VOCAB = 4, 1000
 
@@ -123,30 +120,14 @@ def test_bf16_autocast_on_cpu():
     assert all(torch.isfinite(torch.tensor(history)))
 
 
-def _worker(rank: int, port: int, queue) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                            world_size=2)
-    try:
-        model = _model()
-        history = pretrain(model, _batches, TrainConfig(steps=3, **CFG))
-        queue.put((rank, history, {k: v.numpy() for k, v in model.state_dict().items()}))
-    finally:
-        dist.destroy_process_group()
+def _worker(rank: int, world_size: int) -> tuple:
+    model = _model()
+    history = pretrain(model, _batches, TrainConfig(steps=3, **CFG))
+    return history, {k: v.numpy() for k, v in model.state_dict().items()}
 
 
 def test_ddp_two_gloo_processes_equal_accumulation():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(r, port, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    got = {r: (h, sd) for r, h, sd in (queue.get(timeout=240) for _ in procs)}
-    for p in procs:
-        p.join(timeout=60)
-        assert p.exitcode == 0
+    got = run_distributed(_worker)
     single = _model()
     history = pretrain(single, _batches, TrainConfig(steps=3, accumulation=2, **CFG))
     for rank in (0, 1):
