@@ -14,9 +14,7 @@ from ._catalog import CATALOG, Entry, Source, check_repo_id, parse_source
 from ._config import build_config, config_from_dict
 from ._errors import ZooError
 from ._registry import KINDS, REGISTRY, Component
-from ._storage import STORE
-
-CONFIG_NAME = "config.json"
+from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME
 
 
 def create(ref: str, preset: str | None = None, **overrides: Any) -> Any:
@@ -116,10 +114,11 @@ def _from_folder(folder: Path, name: str, device: Any, dtype: Any) -> Any:
         raise ZooError(f"{name!r}: {CONFIG_NAME} was not written by zoo and no installed plugin "
                        f"recognises it (model_type={doc.get('model_type')!r}); see `zoo plugins`")
     weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    if not weights and any(folder.glob("*.bin")):
+    pickles = sorted(folder.glob("*.bin"))
+    if not weights and pickles:
         from ._storage import refuse_pickle
 
-        refuse_pickle(next(folder.glob("*.bin")))
+        refuse_pickle(pickles[0])
     entry = Entry(name=name, component=found["component"], config=found.get("config", {}),
                   files={w: "" for w in weights}, layout=found.get("layout"), origin=str(folder))
     return _instantiate(entry, folder, device, dtype)
@@ -130,10 +129,7 @@ def _fetch_hub_repo(source: Source) -> Path:
 
     config_path = Path(hf_hub_download(source.location, CONFIG_NAME, revision=source.revision))
     doc = json.loads(config_path.read_text("utf-8"))
-    files = doc.get("zoo", {}).get("files", [])
-    if not files:
-        files = ["model.safetensors"]
-    for f in files:
+    for f in doc.get("zoo", {}).get("files") or [WEIGHTS_NAME]:
         hf_hub_download(source.location, f, revision=source.revision)
     return config_path.parent
 

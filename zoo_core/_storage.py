@@ -25,6 +25,8 @@ from typing import Any
 from ._catalog import Entry, Source
 from ._errors import FetchError, IntegrityError, WeightsError
 
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 

@@ -14,10 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ._errors import WeightsError
-from ._storage import atomic_path, atomic_write_text, refuse_pickle
-
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+from ._storage import CONFIG_NAME, WEIGHTS_NAME, atomic_path, atomic_write_text, refuse_pickle
 
 
 def read_safetensors(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Tensor]:
@@ -63,12 +60,12 @@ def skip_init() -> Iterator[None]:
             setattr(nn.init, name, fn)
 
 
-def _aliases(module: nn.Module) -> dict[str, str]:
-    """Keys of tied tensors mapped to the first key holding the same storage."""
+def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
+    """Keys of tied tensors in a model's state dict mapped to the first key with their storage."""
     first: dict[tuple[int, int, tuple[int, ...]], str] = {}
     aliases = {}
-    for key, t in module.state_dict(keep_vars=True).items():
-        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+    for key, t in state.items():
+        ident = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape))
         if ident in first:
             aliases[key] = first[ident]
         else:
@@ -91,7 +88,7 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
             raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
         state = convert(state, layout)
     own = model.state_dict()
-    aliases = _aliases(model)
+    aliases = _aliases(own)
     for alias, main in aliases.items():
         if alias in state and main not in state:
             state[main] = state[alias]
@@ -143,8 +140,9 @@ def _head(items: Sequence[str], n: int = 8) -> str:
 
 def state_dict_for_save(model: nn.Module) -> dict[str, Tensor]:
     """The model's state dict with tied aliases dropped and tensors made contiguous."""
-    aliases = _aliases(model)
-    return {k: v.detach().contiguous() for k, v in model.state_dict().items() if k not in aliases}
+    state = model.state_dict()
+    aliases = _aliases(state)
+    return {k: v.detach().contiguous() for k, v in state.items() if k not in aliases}
 
 
 def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:

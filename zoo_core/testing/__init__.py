@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .contracts import CHECKS, Case, Skip, build, cases, run_checks
+from .contracts import CHECKS, Case, Skip, build, cases, run_checks, tensors
 from .distributed import run_distributed
 
 __all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks",
-           "run_distributed"]
+           "run_distributed", "tensors"]
 
 
 def parametrize_components(

@@ -32,25 +32,25 @@ def build(comp: Component) -> Any:
     return create(comp.ref, preset="tiny" if "tiny" in presets else None)
 
 
-def _tensors(out: Any) -> list[Any]:
+def tensors(out: Any) -> list[Any]:
     """Every tensor inside a (nested) output: tensor, tuple, list, dict or dataclass."""
     import torch
 
     if isinstance(out, torch.Tensor):
         return [out]
     if isinstance(out, dict):
-        return [t for v in out.values() for t in _tensors(v)]
+        return [t for v in out.values() for t in tensors(v)]
     if isinstance(out, (list, tuple)):
-        return [t for v in out for t in _tensors(v)]
+        return [t for v in out for t in tensors(v)]
     if hasattr(out, "__dataclass_fields__"):
-        return [t for k in out.__dataclass_fields__ for t in _tensors(getattr(out, k))]
+        return [t for k in out.__dataclass_fields__ for t in tensors(getattr(out, k))]
     return []
 
 
 def _same(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0, what: str = "outputs") -> None:
     import torch
 
-    ta, tb = _tensors(a), _tensors(b)
+    ta, tb = tensors(a), tensors(b)
     assert len(ta) == len(tb), f"{what}: {len(ta)} tensors vs {len(tb)}"
     for i, (x, y) in enumerate(zip(ta, tb, strict=True)):
         assert x.shape == y.shape, f"{what}[{i}]: shape {tuple(x.shape)} vs {tuple(y.shape)}"
@@ -71,7 +71,7 @@ def _forward(model: Any, inputs: dict[str, Any]) -> Any:
 
 
 def _scalar(out: Any) -> Any:
-    floats = [t for t in _tensors(out) if t.is_floating_point() and t.requires_grad]
+    floats = [t for t in tensors(out) if t.is_floating_point() and t.requires_grad]
     assert floats, "forward returned no differentiable tensor"
     return sum(t.float().mean() for t in floats)
 
@@ -88,9 +88,9 @@ def model_config_roundtrip(model: Any) -> None:
 def model_forward(model: Any) -> None:
     model.eval()
     out = _forward(model, model.example_inputs())
-    tensors = _tensors(out)
-    assert tensors, "forward returned no tensor"
-    for t in tensors:
+    found = tensors(out)
+    assert found, "forward returned no tensor"
+    for t in found:
         if t.is_floating_point():
             assert bool(t.isfinite().all()), "forward produced NaN or inf"
 
@@ -138,7 +138,7 @@ def model_to_dtype(model: Any) -> None:
               for k, v in model.example_inputs().items()}
     with torch.no_grad():
         out = _forward(model, inputs)
-    floats = [t for t in _tensors(out) if t.is_floating_point()]
+    floats = [t for t in tensors(out) if t.is_floating_point()]
     assert all(t.dtype == torch.float64 for t in floats), "outputs did not follow .to(float64)"
 
 

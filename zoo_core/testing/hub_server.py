@@ -45,7 +45,7 @@ def _etag(data: bytes) -> str:
 
 class HubServer:
     """Start with ``with HubServer() as hub`` (or ``start()``/``stop()``); ``hub.url`` is the
-    endpoint. ``hub.add_file(repo, path, data)`` seeds a repo; ``hub.requests`` logs calls."""
+    endpoint. ``hub.commit(repo, {path: data})`` seeds a repo; ``hub.requests`` logs calls."""
 
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
@@ -88,8 +88,6 @@ class HubServer:
             repo.commits[oid] = tree
             repo.refs["main"] = oid
             return oid
-
-    add_file = commit
 
 
 _RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?(.+?)/resolve/([^/]+)/(.+)$")

@@ -13,6 +13,7 @@ from zoo_checkpoint.planner import minimum_bytes
 from zoo_checkpoint.profiler import profile_blocks
 
 import zoo_core as zoo
+from zoo_core.testing import tensors
 
 POLICIES = [("every", {}), ("every-k", {}), ("every-k", {"k": 3}), ("sqrt", {}),
             ("selective", {}), ("budget", {})]
@@ -46,25 +47,13 @@ def build(ref: str) -> Any:
     return zoo.create(ref, preset="tiny")
 
 
-def _tensors(out: Any) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        return [t for v in out.values() for t in _tensors(v)]
-    if isinstance(out, (list, tuple)):
-        return [t for v in out for t in _tensors(v)]
-    if hasattr(out, "__dataclass_fields__"):
-        return [t for k in out.__dataclass_fields__ for t in _tensors(getattr(out, k))]
-    return []
-
-
 def step(model: Any, inputs: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict]:
     """One training step's gradients and the buffers after it (same seed every time)."""
     model.train()
     model.zero_grad(set_to_none=True)
     torch.manual_seed(1)
     out = model(**inputs)
-    loss = sum((t.float() ** 2).mean() for t in _tensors(out)
+    loss = sum((t.float() ** 2).mean() for t in tensors(out)
                if t.is_floating_point() and t.requires_grad)
     loss.backward()
     grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
