@@ -18,7 +18,9 @@ from ._catalog import CATALOG, Entry, Source, parse_source
 from ._config import build_config, config_from_dict, config_to_dict
 from ._errors import (
     CatalogError,
+    ConfigError,
     FetchError,
+    InputError,
     IntegrityError,
     PluginError,
     UnknownNameError,
@@ -26,13 +28,16 @@ from ._errors import (
     WeightsError,
     ZooError,
 )
+from ._files import atomic_path, atomic_write, sha256_file
 from ._hookspecs import hookimpl
+from ._progress import progress
 from ._registry import KINDS, REGISTRY, Component, component
 from ._storage import STORE
 
 __version__ = "0.1.0"
 
 _KIND_CLASSES = ("Model", "Tokenizer", "Loss", "Metric", "Kernel", "Backend", "Transform")
+_WEIGHTS_API = ("load_state_dict", "read_safetensors", "save_safetensors")
 
 
 def register_plugin(plugin: Any, name: str | None = None) -> str:
@@ -53,14 +58,20 @@ def __getattr__(attr: str) -> Any:
         from . import kinds
 
         return getattr(kinds, attr)
+    if attr in _WEIGHTS_API:  # imports torch
+        from . import _weights
+
+        return getattr(_weights, attr)
     raise AttributeError(f"module 'zoo_core' has no attribute {attr!r}")
 
 
 __all__ = [
-    "KINDS", "CATALOG", "REGISTRY", "STORE", "Backend", "CatalogError", "Component", "Entry",
-    "FetchError", "IntegrityError", "Kernel", "Loss", "Metric", "Model", "PluginError",
-    "Source", "Tokenizer", "Transform", "UnknownNameError", "UnsupportedError", "WeightsError",
-    "ZooError", "build_config", "component", "config_from_dict", "config_to_dict", "create",
-    "hookimpl", "info", "list", "load", "parse_source", "push", "register_plugin",
+    "KINDS", "CATALOG", "REGISTRY", "STORE", "Backend", "CatalogError", "Component",
+    "ConfigError", "Entry", "FetchError", "InputError", "IntegrityError", "Kernel", "Loss",
+    "Metric", "Model", "PluginError", "Source", "Tokenizer", "Transform", "UnknownNameError",
+    "UnsupportedError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
+    "build_config", "component", "config_from_dict", "config_to_dict", "create", "hookimpl",
+    "info", "list", "load", "load_state_dict", "parse_source", "progress", "push",
+    "read_safetensors", "register_plugin", "save_safetensors", "sha256_file",
     "unregister_plugin",
 ]

@@ -41,6 +41,18 @@ class UnsupportedError(ZooError):
     """A kernel backend or option that does not support the given call."""
 
 
+class InputError(ZooError, ValueError):
+    """A value passed by the caller (ids, shapes, labels, options) is invalid.
+
+    Plugins raise it (or a subclass) for every bad input, so ``except zoo.ZooError`` and
+    ``except ValueError`` both catch it. The message quotes the value and says the fix.
+    """
+
+
+class ConfigError(ZooError, ValueError):
+    """A configuration field (a preset, an override, a ``config.json``) is invalid."""
+
+
 def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     """Registered names closest to ``name``, best first (prefix matches count as close)."""
     pool = sorted(set(candidates))

@@ -11,19 +11,16 @@ The cache lives in ``$ZOO_CACHE``, else ``$HF_HOME/zoo``, else ``~/.cache/huggin
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata as md
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ._catalog import Entry, Source
 from ._errors import FetchError, IntegrityError, WeightsError
+from ._files import atomic_path, atomic_write, sha256_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -35,33 +32,6 @@ def cache_dir() -> Path:
         return Path(os.environ["ZOO_CACHE"]).expanduser()
     hf_home = os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface"
     return Path(hf_home).expanduser() / "zoo"
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place only on success."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, final)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, "utf-8")
 
 
 def refuse_pickle(path: str | os.PathLike[str]) -> None:
@@ -114,7 +84,7 @@ class Store:
         pf = self._pins_file(entry.name)
         data = json.loads(pf.read_text("utf-8")) if pf.is_file() else {}
         data[fname] = digest
-        atomic_write_text(pf, json.dumps(data, indent=1, sort_keys=True))
+        atomic_write(pf, json.dumps(data, indent=1, sort_keys=True))
 
     # -- fetching ------------------------------------------------------------------------
     def fetch(self, entry: Entry) -> Path:

@@ -14,11 +14,19 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from ._errors import WeightsError
-from ._storage import CONFIG_NAME, WEIGHTS_NAME, atomic_path, atomic_write_text, refuse_pickle
+from ._files import atomic_path, atomic_write
+from ._storage import CONFIG_NAME, WEIGHTS_NAME, refuse_pickle
 
 
-def read_safetensors(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Tensor]:
-    """Tensors of one or more safetensors files (shards); pickles are refused."""
+def read_safetensors(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+                     ) -> dict[str, Tensor]:
+    """Tensors of one safetensors file or several shards; pickles are refused.
+
+    The tensors are memory-mapped and copy-on-write: reading is cheap, writing to them never
+    touches the file.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     state: dict[str, Tensor] = {}
     for path in paths:
         refuse_pickle(path)
@@ -74,8 +82,12 @@ def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
 
 
 def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | None = None,
-                    *, assign: bool = False) -> None:
-    """Strictly load ``state`` into ``model``: missing, unexpected or misshapen keys raise.
+                    *, strict: bool = True, assign: bool = False) -> list[str]:
+    """Load ``state`` into ``model``; return the model keys left as they were.
+
+    Strict (the default): missing, unexpected or misshapen keys raise ``WeightsError`` listing
+    them. ``strict=False`` skips missing and unexpected keys (misshapen ones still raise) and
+    returns the missing ones, like ``nn.Module.load_state_dict``'s ``missing_keys``.
 
     ``layout`` names a foreign key layout declared by the model (``Model.layouts``). Tied
     weights need only one of their keys. ``assign=True`` takes the checkpoint's tensors as the
@@ -87,6 +99,7 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
         if convert is None:
             raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
         state = convert(state, layout)
+    state = dict(state)  # the caller's dict stays as it was
     own = model.state_dict()
     aliases = _aliases(own)
     for alias, main in aliases.items():
@@ -98,6 +111,10 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
               for k in expected if k in state and state[k].shape != own[k].shape]
+    left = missing
+    if not strict:
+        expected = [k for k in expected if k in state]
+        missing, unexpected = [], []
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -114,13 +131,14 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
         with torch.no_grad():
             for k in expected:
                 own[k].copy_(state[k])
-        return
+        return left
     # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
     # dtype and device, instead of copying them into freshly initialised ones.
     taken = {k: state[k].to(dtype=own[k].dtype, device=own[k].device) for k in expected}
     model.load_state_dict(taken, strict=False, assign=True)
     for alias, main in aliases.items():  # assignment unties shared weights: tie them again
         _set_tensor(model, alias, _get_tensor(model, main))
+    return left
 
 
 def _get_tensor(model: nn.Module, key: str) -> Tensor:
@@ -145,10 +163,26 @@ def state_dict_for_save(model: nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().contiguous() for k, v in state.items() if k not in aliases}
 
 
-def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+def save_safetensors(tensors: dict[str, Tensor] | nn.Module, path: str | os.PathLike[str],
+                     metadata: dict[str, str] | None = None) -> Path:
+    """Write tensors (or a module's state dict, tied weights once) to a safetensors file,
+    atomically and with the umask's mode; return the path.
+
+    Keys are written sorted and the metadata holds no time stamp, so the same tensors give the
+    same bytes on every machine.
+    """
+    if isinstance(tensors, nn.Module):
+        tensors = state_dict_for_save(tensors)
+    else:
+        tensors = {k: v.detach().contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        meta = {"format": "pt", **(metadata or {})}
-        save_file(state_dict_for_save(model), str(tmp), metadata=meta)
+        save_file(dict(sorted(tensors.items())), str(tmp),
+                  metadata={"format": "pt", **(metadata or {})})
+    return Path(path)
+
+
+def save_weights(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
+    save_safetensors(model, path, metadata)
 
 
 def zoo_metadata(obj: Any, files: list[str]) -> dict[str, Any]:
@@ -174,5 +208,5 @@ def save_model_dir(model: nn.Module, directory: Path) -> Path:
     meta = zoo_metadata(model, [WEIGHTS_NAME])
     save_weights(model, directory / WEIGHTS_NAME, {"zoo_component": meta["component"]})
     doc = {"zoo": meta, "config": config_to_dict(model.config)}  # type: ignore[attr-defined]
-    atomic_write_text(directory / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
+    atomic_write(directory / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
     return directory
