@@ -113,6 +113,12 @@ def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any,
             except ConfigError as e:
                 raise ConfigError(f"{where}: field 'config': {e}") from None
     weights = sorted(f for f in entry.files if f.endswith(".safetensors"))
+    missing = [w for w in weights if not (folder / w).is_file()]
+    if missing and len(missing) < len(weights):
+        raise WeightsError(f"{entry.name!r}: weight file(s) {missing} listed in "
+                           f"{CONFIG_NAME} are not in {str(folder)!r}")
+    if missing:
+        weights = []
     if config is None:
         config = build_config(factory, entry.preset, entry.config)
     elif weights or random_init:  # a config from a file: sizes checked before allocating
@@ -121,17 +127,14 @@ def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any,
     if not weights:
         if not random_init:
             raise WeightsError(
-                f"{entry.name!r} has a {CONFIG_NAME} but no weights (*.safetensors); "
+                f"{entry.name!r} has a {CONFIG_NAME} but no weights "
+                f"({', '.join(map(repr, missing)) or '*.safetensors'} not found); "
                 "zoo.load(..., random_init=True) builds it with random weights, if that is "
                 "what you want")
         model = factory(config)
     else:
         from ._weights import load_state_dict, read_safetensors, skip_init
 
-        missing = [w for w in weights if not (folder / w).is_file()]
-        if missing:
-            raise WeightsError(f"{entry.name!r}: weight file(s) {missing} listed in "
-                               f"{CONFIG_NAME} are not in {str(folder)!r}")
         state = read_safetensors([folder / w for w in weights])
         with skip_init():  # every weight is loaded (strictly) below
             model = factory(config)

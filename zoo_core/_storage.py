@@ -362,7 +362,8 @@ class Store:
         return snap
 
     def _ready(self, entry: Entry, fname: str, digest: str, record: bool) -> Path:
-        if digest and self._blob_ok(digest) is True:
+        first = self._blob_ok(digest) if digest else False
+        if first is True:
             return self.blob(digest)
         self.clean()
         if not digest:
@@ -374,7 +375,8 @@ class Store:
             bad = self._blob_ok(digest)
             if bad is True:
                 return self.blob(digest)
-            return self._fetch_file(entry, fname, digest, record, bad or None)
+            was = bad or first or None  # the digest of changed bytes, if any were found
+            return self._fetch_file(entry, fname, digest, record, was)
 
     def _fetch_file(self, entry: Entry, fname: str, expected: str, record: bool,
                     was: str | None = None) -> Path:
