@@ -259,7 +259,7 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
         raise fail(f"{where}: unknown key(s) {extra}; valid keys: 'from', 'format', 'sha256'")
     source, fmt, digest = spec.get("from"), spec.get("format", "torch"), spec.get("sha256", "")
     try:
-        check_file_name(source)
+        source = check_file_name(source)
     except CatalogError as e:
         raise fail(f"{where}: 'from': {e}") from None
     if source in files:

@@ -344,6 +344,8 @@ class Store:
         ``hf:`` loads of a branch, whose files may change).
         """
         pins = self.pins(entry)
+        if not pins:
+            return self.snapshot(entry.name)
         snap = self._dir(*self.snapshot(entry.name).relative_to(self.root).parts)
         errors: list[ZooError] = []
         for fname, digest in pins.items():
