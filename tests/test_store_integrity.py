@@ -414,3 +414,29 @@ def test_direct_hub_commit_load_pins_and_checks_digests(toy, hub, cache) -> None
     shutil.rmtree(hc.HF_HUB_CACHE)
     with pytest.raises(zoo.IntegrityError, match=pins["files"]["model.safetensors"]):
         zoo.load(name)
+
+
+@pytest.mark.parametrize("folder", ["blobs", "tmp", "entries/toy/files", "stats", "locks"])
+def test_store_folders_linked_out_of_the_store_are_refused(weights, cache, catalog, tmp_path,
+                                                           folder) -> None:
+    src, digest, _ = weights
+    catalog(_entry("toy", src, digest))
+    zoo.load("toy")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / digest).write_bytes(b"not yours")
+    (outside / "1.0123456789ab.tmp").write_bytes(b"not yours either")  # pid 1 is alive anyway
+    (outside / "model.safetensors").write_bytes(b"mine")
+    (cache / "stats" / digest).unlink()  # force the slow path
+    if folder == "locks":
+        (cache / "blobs" / digest).unlink()  # a fetch, under the blob's lock
+    shutil.rmtree(cache / folder)
+    (cache / folder).symlink_to(outside)
+    with pytest.raises(zoo.IntegrityError, match="outside the zoo store"):
+        zoo.load("toy")
+    assert main(["verify", "toy"]) == 1
+    assert sorted(p.name for p in outside.iterdir()) == sorted(
+        [digest, "1.0123456789ab.tmp", "model.safetensors"])
+    assert (outside / digest).read_bytes() == b"not yours"
+    assert (outside / "model.safetensors").read_bytes() == b"mine"
+    assert not any(p.is_symlink() for p in outside.iterdir())

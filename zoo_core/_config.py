@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import types
 import typing
 from collections.abc import Mapping
@@ -51,14 +52,14 @@ def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
     values = {k: _coerce(hints.get(k), v, f"{config_class.__name__}.{k}") for k, v in data.items()}
     try:
         return config_class(**values)
+    except ZooError:  # the config's own check (__post_init__), with its own message and type
+        raise
     except (TypeError, ValueError, KeyError, AttributeError) as e:
-        if isinstance(e, ConfigError):
-            raise
         raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}") from None
 
 
 _SCALARS: dict[type, tuple[type, ...]] = {
-    bool: (bool,), int: (int,), float: (int, float), str: (str,),
+    bool: (bool,), int: (numbers.Integral,), float: (numbers.Real,), str: (str,),
 }
 
 
@@ -88,7 +89,7 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         ok = isinstance(value, _SCALARS[hint]) and (hint is bool or not isinstance(value, bool))
         if not ok:
             raise _wrong(where, value, hint)
-        return float(value) if hint is float else value
+        return float(value) if hint is float else int(value) if hint is int else value
     if hint is tuple or origin is tuple or hint is list or origin is list:
         if not isinstance(value, (list, tuple)):
             raise _wrong(where, value, hint)

@@ -128,15 +128,6 @@ def _is_hub_name(name: str) -> bool:
     return name.startswith("hf:")
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    from filelock import FileLock
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path)):
-        yield
-
-
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -193,6 +184,14 @@ class Store:
                 "refuses to follow it. Remove the link (or the whole store) and fetch again."
             )
         return path
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        """Hold ``locks/<name>`` (one process at a time; locks do not nest in a process)."""
+        from filelock import FileLock
+
+        with FileLock(str(self._dir("locks") / name)):
+            yield
 
     def blob(self, digest: str) -> Path:
         if not _SHA256.match(digest):
@@ -255,7 +254,7 @@ class Store:
     def record_pin(self, entry: Entry, fname: str, digest: str, source_digest: str = "") -> None:
         pf = self._pins_file(entry.name)
         self._dir("entries", folder_name(entry.name))
-        with _lock(self.root / "locks" / f"pins-{folder_name(entry.name)}.lock"):
+        with self._lock(f"pins-{folder_name(entry.name)}.lock"):
             doc = self._recorded(entry)
             doc["files"][fname] = digest
             if source_digest:
@@ -276,9 +275,11 @@ class Store:
 
     def clean(self) -> list[Path]:
         """Remove temporary files left by processes that are gone; return them."""
-        removed = []
+        removed: list[Path] = []
         tmp_dir = self.root / "tmp"
-        for p in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
+        if not tmp_dir.is_dir():
+            return removed
+        for p in self._check_inside(tmp_dir).iterdir():
             m = _TMP_PID.match(p.name)
             if m and not _pid_alive(int(m.group(1))):
                 with contextlib.suppress(FileNotFoundError):
@@ -316,16 +317,15 @@ class Store:
         return actual
 
     def _remove_blob(self, digest: str) -> None:
-        self._check_inside(self.root / "blobs")
-        (self.root / "blobs" / digest).unlink(missing_ok=True)  # never follows a link
-        (self.root / "stats" / digest).unlink(missing_ok=True)
+        for folder in ("blobs", "stats"):  # unlink never follows a link; the folders are checked
+            (self._check_inside(self.root / folder) / digest).unlink(missing_ok=True)
 
     def _install(self, tmp: Path, digest: str, locked: bool) -> Path:
         """Move a verified temporary copy into ``blobs/``, read-only, with its stat recorded.
 
         ``locked``: the caller holds the blob's lock (file locks do not nest in a process)."""
         if not locked:
-            with _lock(self.root / "locks" / f"{digest}.lock"):
+            with self._lock(f"{digest}.lock"):
                 if self._blob_ok(digest) is True:
                     return self.blob(digest)
                 return self._install(tmp, digest, locked=True)
@@ -346,6 +346,7 @@ class Store:
         pins = self.pins(entry)
         if not pins:
             return self.snapshot(entry.name)
+        self._dir("blobs")
         snap = self._dir(*self.snapshot(entry.name).relative_to(self.root).parts)
         errors: list[ZooError] = []
         for fname, digest in pins.items():
@@ -369,11 +370,11 @@ class Store:
             return self.blob(digest)
         self.clean()
         if not digest:
-            with _lock(self.root / "locks" / f"new-{folder_name(entry.name)}.lock"):
+            with self._lock(f"new-{folder_name(entry.name)}.lock"):
                 digest = self.pins(entry)[fname] if record else ""
                 if not digest:
                     return self._fetch_file(entry, fname, "", record)
-        with _lock(self.root / "locks" / f"{digest}.lock"):
+        with self._lock(f"{digest}.lock"):
             bad = self._blob_ok(digest)
             if bad is True:
                 return self.blob(digest)
@@ -448,7 +449,7 @@ class Store:
     def _link(self, snap: Path, fname: str, blob: Path) -> None:
         """``snap/fname`` as a relative symlink to ``blob``, replaced atomically if wrong."""
         link = snap / fname
-        folder = self._dir(*link.parent.relative_to(self.root).parts) if "/" in fname else snap
+        folder = self._dir(*link.parent.relative_to(self.root).parts)
         target = os.path.relpath(blob, folder)
         with contextlib.suppress(OSError):
             if os.readlink(link) == target:
@@ -476,8 +477,9 @@ class Store:
                 row["status"] = "missing"
                 report.append(row)
                 continue
-            with _lock(self.root / "locks" / f"{expected}.lock"):
-                (self.root / "stats" / expected).unlink(missing_ok=True)  # force a re-hash
+            with self._lock(f"{expected}.lock"):
+                stats = self._check_inside(self.root / "stats")
+                (stats / expected).unlink(missing_ok=True)  # force a re-hash
                 result = self._blob_ok(expected)
             if result is True:
                 row.update(status="ok", actual=expected)
