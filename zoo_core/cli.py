@@ -98,11 +98,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     names = [args.entry] if args.entry else [
         n for n, e in CATALOG.entries().items() if e.files and STORE.snapshot(n).is_dir()]
+    STORE.clean()  # temporary files of processes that are gone
     data, rows, bad = [], [], False
     for n in names:
         for r in STORE.verify(CATALOG.get(n)):
             data.append({"entry": n, **r})
-            rows.append([n, r["file"], r["status"], r.get("actual", "")[:16]])
+            rows.append([n, r["file"], r["status"], (r.get("actual") or "")[:16]])
             bad |= not r["status"].startswith("ok")
     _emit(args, data, ["entry", "file", "status", "sha256"], rows)
     return 1 if bad else 0
