@@ -68,7 +68,7 @@ def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
         raise InputError(f"cannot save a {type(obj).__name__}: it has neither "
                          "save_pretrained() (models) nor save() (tokenizers and other "
                          "file-backed components)")
-    files = builtins.list(obj.save(folder))
+    files = _shareable(folder, obj.save(folder))
     meta = zoo_metadata(obj, files)
     config = config_to_dict(obj.config) if hasattr(obj, "config") else {}
     atomic_write(folder / CONFIG_NAME,
@@ -84,11 +84,24 @@ def _save_tokenizer(tokenizer: Any, folder: Path) -> dict[str, Any]:
         for f in files:
             if source.resolve() != folder.resolve():
                 shutil.copyfile(source / f, folder / f)
-        return {"component": None, "files": files}
+        return {"component": None, "files": _shareable(folder, files)}
     from ._weights import zoo_metadata
 
-    files = builtins.list(tokenizer.save(folder))
+    files = _shareable(folder, tokenizer.save(folder))
     return {"component": zoo_metadata(tokenizer, files)["component"], "files": files}
+
+
+def _shareable(folder: Path, names: Any) -> builtins.list[str]:
+    """Give the files a component's ``save`` wrote the umask's mode, as ``open()`` would (a
+    ``mkstemp`` + rename leaves them 0600, unreadable to the group a folder is shared with)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    files = builtins.list(names)
+    for name in files:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
+    return files
 
 
 # -- the AutoTokenizer twin ------------------------------------------------------------------
@@ -187,7 +200,8 @@ def push(
                                   commit_message=commit_message)
     card = model_card(repo_id, meta, revision=files.oid, license=license, tags=tags,
                       base_model=base_model, task=task)
-    done = card.push_to_hub(repo_id, token=token, commit_message="Model card")
+    done = api.upload_file(path_or_fileobj=str(card).encode("utf-8"), path_in_repo="README.md",
+                           repo_id=repo_id, commit_message="Model card")
     return str(done.oid)
 
 
