@@ -177,8 +177,8 @@ def info(name: str) -> dict[str, Any]:
     dataclass of a model, the constructor's keyword arguments of the other kinds.
     """
     comps = REGISTRY.components()
-    if name in comps:
-        return _component_info(comps[name])
+    if name in comps or name.partition(":")[0] in KINDS:
+        return _component_info(REGISTRY.get(name))  # an unknown one: the closest components
     entry = CATALOG.get(name)
     out = entry.as_dict()
     out["kind"] = entry.kind
