@@ -149,10 +149,11 @@ def test_run_tokenize_json_matches_hf_tokenizers(tmp_path: Path) -> None:
     assert zoo.task("bert-base-uncased")(text)["tokens"] == data["tokens"]
 
 
-def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [("list", "--json"), ("info", "gpt2")])  # long and short
+def test_a_closed_pipe_ends_quietly(tmp_path: Path, args: tuple[str, ...]) -> None:
     read, write = os.pipe()
     os.close(read)  # the reader is gone before zoo writes a byte
-    proc = subprocess.run([*ZOO, "list", "--json"], stdout=write, stderr=subprocess.PIPE,
+    proc = subprocess.run([*ZOO, *args], stdout=write, stderr=subprocess.PIPE,
                           env=_env(tmp_path), timeout=120)
     os.close(write)
     assert proc.stderr == b""

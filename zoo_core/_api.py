@@ -195,9 +195,9 @@ def _component_info(c: Component) -> dict[str, Any]:
         "name": c.ref, "kind": c.kind, "target": c.target, "summary": c.summary,
         "tags": builtins.list(c.tags), "paper": c.paper, "plugin": c.plugin}
     factory = c.load()
-    config_class = getattr(factory, "config_class", None)
+    config_class: Any = getattr(factory, "config_class", None)
     presets = getattr(factory, "presets", None) or {}
-    if config_class is not None and dataclasses.is_dataclass(config_class):
+    if isinstance(config_class, type) and dataclasses.is_dataclass(config_class):
         out["config_class"] = config_class.__name__
         fields = [f for f in dataclasses.fields(config_class) if f.init]
         out["config_fields"] = [_field(f.name, f.type, _default(f)) for f in fields]
@@ -242,7 +242,7 @@ def _is_json(value: Any) -> bool:
 
 def _arguments(factory: Any) -> builtins.list[dict[str, Any]]:
     """Keyword arguments of a factory's constructor (or of the function itself)."""
-    target = factory.__init__ if isinstance(factory, type) else factory
+    target = factory.__init__ if isinstance(factory, type) else factory  # type: ignore[misc]
     try:
         sig = inspect.signature(target)
     except (TypeError, ValueError):

@@ -92,6 +92,7 @@ def table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
     """``(title, columns, rows)`` showing a task result to people."""
     title = f"{result.get('task', '')} ({result.get('entry', '')})"
     inputs = result.get("inputs", [])
+    rows: list[list[Any]]
     if "similarity" in result:
         labels = [f"[{i}] {t}" for i, t in enumerate(inputs)]
         rows = [[labels[i], *[f"{s:.4f}" for s in row]]

@@ -368,7 +368,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return int(args.fn(args))
+        code = int(args.fn(args))
+        sys.stdout.flush()  # a short output still in the buffer meets a closed pipe here
+        return code
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 1
