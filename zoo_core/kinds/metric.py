@@ -46,14 +46,14 @@ class Metric:
     def update(self, preds: Any, target: Any) -> None:
         raise NotImplementedError
 
-    def __call__(self, preds: Any, target: Any) -> dict[str, Any]:
+    def __call__(self, preds: Any, target: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Update with one batch and return ``compute()`` of that batch alone (torchmetrics'
         ``forward``): the state seen so far is set aside, the batch is computed on a fresh
         state, then the two states are added, since states add up."""
         seen = self.state
         self.reset()
         try:
-            self.update(preds, target)
+            self.update(preds, target, *args, **kwargs)  # extra arguments go to update
             value = self.compute()
         finally:
             batch = self.state
