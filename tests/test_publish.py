@@ -161,3 +161,24 @@ def test_hub_server_runs_from_a_shell(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=30) == 0
+
+
+def test_tokenizer_save_alone_makes_a_loadable_folder(tmp_path: Path, hf_tokenizer) -> None:
+    tok = zoo.load("bert-base-uncased")
+    files = tok.save(tmp_path / "plain")  # the plugin's own save, through the base class
+    assert "config.json" in files
+    again = zoo.load(f"dir:{tmp_path / 'plain'}")
+    assert type(again) is type(tok) and again.encode(TEXT) == hf_tokenizer(TEXT)["input_ids"]
+
+
+def test_a_model_saved_with_its_tokenizer_keeps_both(tmp_path: Path, hf_tokenizer) -> None:
+    model = zoo.create("model:bert", preset="tiny")
+    folder = zoo.save(model, tmp_path / "both", tokenizer=zoo.load("bert-base-uncased"))
+    doc = json.loads((folder / "config.json").read_text())
+    assert doc["zoo"]["component"] == "model:bert" and doc["config"]["hidden_size"] == 32
+    assert doc["zoo"]["tokenizer"]["component"] == "tokenizer:wordpiece"
+    assert not [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert zoo.load_tokenizer(f"dir:{folder}").encode(TEXT) == hf_tokenizer(TEXT)["input_ids"]
+    x = torch.tensor([[101, 7, 102]])
+    torch.testing.assert_close(zoo.load(f"dir:{folder}")(x).last_hidden_state,
+                               model.eval()(x).last_hidden_state)

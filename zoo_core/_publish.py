@@ -68,7 +68,7 @@ def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
         raise InputError(f"cannot save a {type(obj).__name__}: it has neither "
                          "save_pretrained() (models) nor save() (tokenizers and other "
                          "file-backed components)")
-    files = _shareable(folder, obj.save(folder))
+    files = [f for f in _shareable(folder, obj.save(folder)) if f != CONFIG_NAME]
     meta = zoo_metadata(obj, files)
     config = config_to_dict(obj.config) if hasattr(obj, "config") else {}
     atomic_write(folder / CONFIG_NAME,
@@ -87,8 +87,31 @@ def _save_tokenizer(tokenizer: Any, folder: Path) -> dict[str, Any]:
         return {"component": None, "files": _shareable(folder, files)}
     from ._weights import zoo_metadata
 
-    files = _shareable(folder, tokenizer.save(folder))
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".tokenizer-") as tmp:
+        files = [f for f in tokenizer.save(tmp) if f != CONFIG_NAME]  # the model's stays
+        for f in files:
+            (folder / f).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(Path(tmp) / f, folder / f)
+    _shareable(folder, files)
     return {"component": zoo_metadata(tokenizer, files)["component"], "files": files}
+
+
+def name_component(obj: Any, folder: Path, files: builtins.list[str]) -> builtins.list[str]:
+    """Write ``config.json`` naming the registered component ``obj`` beside ``files``;
+    return ``["config.json"]``, or ``[]`` when ``obj``'s class is not registered or
+    ``config.json`` is one of its own files."""
+    from ._registry import REGISTRY
+
+    cls = type(obj)
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
+    if comp is None or CONFIG_NAME in files:
+        return []
+    report = REGISTRY.reports.get(comp.plugin)
+    meta = {"component": comp.ref, "plugin": comp.plugin,
+            "version": report.version if report else "", "files": files}
+    atomic_write(folder / CONFIG_NAME, json.dumps({"zoo": meta, "config": {}}, indent=2) + "\n")
+    return [CONFIG_NAME]
 
 
 def _shareable(folder: Path, names: Any) -> builtins.list[str]:

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,24 @@ class Tokenizer(ABC):
     """Base class of zoo tokenizers. Trainable ones set ``trainable = True``."""
 
     trainable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``save`` also writes the ``config.json`` naming its component, so any
+        saved folder loads back with ``zoo.load("dir:…")``, as model folders do."""
+        super().__init_subclass__(**kwargs)
+        save = cls.__dict__.get("save")
+        if save is None or getattr(save, "_zoo_names_component", False):
+            return
+
+        @functools.wraps(save)
+        def save_and_name(self: Tokenizer, directory: str | os.PathLike[str]) -> list[str]:
+            from .._publish import name_component
+
+            files = list(save(self, directory))
+            return files + name_component(self, Path(directory), files)
+
+        save_and_name._zoo_names_component = True  # type: ignore[attr-defined]
+        cls.save = save_and_name  # type: ignore[method-assign]
 
     @abstractmethod
     def encode(self, text: str, **options: Any) -> list[int]:
@@ -57,7 +76,8 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def save(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the tokenizer's files into ``directory``; return their names."""
+        """Write the tokenizer's files into ``directory``; return their names. (The base class
+        adds a ``config.json`` naming the component when the class is registered.)"""
 
     @classmethod
     @abstractmethod
