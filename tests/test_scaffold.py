@@ -75,7 +75,7 @@ def test_generated_plugin_installs_with_uv_and_passes_zoo_check(tmp_path: Path) 
     assert made.returncode == 0, made.stderr
     assert Path(made.stdout.strip()) == tmp_path / "zoo-fresh"
     installed = _run("uv", "pip", "install", "--quiet", "--python", py, "-c", pins,
-                     tmp_path / "zoo-fresh")
+                     f"{tmp_path / 'zoo-fresh'}[test]")
     assert installed.returncode == 0, installed.stderr
 
     plugins = json.loads(_run(zoo_bin, "--json", "plugins").stdout)
@@ -85,3 +85,6 @@ def test_generated_plugin_installs_with_uv_and_passes_zoo_check(tmp_path: Path) 
     assert checked.returncode == 0, checked.stdout + checked.stderr
     statuses = {r["check"]: r["status"] for r in json.loads(checked.stdout)}
     assert statuses == {"streaming": "passed", "merge": "passed", "reset": "passed"}
+    tested = _run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path / "zoo-fresh")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "3 passed" in tested.stdout  # its own test runs the same three checks
