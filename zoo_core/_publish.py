@@ -58,9 +58,10 @@ def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) 
 
 def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
     from ._config import config_to_dict
-    from ._weights import save_model_dir, zoo_metadata
 
     if hasattr(obj, "save_pretrained") and hasattr(obj, "config_class"):
+        from ._weights import save_model_dir  # imports torch
+
         save_model_dir(obj, folder)
         doc: dict[str, Any] = json.loads((folder / CONFIG_NAME).read_text("utf-8"))
         return doc["zoo"]  # type: ignore[no-any-return]
@@ -69,7 +70,7 @@ def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
                          "save_pretrained() (models) nor save() (tokenizers and other "
                          "file-backed components)")
     files = [f for f in _shareable(folder, obj.save(folder)) if f != CONFIG_NAME]
-    meta = zoo_metadata(obj, files)
+    meta = _registered(obj, files)
     config = config_to_dict(obj.config) if hasattr(obj, "config") else {}
     atomic_write(folder / CONFIG_NAME,
                  json.dumps({"zoo": meta, "config": config}, indent=2) + "\n")
@@ -85,31 +86,47 @@ def _save_tokenizer(tokenizer: Any, folder: Path) -> dict[str, Any]:
             if source.resolve() != folder.resolve():
                 shutil.copyfile(source / f, folder / f)
         return {"component": None, "files": _shareable(folder, files)}
-    from ._weights import zoo_metadata
-
     with tempfile.TemporaryDirectory(dir=folder, prefix=".tokenizer-") as tmp:
         files = [f for f in tokenizer.save(tmp) if f != CONFIG_NAME]  # the model's stays
         for f in files:
             (folder / f).parent.mkdir(parents=True, exist_ok=True)
             os.replace(Path(tmp) / f, folder / f)
     _shareable(folder, files)
-    return {"component": zoo_metadata(tokenizer, files)["component"], "files": files}
+    return {"component": _registered(tokenizer, files)["component"], "files": files}
+
+
+def component_meta(obj: Any, files: builtins.list[str]) -> dict[str, Any] | None:
+    """The ``zoo`` section of ``config.json`` for ``obj``, or ``None`` when its class is no
+    registered component."""
+    from ._registry import REGISTRY
+
+    cls = type(obj)
+    target = f"{cls.__module__}:{cls.__qualname__}"
+    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
+    if comp is None:
+        return None
+    report = REGISTRY.reports.get(comp.plugin)
+    return {"component": comp.ref, "plugin": comp.plugin,
+            "version": report.version if report else "", "files": files}
+
+
+def _registered(obj: Any, files: builtins.list[str]) -> dict[str, Any]:
+    meta = component_meta(obj, files)
+    if meta is None:
+        cls = type(obj)
+        raise InputError(f"{cls.__name__} ({cls.__module__}:{cls.__qualname__}) is not a "
+                         "registered component; register it in a plugin's zoo_components "
+                         "hook before saving it")
+    return meta
 
 
 def name_component(obj: Any, folder: Path, files: builtins.list[str]) -> builtins.list[str]:
     """Write ``config.json`` naming the registered component ``obj`` beside ``files``;
     return ``["config.json"]``, or ``[]`` when ``obj``'s class is not registered or
     ``config.json`` is one of its own files."""
-    from ._registry import REGISTRY
-
-    cls = type(obj)
-    target = f"{cls.__module__}:{cls.__qualname__}"
-    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
-    if comp is None or CONFIG_NAME in files:
+    meta = None if CONFIG_NAME in files else component_meta(obj, files)
+    if meta is None:
         return []
-    report = REGISTRY.reports.get(comp.plugin)
-    meta = {"component": comp.ref, "plugin": comp.plugin,
-            "version": report.version if report else "", "files": files}
     atomic_write(folder / CONFIG_NAME, json.dumps({"zoo": meta, "config": {}}, indent=2) + "\n")
     return [CONFIG_NAME]
 
