@@ -25,7 +25,8 @@ def zoo_catalog() -> list[dict[str, Any]]:
 
 @hookspec
 def zoo_task_runners() -> dict[str, str]:
-    """Map a task name to ``"module:function"``; the function runs ``zoo run`` for that task."""
+    """Map a task name to ``"module:function"``; ``function(entry_name, inputs)`` returns the
+    task's fields as plain data (schemas in ``zoo_core._tasks``) for ``zoo run``/``zoo.task``."""
     raise NotImplementedError
 
 

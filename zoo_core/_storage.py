@@ -497,7 +497,7 @@ def _locate(source: Source, fname: str) -> str:
     """A local path holding ``fname`` from ``source`` (downloading for ``hf:``)."""
     check_file_name(fname)
     if source.scheme == "hf":
-        from huggingface_hub import hf_hub_download
+        from ._hubnet import hf_hub_download  # fails fast when the endpoint is unreachable
 
         try:
             return str(hf_hub_download(source.location, fname, revision=source.revision))

@@ -21,9 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -31,6 +33,24 @@ class Tokenizer(ABC):
     """Base class of zoo tokenizers. Trainable ones set ``trainable = True``."""
 
     trainable: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``save`` also writes the ``config.json`` naming its component, so any
+        saved folder loads back with ``zoo.load("dir:…")``, as model folders do."""
+        super().__init_subclass__(**kwargs)
+        save = cls.__dict__.get("save")
+        if save is None or getattr(save, "_zoo_names_component", False):
+            return
+
+        @functools.wraps(save)
+        def save_and_name(self: Tokenizer, directory: str | os.PathLike[str]) -> list[str]:
+            from .._publish import name_component
+
+            files = list(save(self, directory))
+            return files + name_component(self, Path(directory), files)
+
+        save_and_name._zoo_names_component = True  # type: ignore[attr-defined]
+        cls.save = save_and_name  # type: ignore[method-assign]
 
     @abstractmethod
     def encode(self, text: str, **options: Any) -> list[int]:
@@ -56,12 +76,33 @@ class Tokenizer(ABC):
 
     @abstractmethod
     def save(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the tokenizer's files into ``directory``; return their names."""
+        """Write the tokenizer's files into ``directory``; return their names. (The base class
+        adds a ``config.json`` naming the component when the class is registered.)"""
 
     @classmethod
     @abstractmethod
     def load(cls, directory: str | os.PathLike[str], **options: Any) -> Tokenizer:
         """Read a tokenizer written by :meth:`save` (or a catalogue entry's files)."""
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write :meth:`save`'s files plus a ``config.json`` naming this component, so
+        ``zoo.load("dir:…")`` (or :meth:`from_pretrained`) reads the folder back."""
+        from .._publish import save
+
+        return save(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str]) -> Tokenizer:
+        """The tokenizer of an entry (a model entry gives its tokenizer), ``hf:``/``dir:`` or
+        a folder written by :meth:`save_pretrained`."""
+        from .._errors import InputError
+        from .._publish import load_tokenizer
+
+        text = str(name_or_path)
+        tok = load_tokenizer(f"dir:{text}" if os.path.isdir(text) else text)
+        if not isinstance(tok, cls):
+            raise InputError(f"{text!r} holds a {type(tok).__name__}, not a {cls.__name__}")
+        return tok  # type: ignore[no-any-return]
 
     def train(self, texts: Iterable[str], vocab_size: int, **options: Any) -> Tokenizer:
         """Learn a vocabulary from ``texts`` (trainable tokenizers only)."""
