@@ -153,13 +153,13 @@ def load_tokenizer(name: str) -> Any:
         >>> tok = zoo.load_tokenizer("all-minilm-l6-v2")   # the entry's bert-base-uncased
         >>> tok(["Hello world"])["input_ids"]
     """
-    from . import _api
+    from ._loading import load
 
     if name.startswith(("dir:", "hf:")):
         folder = _folder_of(name)
         meta = _zoo_meta(folder, name)
         if meta.get("component", "").startswith("tokenizer:"):
-            return _api.load(name)
+            return load(name)
         tok = meta.get("tokenizer") or {}
         if not tok.get("component"):
             raise ZooError(f"{name!r} holds a {meta.get('component')!r} saved without a zoo "
@@ -171,11 +171,11 @@ def load_tokenizer(name: str) -> Any:
         return REGISTRY.get(tok["component"]).load().load(folder)
     entry = CATALOG.get(name)
     if entry.kind == "tokenizer":
-        return _api.load(name)
+        return load(name)
     if not entry.tokenizer:
         raise ZooError(f"entry {name!r} names no tokenizer; set its 'tokenizer' field in a "
                        "catalogue (ZOO_CATALOG) or load a tokenizer entry by name")
-    return _api.load(entry.tokenizer)
+    return load(entry.tokenizer)
 
 
 def _folder_of(name: str) -> Path:

@@ -200,10 +200,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_push(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import _api, _publish
+    from . import _publish
     from ._catalog import CATALOG
+    from ._loading import load
 
-    obj = _api.load(args.source)
+    obj = load(args.source)
     tokenizer: Any = None
     task = license_ = None
     if args.source.startswith("dir:"):

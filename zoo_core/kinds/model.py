@@ -90,7 +90,7 @@ class Model(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str | os.PathLike[str], **kwargs: Any) -> Model:
         """Load a catalogue entry, ``hf:org/repo@rev``, ``dir:/path`` or a plain folder."""
-        from .._api import load
+        from .._loading import load
 
         text = str(name_or_path)
         if os.path.isdir(text):

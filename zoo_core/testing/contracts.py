@@ -98,7 +98,7 @@ def model_forward(model: Any) -> None:
 def model_save_load(model: Any) -> None:
     import torch
 
-    from .._api import load
+    from .._loading import load
 
     model.eval()
     inputs = model.example_inputs()
