@@ -25,9 +25,10 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from zoo_core import Tokenizer
+from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
+from .merge import LONG, merge
 from .patterns import Splitter, resolve
 
 _CACHE_LIMIT = 500_000
@@ -38,13 +39,18 @@ _BYTES = [bytes([b]) for b in range(256)]
 def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
     """Merge the bytes of ``piece``, lowest-rank adjacent pair first (leftmost on ties).
 
+    Short pieces run the flat loop below, inlined for speed; long ones go to
+    :func:`zoo_tokenizers.merge.merge` (O(n log n)).
+
     Args:
         piece: one pre-token as bytes.
         ranks: token bytes to rank.
         max_rank: merge only into tokens of lower rank (used to recover merge pairs).
     """
-    parts = list(map(_BYTES.__getitem__, piece))
     limit = _NO_RANK if max_rank is None else max_rank
+    if len(piece) > LONG:
+        return merge(piece, ranks.get, limit)
+    parts = list(map(_BYTES.__getitem__, piece))
     get = ranks.get
     # rank of each adjacent pair's concatenation; only the merged pair's neighbours change
     pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
@@ -78,7 +84,7 @@ class _PieceCache(dict):  # type: ignore[type-arg]
             try:
                 ids = tuple(self.ranks[p] for p in bpe_ranks(data, self.ranks))
             except KeyError as e:
-                raise ValueError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
+                raise ConfigError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
                                  "must hold all 256 single bytes") from None
         self[piece] = ids
         return ids
@@ -89,17 +95,20 @@ class BPE(Tokenizer):
 
     Args:
         ranks: token bytes to rank (= id), single bytes included.
-        pattern: pre-tokenization regex, or ``"gpt2"``, ``"cl100k"``, ``"o200k"``.
+        pattern: pre-tokenization regex, or ``"gpt2"``, ``"cl100k"``, ``"o200k"``, ``"tekken"``.
         special_tokens: special token text to id (ids outside the ranks).
         name: a name for messages and saved files.
+        trust_pattern: accept a regex that is not one of the known patterns. Off by default:
+            a pattern read from a downloaded file could take exponential time on some texts.
     """
 
     trainable: ClassVar[bool] = True
 
     def __init__(self, ranks: dict[bytes, int], pattern: str = "gpt2",
-                 special_tokens: dict[str, int] | None = None, name: str = "bpe") -> None:
+                 special_tokens: dict[str, int] | None = None, name: str = "bpe",
+                 trust_pattern: bool = False) -> None:
         self.ranks = dict(ranks)
-        self.pattern = resolve(pattern)
+        self.pattern = resolve(pattern, trust_pattern)
         self.name = name
         self._special = dict(special_tokens or {})
         self._decoder = bpe_files.check_ranks(self.ranks, self._special)
@@ -149,8 +158,7 @@ class BPE(Tokenizer):
                                                 self._splitter.split(text))))
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
-               disallowed_special: Literal["all"] | Collection[str] = "all",
-               **_: Any) -> list[int]:
+               disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Ids of ``text``.
 
         A special token written in ``text`` is encoded as one id when it is in
@@ -163,7 +171,7 @@ class BPE(Tokenizer):
         if disallowed:
             m = self._special_re(disallowed).search(text)
             if m:
-                raise ValueError(
+                raise InputError(
                     f"text contains the special token {m.group()!r} at index {m.start()}, which "
                     f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
                     "it as a special token, or disallowed_special=() to encode it as plain text")
@@ -186,7 +194,7 @@ class BPE(Tokenizer):
         chosen = set(value)
         unknown = chosen - self.special_tokens_set
         if unknown:
-            raise ValueError(f"{what} names unknown special token(s) {sorted(unknown)}; this "
+            raise InputError(f"{what} names unknown special token(s) {sorted(unknown)}; this "
                              f"tokenizer has {sorted(self._special)}")
         return chosen
 
@@ -223,16 +231,16 @@ class BPE(Tokenizer):
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-            raise ValueError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
+            raise InputError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
                              f"0..{self.vocab_size - 1}); decode only ids it produced") from None
 
-    def decode(self, ids: Sequence[int], errors: str = "replace", **_: Any) -> str:
+    def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """The text of ``ids``; ``errors="strict"`` refuses ids that make invalid UTF-8."""
         data = self.decode_bytes(ids)
         try:
             return data.decode("utf-8", errors)
         except UnicodeDecodeError as e:
-            raise ValueError(
+            raise InputError(
                 f"ids decode to invalid UTF-8: bytes {data[e.start:e.end]!r} at byte {e.start} "
                 f"({e.reason}); decode a complete sequence or pass errors='replace'") from None
 
@@ -299,7 +307,8 @@ class BPE(Tokenizer):
     def train(self, texts: Iterable[str], vocab_size: int, **options: Any) -> BPE:
         """Learn a vocabulary of ``vocab_size`` with this tokenizer's pattern; returns a new
         tokenizer (this one is unchanged)."""
-        return type(self).trained(texts, vocab_size, **({"pattern": self.pattern} | options))
+        return type(self).trained(texts, vocab_size,
+                                  **({"pattern": self.pattern, "trust_pattern": True} | options))
 
     @classmethod
     def example(cls) -> BPE:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from zoo_core import Tokenizer
+from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import formats
 from .bert_pretok import BertNormalizer, BertPreTokenizer
@@ -71,7 +71,7 @@ class WordPiece(Tokenizer):
         for role in SPECIAL_ROLES:
             token = getattr(self, role)
             if token not in self.vocab:
-                raise ValueError(f"{role}={token!r} is not in the vocabulary; add it to the "
+                raise ConfigError(f"{role}={token!r} is not in the vocabulary; add it to the "
                                  f"vocab or pass {role}= one of its tokens")
         specials = sorted(self.special_tokens, key=len, reverse=True)
         self._special_re = re.compile("|".join(re.escape(s) for s in specials))
@@ -248,7 +248,7 @@ class WordPiece(Tokenizer):
     def _token(self, i: int) -> str:
         tok = self.inv_vocab.get(i)
         if tok is None:
-            raise ValueError(f"token id {i!r} is not in the vocabulary (ids 0.."
+            raise InputError(f"token id {i!r} is not in the vocabulary (ids 0.."
                              f"{self.vocab_size - 1}); decode only ids this tokenizer produced")
         return tok
 
@@ -274,7 +274,7 @@ class WordPiece(Tokenizer):
         else:
             pairs = [text_pairs] if isinstance(text_pairs, str) else list(text_pairs)
             if len(pairs) != len(batch):
-                raise ValueError(f"text_pairs has {len(pairs)} items for {len(batch)} texts; "
+                raise InputError(f"text_pairs has {len(pairs)} items for {len(batch)} texts; "
                                  "pass one pair per text")
         bad = next((t for t in [*batch, *pairs] if t is not None and not isinstance(t, str)), 0)
         if bad != 0:
@@ -285,7 +285,7 @@ class WordPiece(Tokenizer):
         strategy = padding_strategy(padding)
         if strategy != "do_not_pad":
             if padding_side not in ("right", "left"):
-                raise ValueError(f"padding_side={padding_side!r}; use 'right' or 'left'")
+                raise InputError(f"padding_side={padding_side!r}; use 'right' or 'left'")
             if strategy == "max_length":
                 length = self.model_max_length if max_length is None else max_length
             else:
