@@ -168,9 +168,10 @@ def bpe_tokenizer_json(tok: Any) -> dict[str, Any]:
     }
 
 
-def read_tokenizer_json(path: Path) -> dict[str, Any]:
+def read_tokenizer_json(path: Path, doc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Constructor arguments of a byte-level BPE from an HF ``tokenizer.json``."""
-    doc = json.loads(path.read_text("utf-8"))
+    if doc is None:
+        doc = json.loads(path.read_text("utf-8"))
     model = doc.get("model") or {}
     if model.get("type") != "BPE":
         raise ConfigError(f"{str(path)!r} holds a {model.get('type')!r} model, not BPE; load "
@@ -200,6 +201,36 @@ def read_tokenizer_json(path: Path) -> dict[str, Any]:
     return {"ranks": ranks, "pattern": pattern, "special_tokens": specials}
 
 
+# Mistral's Tekken: the special tokens of files that do not list them (ids 0..19), then fillers.
+TEKKEN_SPECIALS = ("<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]",
+                   "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]",
+                   "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]", "[PREFIX]", "[MIDDLE]",
+                   "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]")
+
+
+def read_tekken(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """Constructor arguments of a BPE from a Tekken file (``tekken_*.json``).
+
+    The file holds tiktoken-style ranks and a config; the special tokens take the first
+    ``default_num_special_tokens`` ids and every rank is shifted past them. Only the first
+    ``default_vocab_size`` ids are used.
+    """
+    cfg = doc["config"]
+    n_special, size = cfg["default_num_special_tokens"], cfg["default_vocab_size"]
+    listed = doc.get("special_tokens")
+    names = [t["token_str"] for t in listed] if listed else list(TEKKEN_SPECIALS)
+    names += [f"<SPECIAL_{i}>" for i in range(len(names), n_special)]
+    vocab = doc["vocab"][:size - n_special]
+    ranks = {}
+    for i, tok in enumerate(vocab):
+        if tok["rank"] != i:
+            raise ConfigError(f"{where!r}: vocab entry {i} has rank {tok['rank']!r}; a Tekken "
+                              "file lists ranks 0, 1, 2… in order")
+        ranks[base64.b64decode(tok["token_bytes"])] = i + n_special
+    return {"ranks": ranks, "pattern": cfg["pattern"], "name": Path(where).stem,
+            "special_tokens": {t: i for i, t in enumerate(names)}}
+
+
 def save_bpe(tok: Any, directory: Path) -> list[str]:
     write_tiktoken(tok.ranks, directory / OURS_RANKS)
     cfg = {"name": tok.name, "pattern": tok.pattern, "special_tokens": tok.special_tokens}
@@ -214,7 +245,10 @@ def load_bpe_file(cls: Any, path: Path, **options: Any) -> Any:
         raise FileNotFoundError(f"{str(path)!r} does not exist; pass a tokenizer.json or a "
                                 "tiktoken rank file")
     if path.suffix == ".json":
-        return cls(**(read_tokenizer_json(path) | options))
+        doc = json.loads(path.read_text("utf-8"))
+        if isinstance(doc.get("vocab"), list) and "config" in doc:
+            return cls(**(read_tekken(doc, str(path)) | options))
+        return cls(**(read_tokenizer_json(path, doc) | options))
     stem = path.name.split(".")[0]
     name = options.pop("name", stem)
     pattern = options.pop("pattern", None)
@@ -230,6 +264,8 @@ def load_bpe_file(cls: Any, path: Path, **options: Any) -> Any:
 
 
 def load_bpe(cls: Any, directory: Path, **options: Any) -> Any:
+    if "file" in options:  # a catalogue entry names its file among the package's
+        return load_bpe_file(cls, directory / options.pop("file"), **options)
     if (directory / OURS_CONFIG).is_file() and (directory / OURS_RANKS).is_file():
         cfg = json.loads((directory / OURS_CONFIG).read_text("utf-8"))
         return cls(read_tiktoken(directory / OURS_RANKS), **(cfg | options))

@@ -41,8 +41,8 @@ TEKKEN = "|".join([
 ])
 PATTERNS = {"gpt2": GPT2, "r50k": GPT2, "p50k": GPT2, "cl100k": CL100K, "o200k": O200K,
             "tekken": TEKKEN}
-# The same patterns as spelled elsewhere: HF tokenizer.json (Oniguruma reads '{1,3}+' as a
-# repeat, so exports drop the '+'), and tiktoken's plain "\p{N}{1,3}" for o200k.
+# The same patterns as spelled elsewhere: HF tokenizer.json exports drop cl100k's '{1,3}+'
+# possessive '+' (Oniguruma reads it as a repeat).
 _SPELLINGS = {CL100K.replace("{1,3}+", "{1,3}"): CL100K}
 
 # Class representatives (all non-ASCII, so ASCII text maps to itself).
