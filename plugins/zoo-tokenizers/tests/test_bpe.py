@@ -23,13 +23,18 @@ def test_parity_with_tiktoken(ours, tiktoken_peers, gensim_texts, mixed, name):
     assert enc.special_tokens == {t: ref.encode_single_token(t) for t in ref.special_tokens_set}
     texts = [*mixed, *gensim_texts["lee"], *gensim_texts["head500"][:40],
              *gensim_texts["enwiki"]]
-    for text in texts:
-        assert enc.encode_ordinary(text) == ref.encode_ordinary(text), text[:80]
+    assert enc.backend == "tiktoken"  # installed, and it passed its self-check
+    for backend in ("python", "tiktoken"):
+        enc.use_backend(backend)
+        for text in texts:
+            assert enc.encode_ordinary(text) == ref.encode_ordinary(text), (backend, text[:80])
+    enc.use_backend("python")  # the rest checks the reference engine
     joined = "\n".join(texts)
     assert enc.encode(joined, disallowed_special=()) == ref.encode(joined, disallowed_special=())
     ids = ref.encode(joined, disallowed_special=())
     assert enc.decode(ids) == ref.decode(ids) == joined
     assert enc.decode_with_offsets(ids[:500]) == ref.decode_with_offsets(ids[:500])
+    enc.use_backend()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -115,6 +120,7 @@ def test_hypothesis_roundtrip_and_parity(ours, tiktoken_peers, name):
     from hypothesis import strategies as st
 
     enc, ref = ours[name], tiktoken_peers[name]
+    enc.use_backend("python")
 
     # Characters unassigned in Python's Unicode tables are left out: the regex package and
     # tiktoken's Rust tables are newer and disagree on a handful of recently assigned letters.
@@ -127,7 +133,10 @@ def test_hypothesis_roundtrip_and_parity(ours, tiktoken_peers, name):
         assert enc.decode(ids, errors="strict") == text
         assert ids == ref.encode_ordinary(text)
 
-    check()
+    try:
+        check()
+    finally:
+        enc.use_backend()
 
 
 def test_zoo_run_table(ours):
@@ -151,3 +160,17 @@ def test_push_then_load_from_the_hub(ours, hub):
         again = zoo.load(f"hf:me/{name}@{rev}")
         assert type(again) is type(tok) and again.special_tokens == tok.special_tokens
         assert again.encode("Push me, 12 times!") == tok.encode("Push me, 12 times!")
+
+
+def test_backends_refused_with_reasons(monkeypatch):
+    import sys
+
+    ranks = {bytes([b]): b for b in range(256)}
+    assert BPE(ranks).backend == "tiktoken"
+    assert BPE(ranks, backend="python").backend == "python"
+    monkeypatch.setitem(sys.modules, "tiktoken", None)  # as if it were not installed
+    assert BPE(ranks).backend == "python"
+    with pytest.raises(zoo.UnsupportedError, match="tiktoken is not installed.*\\[fast\\]"):
+        BPE(ranks, backend="tiktoken")
+    with pytest.raises(zoo.UnknownNameError, match="rust"):
+        BPE(ranks, backend="rust")

@@ -15,7 +15,9 @@ import zoo_core as zoo
 
 @pytest.fixture(scope="module")
 def cl100k():
-    return zoo.load("cl100k_base")
+    enc = zoo.load("cl100k_base")
+    enc.use_backend("python")  # the pure-Python engine is the one under test here
+    return enc
 
 
 @pytest.mark.timeout(120)
@@ -28,6 +30,7 @@ def test_a_million_a_like_tiktoken(cl100k, tiktoken_peers):
 def test_long_pieces_like_tiktoken(tiktoken_peers, name):
     rng = random.Random(0)
     enc, ref = zoo.load(name), tiktoken_peers[name]
+    enc.use_backend("python")
     # long single pre-tokens (letters only, digits, punctuation) cross the heap threshold
     texts = ["".join(rng.choice("aabcdeéz") for _ in range(3000)),
              "".join(rng.choice("ab") for _ in range(5000)),
@@ -57,7 +60,8 @@ def test_untrusted_pattern_in_a_downloaded_file(tmp_path, cl100k):
     bad = _write(tmp_path / "tokenizer.json", doc)
     with pytest.raises(zoo.ConfigError, match="trust_pattern"):
         BPE.from_file(bad)
-    assert BPE.from_file(bad, trust_pattern=True).pattern == "(a|a)+$"
+    # trusted, it loads (the engines self-check runs the pattern: python only here)
+    assert BPE.from_file(bad, trust_pattern=True, backend="python").pattern == "(a|a)+$"
 
 
 def _write(path, doc):

@@ -27,10 +27,13 @@ def corpus(gensim_texts, mixed):
 
 
 def _same(ours, ref, texts):
-    for text in texts:
-        ids = ref.encode(text)
-        assert ours.encode(text) == ids, text[:80]
-        assert ours.decode(ids) == ref.decode(ids), text[:80]
+    assert ours.backend == "sentencepiece"  # installed, and it passed its self-check
+    for backend in ("python", "sentencepiece"):
+        ours.use_backend(backend)
+        for text in texts:
+            ids = ref.encode(text)
+            assert ours.encode(text) == ids, (backend, text[:80])
+            assert ours.decode(ids) == ref.decode(ids), text[:80]
 
 
 @pytest.mark.parametrize("entry", list(MODELS))
@@ -84,7 +87,8 @@ def test_byte_pieces_decode_like_sentencepiece(pkgdir):
 @pytest.mark.timeout(120)
 def test_long_piece_like_sentencepiece(pkgdir):
     data = (pkgdir("mistral_common") / "data" / MODELS["mistral-7b-v0.1-tokenizer"]).read_bytes()
-    ref, ours = spm.SentencePieceProcessor(model_proto=data), SentencePiece(data)
+    ref = spm.SentencePieceProcessor(model_proto=data)
+    ours = SentencePiece(data, backend="python")
     for text in ("a" * 200_000, "ab" * 50_000 + "▁" * 5000):
         assert ours.encode(text) == ref.encode(text)
 
@@ -120,3 +124,15 @@ def test_files_and_errors(tmp_path, pkgdir):
         SentencePiece.from_file(tmp_path / "bad.model")
     with pytest.raises(TypeError):
         ours.encode("hello", typo_kw=1)
+
+
+def test_backend_refused_with_reason(monkeypatch):
+    import sys
+
+    from zoo_tokenizers.spm_export import tiny_model
+
+    assert SentencePiece(tiny_model()).backend == "sentencepiece"
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # as if it were not installed
+    assert SentencePiece(tiny_model()).backend == "python"
+    with pytest.raises(zoo.UnsupportedError, match="sentencepiece is not installed"):
+        SentencePiece(tiny_model(), backend="sentencepiece")

@@ -19,8 +19,10 @@ def test_tekken_like_mistral_common(pkgdir, gensim_texts, mixed, entry):
     assert ours.eot_token is None and ours.special_tokens["</s>"] == ref.eos_id
     texts = [*mixed, "[INST] plain text [/INST] <s>", *gensim_texts["lee"],
              *gensim_texts["head500"][:100], *gensim_texts["enwiki"][:30]]
-    for text in texts:
-        ids = ref.encode(text, bos=False, eos=False)
-        assert ours.encode_ordinary(text) == ids, text[:80]
-        assert ours.decode(ids) == ref.decode(ids)
+    for backend in ("python", "tiktoken"):
+        ours.use_backend(backend)
+        for text in texts:
+            ids = ref.encode(text, bos=False, eos=False)
+            assert ours.encode_ordinary(text) == ids, (backend, text[:80])
+            assert ours.decode(ids) == ref.decode(ids)
     assert ours.encode("[INST] hi", allowed_special="all")[0] == ref.get_special_token("[INST]")

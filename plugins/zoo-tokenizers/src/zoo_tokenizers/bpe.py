@@ -28,6 +28,7 @@ from typing import Any, ClassVar, Literal
 from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
+from .engines import python_backend, tiktoken_backend
 from .merge import LONG, merge
 from .patterns import Splitter, resolve
 
@@ -100,13 +101,15 @@ class BPE(Tokenizer):
         name: a name for messages and saved files.
         trust_pattern: accept a regex that is not one of the known patterns. Off by default:
             a pattern read from a downloaded file could take exponential time on some texts.
+        backend: the engine, ``"tiktoken"`` or ``"python"``; by default tiktoken when it is
+            installed and passes its self-check (:mod:`zoo_tokenizers.engines`), else Python.
     """
 
     trainable: ClassVar[bool] = True
 
     def __init__(self, ranks: dict[bytes, int], pattern: str = "gpt2",
                  special_tokens: dict[str, int] | None = None, name: str = "bpe",
-                 trust_pattern: bool = False) -> None:
+                 trust_pattern: bool = False, backend: str | None = None) -> None:
         self.ranks = dict(ranks)
         self.pattern = resolve(pattern, trust_pattern)
         self.name = name
@@ -116,6 +119,19 @@ class BPE(Tokenizer):
         self._cache = _PieceCache(self.ranks)
         self._special_res: dict[frozenset[str], re.Pattern[str]] = {}
         self._pool: Any = None
+        self._engines(backend)
+
+    def _engines(self, backend: str | None) -> None:
+        self.backends = {"tiktoken": tiktoken_backend(self),
+                         "python": python_backend(self._encode_python)}
+        self.use_backend(backend)
+
+    def use_backend(self, backend: str | None = None) -> str:
+        """Encode with ``backend`` (``"tiktoken"`` or ``"python"``), or the first that passes
+        its self-check; returns its name."""
+        name = super().use_backend(backend)
+        self._run = self.backends[name].fn
+        return name
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -147,6 +163,10 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
+        return self._run(text)  # type: ignore[no-any-return]
+
+    def _encode_python(self, text: str) -> list[int]:
+        """:meth:`encode_ordinary` by the pure-Python engine (the reference)."""
         if len(self._cache) > _CACHE_LIMIT:
             self._cache.clear()
         try:
@@ -209,8 +229,13 @@ class BPE(Tokenizer):
                      **options: Any) -> list[list[int]]:
         """Ids of each text, spread over ``num_workers`` processes (default: all cores) when
         the batch is large enough to pay for it."""
-        from .parallel import encode_batch
+        from .parallel import check_workers, encode_batch
 
+        engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
+        if engine is not None:  # tiktoken's own threads
+            check_workers(num_workers)
+            return engine.encode_batch(  # type: ignore[no-any-return]
+                list(texts), num_threads=num_workers or os.cpu_count() or 1, **options)
         return encode_batch(self, list(texts), num_workers, options)
 
     def encode_with_offsets(self, text: str, **options: Any) -> tuple[list[int], list[int]]:
@@ -322,4 +347,9 @@ class BPE(Tokenizer):
         state["_pool"] = None
         state["_cache"] = _PieceCache(self.ranks)
         state["_special_res"] = {}
+        del state["backends"], state["_run"]  # engines are rebuilt (and re-checked) on unpickle
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._engines(self.backend)

@@ -35,6 +35,7 @@ from typing import Any
 
 from zoo_core import ConfigError, InputError, Tokenizer, atomic_write
 
+from .engines import python_backend, sentencepiece_backend
 from .merge import merge
 from .spm_model import (
     BYTE,
@@ -64,9 +65,13 @@ class SentencePiece(Tokenizer):
     Args:
         model: the bytes of a ``.model`` file.
         name: a name for messages.
+        backend: the engine, ``"sentencepiece"`` or ``"python"``; by default the
+            ``sentencepiece`` library when installed and it passes its self-check
+            (:mod:`zoo_tokenizers.engines`), else Python.
     """
 
-    def __init__(self, model: bytes, name: str = "sentencepiece") -> None:
+    def __init__(self, model: bytes, name: str = "sentencepiece",
+                 backend: str | None = None) -> None:
         self.model_bytes = bytes(model)
         self.name = name
         spec = self.spec = read_model(self.model_bytes)
@@ -115,6 +120,16 @@ class SentencePiece(Tokenizer):
             self._unk_score = _f32(low - _UNK_PENALTY)
             self._longest = max(map(len, self._lattice), default=1)
         self._cache: dict[str, tuple[int | str, ...]] = {}
+        self.backends = {"sentencepiece": sentencepiece_backend(self),
+                         "python": python_backend(self._encode_python)}
+        self.use_backend(backend)
+
+    def use_backend(self, backend: str | None = None) -> str:
+        """Encode with ``backend`` (``"sentencepiece"`` or ``"python"``), or the first that
+        passes its self-check; returns its name."""
+        name = super().use_backend(backend)
+        self._run = self.backends[name].fn
+        return name
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -144,16 +159,19 @@ class SentencePiece(Tokenizer):
         """Ids of ``text``; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around them."""
         if not isinstance(text, str):
             raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}")
-        norm = self.normalize(text)
-        if self.spec.model_type == "bpe":
-            ids = self._fallback(self._bpe(norm))
-        else:
-            ids = self._fallback(self._unigram(norm))
+        ids: list[int] = self._run(text)
         if add_bos:
             ids.insert(0, self._control("bos_id"))
         if add_eos:
             ids.append(self._control("eos_id"))
         return ids
+
+    def _encode_python(self, text: str) -> list[int]:
+        """Ids of ``text`` by the pure-Python engine (the reference)."""
+        norm = self.normalize(text)
+        if self.spec.model_type == "bpe":
+            return self._fallback(self._bpe(norm))
+        return self._fallback(self._unigram(norm))
 
     def encode_as_pieces(self, text: str) -> list[str]:
         return [self.pieces[i] for i in self.encode(text)]

@@ -1,0 +1,88 @@
+"""Compiled engines as tokenizer backends, each admitted by a self-check at load.
+
+The pure-Python engine of each format is the reference and always available. When the
+format's well-kept compiled engine is installed (``pip install 'zoo-tokenizers[fast]'``) it
+comes first: tiktoken for byte-level BPE ranks, ``sentencepiece`` for ``.model`` files. It is
+used only after it gave the reference's ids on :data:`PROBE` (text that exercises every
+pre-tokenizer branch: cases, contractions, digits, CJK, emoji, byte fallback, whitespace runs
+and a long piece); otherwise the reason is kept and the next engine is used. Selection is the
+kernels' (:func:`zoo_core.kinds.kernel.select`, through ``Tokenizer.use_backend``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from zoo_core import Backend
+
+PROBE = ("Hello world! It's 2024; they'll say “don't” — NOW. 3.14159 -42 12345678\n"
+         "我们的模型 tokenizes 中文 and 日本語のテキスト, 한국어도. Crème brûlée İstanbul\n"
+         "emoji 👩‍👩‍👧‍👦 🇫🇷 👍🏽 🦜\tdef f(x):\r\n    return {'a': [1, 2]}  # ok\n\n\n"
+         "   trailing   \t " + "a" * 300 + " \u00a0\u2028x\u200b")
+FAST_HINT = "install it with pip install 'zoo-tokenizers[fast]'"
+
+
+def checked(name: str, build: Callable[[], Any], encode: Callable[[Any, str], list[int]],
+            reference: Callable[[str], list[int]]) -> Backend:
+    """A backend running ``encode(engine, text)`` on the engine ``build()`` returns, admitted
+    when its ids on :data:`PROBE` equal ``reference``'s (checked once, on first ask)."""
+    state: dict[str, Any] = {}
+
+    def supports(*_: Any, **__: Any) -> bool | str:
+        if "verdict" not in state:
+            state["verdict"] = _check()
+        return state["verdict"]  # type: ignore[no-any-return]
+
+    def _check() -> bool | str:
+        try:
+            engine = build()
+        except ImportError:
+            return f"{name} is not installed; {FAST_HINT}"
+        except Exception as e:  # noqa: BLE001 - any refusal of the engine is a reason
+            return f"{name} could not load this vocabulary ({type(e).__name__}: {e})"
+        want, got = reference(PROBE), encode(engine, PROBE)
+        if got != want:
+            at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
+                      min(len(got), len(want)))
+            return (f"{name} gives ids other than the reference's on the probe text (first "
+                    f"difference at token {at}: {got[at:at + 3]} vs {want[at:at + 3]})")
+        state["engine"] = engine
+        return True
+
+    def run(text: str) -> list[int]:
+        return encode(state["engine"], text)
+
+    backend = Backend(name, run, supports)
+    backend.engine = lambda: state.get("engine")  # type: ignore[attr-defined]
+    return backend
+
+
+def tiktoken_backend(tok: Any) -> Backend:
+    """tiktoken's CoreBPE on the same ranks, pattern and special tokens."""
+
+    def build() -> Any:
+        import tiktoken
+
+        return tiktoken.Encoding(tok.name, pat_str=tok.pattern, mergeable_ranks=tok.ranks,
+                                 special_tokens=tok.special_tokens)
+
+    return checked("tiktoken", build, lambda enc, text: enc.encode_ordinary(text),
+                   tok._encode_python)
+
+
+def sentencepiece_backend(sp: Any) -> Backend:
+    """The ``sentencepiece`` library on the same model bytes."""
+
+    def build() -> Any:
+        import sentencepiece
+
+        return sentencepiece.SentencePieceProcessor(model_proto=sp.model_bytes)
+
+    return checked("sentencepiece", build, lambda proc, text: proc.encode(text),
+                   sp._encode_python)
+
+
+def python_backend(reference: Callable[[str], list[int]]) -> Backend:
+    """The pure-Python reference engine."""
+    return Backend("python", reference)
