@@ -34,10 +34,19 @@ from .patterns import Splitter, resolve
 
 _CACHE_LIMIT = 500_000
 _NO_RANK = 1 << 62
-_BYTES = [bytes([b]) for b in range(256)]
 
 
-def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
+def pair_table(ranks: dict[bytes, int]) -> list[int]:
+    """Rank of every two-byte token at index ``b0 << 8 | b1`` (``_NO_RANK`` if none)."""
+    table = [_NO_RANK] * 65536
+    for tok, r in ranks.items():
+        if len(tok) == 2:
+            table[tok[0] << 8 | tok[1]] = r
+    return table
+
+
+def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None,
+              pairs: list[int] | None = None) -> list[bytes]:
     """Merge the bytes of ``piece``, lowest-rank adjacent pair first (leftmost on ties).
 
     Short pieces run the flat loop below, inlined for speed; long ones go to
@@ -47,34 +56,38 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
         piece: one pre-token as bytes.
         ranks: token bytes to rank.
         max_rank: merge only into tokens of lower rank (used to recover merge pairs).
+        pairs: :func:`pair_table` of ``ranks`` (built here if not given).
     """
     limit = _NO_RANK if max_rank is None else max_rank
     if len(piece) > LONG:
         return merge(piece, ranks.get, limit)
-    parts = list(map(_BYTES.__getitem__, piece))
     get = ranks.get
-    # rank of each adjacent pair's concatenation; only the merged pair's neighbours change
-    pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
+    # rank of each adjacent pair's join; only the merged pair's neighbours change. Parts are
+    # kept as their start offsets: part k is piece[pos[k]:pos[k + 1]].
+    if pairs is None:
+        pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
+    else:
+        pair = [pairs[a << 8 | b] for a, b in zip(piece, piece[1:], strict=False)]
+    pos = list(range(len(piece) + 1))
     while pair:
         best_rank = min(pair)
         if best_rank >= limit:
             break
         i = pair.index(best_rank)  # leftmost of the lowest rank
-        parts[i] += parts.pop(i + 1)
-        del pair[i]
-        if i > 0:
-            pair[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
+        del pos[i + 1], pair[i]
+        if i:
+            pair[i - 1] = get(piece[pos[i - 1]:pos[i + 1]], _NO_RANK)
         if i < len(pair):
-            pair[i] = get(parts[i] + parts[i + 1], _NO_RANK)
-    return parts
+            pair[i] = get(piece[pos[i]:pos[i + 2]], _NO_RANK)
+    return [piece[a:b] for a, b in zip(pos, pos[1:], strict=False)]
 
 
 class _PieceCache(dict):  # type: ignore[type-arg]
     """Pre-token (str) to its ids, computed on first use."""
 
-    def __init__(self, ranks: dict[bytes, int]) -> None:
+    def __init__(self, ranks: dict[bytes, int], pairs: list[int]) -> None:
         super().__init__()
-        self.ranks = ranks
+        self.ranks, self.pairs = ranks, pairs
 
     def __missing__(self, piece: str) -> tuple[int, ...]:
         data = piece.encode("utf-8")
@@ -83,7 +96,8 @@ class _PieceCache(dict):  # type: ignore[type-arg]
             ids: tuple[int, ...] = (rank,)
         else:
             try:
-                ids = tuple(self.ranks[p] for p in bpe_ranks(data, self.ranks))
+                ids = tuple(map(self.ranks.__getitem__,
+                                bpe_ranks(data, self.ranks, pairs=self.pairs)))
             except KeyError as e:
                 raise ConfigError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
                                  "must hold all 256 single bytes") from None
@@ -116,7 +130,8 @@ class BPE(Tokenizer):
         self._special = dict(special_tokens or {})
         self._decoder = bpe_files.check_ranks(self.ranks, self._special)
         self._splitter = Splitter(self.pattern)
-        self._cache = _PieceCache(self.ranks)
+        self._pairs = pair_table(self.ranks)
+        self._cache = _PieceCache(self.ranks, self._pairs)
         self._special_res: dict[frozenset[str], re.Pattern[str]] = {}
         self._pool: Any = None
         self._engines(backend)
@@ -345,7 +360,7 @@ class BPE(Tokenizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_pool"] = None
-        state["_cache"] = _PieceCache(self.ranks)
+        state["_cache"] = _PieceCache(self.ranks, self._pairs)
         state["_special_res"] = {}
         del state["backends"], state["_run"]  # engines are rebuilt (and re-checked) on unpickle
         return state

@@ -9,7 +9,8 @@ Special tokens written in the text (``"the [MASK] sat"``) are recognised as such
 
 Example:
     >>> tok = zoo.load("bert-base-uncased")
-    >>> batch = tok(["The cat sat.", "A dog"], ["on the mat", "barked"])
+    >>> batch = tok(["The cat sat.", "A dog"], ["on the mat", "barked"], padding=True,
+    ...             return_tensors="pt")
     >>> batch["input_ids"].shape, batch["token_type_ids"][0].tolist()[:6]
 """
 
@@ -201,8 +202,7 @@ class WordPiece(Tokenizer):
 
     # -- the Tokenizer interface ------------------------------------------------------------
     def encode(self, text: str, pair: str | None = None, *, add_special_tokens: bool = True,
-               truncation: bool | str = False, max_length: int | None = None,
-               **_: Any) -> list[int]:
+               truncation: bool | str = False, max_length: int | None = None) -> list[int]:
         """Ids of ``text`` (and ``pair``): ``[CLS] text [SEP] (pair [SEP])``."""
         return self.encode_full(text, pair, add_special_tokens=add_special_tokens,
                                 truncation=truncation, max_length=max_length).ids
@@ -254,17 +254,22 @@ class WordPiece(Tokenizer):
 
     def __call__(
         self, texts: str | Sequence[str], text_pairs: str | Sequence[str] | None = None, *,
-        padding: bool | str = True, truncation: bool | str = True, max_length: int | None = None,
-        return_tensors: str | None = "pt", add_special_tokens: bool = True,
-        return_offsets_mapping: bool = False, return_special_tokens_mask: bool = False,
-        padding_side: str = "right", pad_to_multiple_of: int | None = None,
+        padding: bool | str = False, truncation: bool | str | None = None,
+        max_length: int | None = None, return_tensors: str | None = None,
+        add_special_tokens: bool = True, return_token_type_ids: bool | None = None,
+        return_attention_mask: bool | None = None, return_offsets_mapping: bool = False,
+        return_special_tokens_mask: bool = False, padding_side: str = "right",
+        pad_to_multiple_of: int | None = None,
     ) -> dict[str, Any]:
         """Encode a text, a batch, or a batch of pairs, like a ``transformers`` tokenizer.
 
-        Returns a dict with ``input_ids``, ``token_type_ids`` and ``attention_mask`` (plus
-        ``offset_mapping`` / ``special_tokens_mask`` when asked): ``torch.long`` tensors of
-        shape ``(B, S)`` with ``return_tensors="pt"``, lists with ``None`` (a flat list for a
-        single text). ``padding=True`` pads to the longest, ``"max_length"`` to ``max_length``.
+        The defaults are ``transformers``' and HF ``tokenizers``': no padding, no truncation,
+        lists (a flat list for a single text). Returns a dict with ``input_ids``,
+        ``token_type_ids`` and ``attention_mask`` (plus ``offset_mapping`` /
+        ``special_tokens_mask`` when asked); ``return_tensors="pt"`` gives ``torch.long``
+        tensors of shape ``(B, S)``. ``padding=True`` pads to the longest, ``"max_length"`` to
+        ``max_length``; ``truncation=True`` cuts to ``max_length`` (default
+        ``model_max_length``).
         """
         single = isinstance(texts, str)
         batch = [texts] if isinstance(texts, str) else list(texts)
@@ -280,7 +285,7 @@ class WordPiece(Tokenizer):
         if bad != 0:
             raise TypeError(f"expected str texts, got {bad!r}; pass a str or a list of str")
         encs = [self.encode_full(t, p, add_special_tokens=add_special_tokens,
-                                 truncation=truncation, max_length=max_length)
+                                 truncation=truncation or False, max_length=max_length)
                 for t, p in zip(batch, pairs, strict=True)]
         strategy = padding_strategy(padding)
         if strategy != "do_not_pad":
@@ -294,7 +299,9 @@ class WordPiece(Tokenizer):
                 length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
             for e in encs:
                 e.pad(length, self.pad_token_id, self.pad_token, padding_side)
-        keys: tuple[str, ...] = ("input_ids", "token_type_ids", "attention_mask")
+        keys: tuple[str, ...] = ("input_ids",)
+        keys += ("token_type_ids",) * (return_token_type_ids is not False)
+        keys += ("attention_mask",) * (return_attention_mask is not False)
         keys += ("offset_mapping",) * return_offsets_mapping
         keys += ("special_tokens_mask",) * return_special_tokens_mask
         return to_batch(encs, keys, return_tensors, single)
