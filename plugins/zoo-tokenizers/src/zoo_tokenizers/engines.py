@@ -2,7 +2,8 @@
 
 The pure-Python engine of each format is the reference and always available. When the
 format's well-kept compiled engine is installed (``pip install 'zoo-tokenizers[fast]'``) it
-comes first: tiktoken for byte-level BPE ranks, ``sentencepiece`` for ``.model`` files. It is
+comes first: tiktoken for byte-level BPE ranks, ``sentencepiece`` for ``.model`` files (HF
+``tokenizers`` for WordPiece is offered second: our Python engine is faster there). It is
 used only after it gave the reference's ids on :data:`PROBE` (text that exercises every
 pre-tokenizer branch: cases, contractions, digits, CJK, emoji, byte fallback, whitespace runs
 and a long piece); otherwise the reason is kept and the next engine is used. Selection is the
@@ -23,10 +24,11 @@ PROBE = ("Hello world! It's 2024; they'll say “don't” — NOW. 3.14159 -42 1
 FAST_HINT = "install it with pip install 'zoo-tokenizers[fast]'"
 
 
-def checked(name: str, build: Callable[[], Any], encode: Callable[[Any, str], list[int]],
-            reference: Callable[[str], list[int]]) -> Backend:
+def checked(name: str, build: Callable[[], Any], encode: Callable[[Any, str], Any],
+            reference: Callable[[str], Any], compare: Callable[[Any], Any] = list) -> Backend:
     """A backend running ``encode(engine, text)`` on the engine ``build()`` returns, admitted
-    when its ids on :data:`PROBE` equal ``reference``'s (checked once, on first ask)."""
+    when its ids on :data:`PROBE` equal ``reference``'s (checked once, on first ask;
+    ``compare`` picks the ids out of a result)."""
     state: dict[str, Any] = {}
 
     def supports(*_: Any, **__: Any) -> bool | str:
@@ -41,7 +43,7 @@ def checked(name: str, build: Callable[[], Any], encode: Callable[[Any, str], li
             return f"{name} is not installed; {FAST_HINT}"
         except Exception as e:  # noqa: BLE001 - any refusal of the engine is a reason
             return f"{name} could not load this vocabulary ({type(e).__name__}: {e})"
-        want, got = reference(PROBE), encode(engine, PROBE)
+        want, got = compare(reference(PROBE)), compare(encode(engine, PROBE))
         if got != want:
             at = next((i for i, (a, b) in enumerate(zip(got, want, strict=False)) if a != b),
                       min(len(got), len(want)))
@@ -81,6 +83,29 @@ def sentencepiece_backend(sp: Any) -> Backend:
 
     return checked("sentencepiece", build, lambda proc, text: proc.encode(text),
                    sp._encode_python)
+
+
+def tokenizers_backend(wp: Any) -> Backend:
+    """HF ``tokenizers`` on WordPiece's own ``tokenizer.json`` description (no specials added)."""
+
+    def build() -> Any:
+        import json
+
+        import tokenizers
+
+        from .formats import wordpiece_tokenizer_json
+
+        return tokenizers.Tokenizer.from_str(json.dumps(wordpiece_tokenizer_json(wp)))
+
+    def encode(hf: Any, text: str) -> Any:
+        from .encoding import Encoding
+
+        e = hf.encode(text, add_special_tokens=False)
+        n = len(e.ids)
+        return Encoding(e.ids, e.tokens, e.offsets, [0] * n, [0] * n, [1] * n)
+
+    return checked("tokenizers", build, encode, wp._encode_plain_python,
+                   compare=lambda enc: enc.ids)
 
 
 def python_backend(reference: Callable[[str], list[int]]) -> Backend:
