@@ -82,6 +82,10 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
     return [piece[a:b] for a, b in zip(pos, pos[1:], strict=False)]
 
 
+def _no_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 class _PieceCache(dict):  # type: ignore[type-arg]
     """Pre-token (str) to its ids, computed on first use."""
 
@@ -178,7 +182,10 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
-        return self._run(text)  # type: ignore[no-any-return]
+        try:
+            return self._run(text)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
+            return self._run(_no_surrogates(text))  # type: ignore[no-any-return]
 
     def _encode_python(self, text: str) -> list[int]:
         """:meth:`encode_ordinary` by the pure-Python engine (the reference)."""
@@ -188,9 +195,8 @@ class BPE(Tokenizer):
             return list(chain.from_iterable(map(self._cache.__getitem__,
                                                 self._splitter.split(text))))
         except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
             return list(chain.from_iterable(map(self._cache.__getitem__,
-                                                self._splitter.split(text))))
+                                                self._splitter.split(_no_surrogates(text)))))
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
