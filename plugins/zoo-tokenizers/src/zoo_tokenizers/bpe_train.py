@@ -21,7 +21,7 @@ from .patterns import Splitter, resolve
 
 def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str = "gpt2",
               special_tokens: list[str] | tuple[str, ...] = (), min_frequency: int = 2,
-              name: str = "bpe", trust_pattern: bool = False) -> Any:
+              name: str = "bpe", trust_pattern: bool = False, backend: str | None = None) -> Any:
     """A ``cls`` tokenizer with ``vocab_size`` ids (bytes, merges and special tokens).
 
     Args:
@@ -32,6 +32,7 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
         min_frequency: the least count a pair needs to be merged; learning may stop early.
         name: the tokenizer's name.
         trust_pattern: accept a regex that is not a known pattern (see :func:`resolve`).
+        backend: the new tokenizer's engine (see :class:`~zoo_tokenizers.bpe.BPE`).
     """
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of strings, got one str; wrap it in a list")
@@ -54,4 +55,5 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
         ranks.setdefault(by_id[new], new)
     first = 256 + len(merges)
     return cls(ranks, pattern=pattern, name=name, trust_pattern=trust_pattern,
+               backend=backend,
                special_tokens={s: first + i for i, s in enumerate(specials)})

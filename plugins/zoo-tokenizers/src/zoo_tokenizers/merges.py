@@ -23,11 +23,15 @@ def _pairs(symbols: Sequence[int]) -> Counter[Pair]:
 
 def _move(pair_count: dict[Pair, int], where: dict[Pair, set[int]], touched: dict[Pair, int],
           gone: Pair, born: Pair, n: int, w: int) -> None:
-    """Word ``w`` (seen ``n`` times) loses one ``gone`` pair and gains one ``born`` pair."""
+    """Word ``w`` (seen ``n`` times) loses one ``gone`` pair and gains one ``born`` pair.
+
+    Only ``born`` needs a new heap entry: ``gone``'s entry now overstates its count, so it is
+    found stale when popped and re-queued with the current count.
+    """
     pair_count[gone] -= n
     pair_count[born] += n
     where[born].add(w)
-    touched[gone] = touched[born] = 1
+    touched[born] = 1
 
 
 def learn_merges(
@@ -104,10 +108,8 @@ def learn_merges(
             if len(out) != size:
                 seqs[w] = out
         pair_count.pop(pair, None)
-        for p in touched:
+        for p in touched:  # pairs born in this merge (a lost pair's old entry goes stale)
             c = pair_count.get(p, 0)
             if c > 0 and p != pair:
                 heapq.heappush(heap, (-c, p))
-            elif c <= 0:
-                pair_count.pop(p, None)
     return merges
