@@ -174,3 +174,14 @@ def test_backends_refused_with_reasons(monkeypatch):
         BPE(ranks, backend="tiktoken")
     with pytest.raises(zoo.UnknownNameError, match="rust"):
         BPE(ranks, backend="rust")
+
+
+def test_engine_that_disagrees_is_refused(ours):
+    # POSIX classes: Unicode in the regex package, ASCII in tiktoken's Rust regex, so CJK text
+    # pre-tokenizes differently and the self-check on the probe text catches it
+    pattern = r"[[:alpha:]]+|[^[:alpha:]]"
+    enc = BPE(ours["cl100k_base"].ranks, pattern=pattern, trust_pattern=True)
+    assert enc.backend == "python"
+    with pytest.raises(zoo.UnsupportedError, match="tiktoken gives ids other than the "
+                                                   "reference's on the probe text"):
+        enc.use_backend("tiktoken")
