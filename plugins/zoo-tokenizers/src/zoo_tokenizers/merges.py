@@ -4,8 +4,10 @@ Sennrich et al., "Neural Machine Translation of Rare Words with Subword Units" (
 https://arxiv.org/abs/1508.07909, algorithm 1: repeatedly merge the most frequent adjacent
 pair of symbols. Words are counted once (a word seen n times weighs n), each pair keeps the
 set of words it occurs in, and a merge only revisits those words, updating the counts of the
-pairs it destroys and creates; a max-heap with lazy deletion finds the next best pair. Each
-merge therefore costs time in the words it touches, not in the corpus.
+pairs it destroys and creates; a max-heap with lazy deletion finds the next best pair (only a
+pair whose count grew gets a new entry: a shrunken pair's old entry is found stale when popped
+and re-queued with its current count). Each merge therefore costs time in the words it
+touches, not in the corpus.
 """
 
 from __future__ import annotations
@@ -19,19 +21,6 @@ Pair = tuple[int, int]
 
 def _pairs(symbols: Sequence[int]) -> Counter[Pair]:
     return Counter(zip(symbols, symbols[1:], strict=False))
-
-
-def _move(pair_count: dict[Pair, int], where: dict[Pair, set[int]], touched: dict[Pair, int],
-          gone: Pair, born: Pair, n: int, w: int) -> None:
-    """Word ``w`` (seen ``n`` times) loses one ``gone`` pair and gains one ``born`` pair.
-
-    Only ``born`` needs a new heap entry: ``gone``'s entry now overstates its count, so it is
-    found stale when popped and re-queued with the current count.
-    """
-    pair_count[gone] -= n
-    pair_count[born] += n
-    where[born].add(w)
-    touched[born] = 1
 
 
 def learn_merges(
@@ -84,25 +73,38 @@ def learn_merges(
         a, b = pair
         for w in where.pop(pair, ()):
             old = seqs[w]
+            try:
+                i = old.index(a)  # the symbols before the first ``a`` stay as they are
+            except ValueError:
+                continue  # the word lost this pair to an earlier merge
             n, size = counts[w], len(old)
-            out: list[int] = []
-            i, left_done = 0, False
+            out = old[:i]
+            left_done = False
             while i < size:
                 if old[i] != a or i + 1 == size or old[i + 1] != b:
                     out.append(old[i])
                     i += 1
                     continue
-                # an occurrence at i: pairs around it change (the merged pair itself is dropped)
+                # an occurrence at i: the pairs around it change (pair_count, where and
+                # touched updated inline: a loss of ``gone``, a gain of ``born``)
                 if i and not left_done:
-                    _move(pair_count, where, touched, (old[i - 1], a), (out[-1], new), n, w)
+                    born = (out[-1], new)
+                    pair_count[(old[i - 1], a)] -= n
+                    pair_count[born] += n
+                    where[born].add(w)
+                    touched[born] = 1
                 left_done = False
                 if i + 2 < size:
                     nxt = old[i + 2]
                     if nxt == a and i + 3 < size and old[i + 3] == b:  # next occurrence
-                        _move(pair_count, where, touched, (b, a), (new, new), n, w)
+                        gone, born = (b, a), (new, new)
                         left_done = True
                     else:
-                        _move(pair_count, where, touched, (b, nxt), (new, nxt), n, w)
+                        gone, born = (b, nxt), (new, nxt)
+                    pair_count[gone] -= n
+                    pair_count[born] += n
+                    where[born].add(w)
+                    touched[born] = 1
                 out.append(new)
                 i += 2
             if len(out) != size:
