@@ -16,11 +16,10 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
-Pair = tuple[int, int]
-
-
-def _pairs(symbols: Sequence[int]) -> Counter[Pair]:
-    return Counter(zip(symbols, symbols[1:], strict=False))
+# A pair (a, b) is the int a << 32 | b: cheaper to hash than a tuple, and ordered like it. A heap
+# entry is that key minus count << 64: the highest count first, then the smallest pair.
+_SHIFT, _LOW = 32, (1 << 32) - 1
+_KEY = (1 << 64) - 1
 
 
 def learn_merges(
@@ -47,30 +46,33 @@ def learn_merges(
     """
     seqs: list[list[int]] = []
     counts: list[int] = []
-    pair_count: dict[Pair, int] = defaultdict(int)
-    where: dict[Pair, set[int]] = defaultdict(set)
+    pair_count: dict[int, int] = defaultdict(int)
+    where: dict[int, set[int]] = defaultdict(set)
     for w, (symbols, n) in enumerate(words):
         seqs.append(list(symbols))
         counts.append(n)
-        for p, k in _pairs(symbols).items():
+        for p, k in Counter([x << _SHIFT | y for x, y in zip(symbols, symbols[1:],
+                                                              strict=False)]).items():
             pair_count[p] += k * n
             where[p].add(w)
-    heap = [(-c, p) for p, c in pair_count.items()]
+    heap = [p - (c << 64) for p, c in pair_count.items()]
     heapq.heapify(heap)
     merges: list[tuple[int, int, int]] = []
     while heap and len(merges) < num_merges:
-        neg, pair = heapq.heappop(heap)
+        entry = heapq.heappop(heap)
+        pair = entry & _KEY
         current = pair_count.get(pair, 0)
-        if -neg != current:  # stale entry: re-queue with the current count
+        if -(entry >> 64) != current:  # stale entry: re-queue with the current count
             if current > 0:
-                heapq.heappush(heap, (-current, pair))
+                heapq.heappush(heap, pair - (current << 64))
             continue
         if current < max(min_frequency, 1):
             break
         new = first_id + len(merges)
-        merges.append((pair[0], pair[1], new))
-        touched: dict[Pair, int] = {}
-        a, b = pair
+        a, b = pair >> _SHIFT, pair & _LOW
+        merges.append((a, b, new))
+        touched: dict[int, int] = {}
+        new_left = new << _SHIFT
         for w in where.pop(pair, ()):
             old = seqs[w]
             try:
@@ -88,8 +90,8 @@ def learn_merges(
                 # an occurrence at i: the pairs around it change (pair_count, where and
                 # touched updated inline: a loss of ``gone``, a gain of ``born``)
                 if i and not left_done:
-                    born = (out[-1], new)
-                    pair_count[(old[i - 1], a)] -= n
+                    born = out[-1] << _SHIFT | new
+                    pair_count[old[i - 1] << _SHIFT | a] -= n
                     pair_count[born] += n
                     where[born].add(w)
                     touched[born] = 1
@@ -97,10 +99,10 @@ def learn_merges(
                 if i + 2 < size:
                     nxt = old[i + 2]
                     if nxt == a and i + 3 < size and old[i + 3] == b:  # next occurrence
-                        gone, born = (b, a), (new, new)
+                        gone, born = b << _SHIFT | a, new_left | new
                         left_done = True
                     else:
-                        gone, born = (b, nxt), (new, nxt)
+                        gone, born = b << _SHIFT | nxt, new_left | nxt
                     pair_count[gone] -= n
                     pair_count[born] += n
                     where[born].add(w)
@@ -113,5 +115,5 @@ def learn_merges(
         for p in touched:  # pairs born in this merge (a lost pair's old entry goes stale)
             c = pair_count.get(p, 0)
             if c > 0 and p != pair:
-                heapq.heappush(heap, (-c, p))
+                heapq.heappush(heap, p - (c << 64))
     return merges
