@@ -106,8 +106,8 @@ def main() -> None:
             check(ours._encode_python(long), ref.encode_ordinary(long), "a * 1M")
             bench.compare("encode 'a' * 1,000,000 (one pre-token), pure Python",
                           peer=("tiktoken", lambda r=ref, s=long: r.encode_ordinary(s)),
-                          ours=lambda o=ours, s=long: (o._cache.clear(), o._encode_python(s)), unit="s",
-                          repeats=1)
+                          ours=lambda o=ours, s=long: (o._cache.clear(), o._encode_python(s)),
+                          unit="s", repeats=1)
 
     sp = zoo.load("mistral-7b-v0.1-tokenizer")
     ref_sp = sentencepiece.SentencePieceProcessor(model_proto=sp.model_bytes)
