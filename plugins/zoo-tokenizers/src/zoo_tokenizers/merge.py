@@ -65,41 +65,45 @@ def _merge_heap(piece: S, rank: Callable[[S], int | None], limit: int) -> list[S
     """:func:`merge` with a heap of candidate joins over a linked list of parts.
 
     A part is named by the offset where it starts; ``nxt[i]`` is the start of the part after
-    the one at ``i`` (``-1`` once that part has been joined to its left neighbour). A heap key
-    ``rank * width + i`` orders candidates by rank, then position. A popped key is acted on
-    only if the join now starting at ``i`` still has that rank: then it is a current pair of
-    the lowest rank, leftmost, exactly the one the flat loop would merge; otherwise one of its
-    parts has grown since it was pushed and the key is dropped.
+    the one at ``i`` (``-1`` once that part has been joined to its left neighbour) and
+    ``now[i]`` the rank of the join of that part with the next. A heap key
+    ``rank * width + i`` orders candidates by rank, then position; a popped key is acted on
+    only if ``now[i]`` still holds its rank (then it is a current join of the lowest rank,
+    leftmost, exactly the one the flat loop would merge), else it is dropped as stale.
     """
     n = len(piece)
     width = n + 1
     nxt = [*range(1, n + 1), -1]
     prv = list(range(-1, n))
+    now = [NONE] * (n + 1)
     heap = []
     for i in range(n - 1):
         r = rank(piece[i:i + 2])
         if r is not None and r < limit:
+            now[i] = r
             heap.append(r * width + i)
     heapify(heap)
     while heap:
         r, i = divmod(heappop(heap), width)
+        if now[i] != r:
+            continue
         m = nxt[i]
-        if m < 0 or m >= n:
-            continue
         e = nxt[m]
-        if rank(piece[i:e]) != r:
-            continue
-        nxt[i], nxt[m] = e, -1
+        nxt[i], nxt[m], now[m], now[i] = e, -1, NONE, NONE
         if e < n:
             prv[e] = i
             r = rank(piece[i:nxt[e]])
             if r is not None and r < limit:
+                now[i] = r
                 heappush(heap, r * width + i)
         p = prv[i]
         if p >= 0:
             r = rank(piece[p:e])
             if r is not None and r < limit:
+                now[p] = r
                 heappush(heap, r * width + p)
+            else:
+                now[p] = NONE
     out = []
     i = 0
     while i < n:
