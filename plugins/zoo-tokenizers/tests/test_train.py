@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from zoo_tokenizers.bpe import BPE
 from zoo_tokenizers.merges import learn_merges
 
+import zoo_core as zoo
+
 tokenizers = pytest.importorskip("tokenizers")
 
 
@@ -78,7 +80,7 @@ def test_trained_export_encodes_identically_in_tokenizers(trained, gensim_texts,
     assert BPE.from_file(tmp_path / "old.json").ranks == trained.ranks
     doc["model"]["merges"][5] = "Ġzzz Ġqqq"
     (tmp_path / "broken.json").write_text(json.dumps(doc), "utf-8")
-    with pytest.raises(ValueError, match="broken merge 5 'Ġzzz Ġqqq'"):
+    with pytest.raises(zoo.ConfigError, match="broken merge 5 'Ġzzz Ġqqq'"):
         BPE.from_file(tmp_path / "broken.json")
 
 

@@ -47,18 +47,27 @@ def test_catalogue_entry_is_the_packaged_vocab(ours):
     assert tok.mask_token == "[MASK]" and tok.model_max_length == 512
 
 
+@pytest.fixture(params=["python", "tokenizers"])
+def engine(ours, request):
+    """``ours`` on each of its engines (both must pass their self-check here)."""
+    assert ours.backends[request.param].supports() is True
+    ours.use_backend(request.param)
+    yield ours
+    ours.use_backend()
+
+
 @pytest.mark.parametrize("corpus", ["lee", "head500", "enwiki"])
-def test_parity_gensim(ours, hf, gensim_texts, corpus):
+def test_parity_gensim(engine, hf, gensim_texts, corpus):
     texts = gensim_texts[corpus]
     for text, h in zip(texts, hf.encode_batch(texts), strict=True):
-        _same(ours.encode_full(text), h, text)
+        _same(engine.encode_full(text), h, text)
 
 
-def test_parity_mixed_and_pairs(ours, hf, mixed):
+def test_parity_mixed_and_pairs(engine, hf, mixed):
     for text in mixed:
-        _same(ours.encode_full(text), hf.encode(text), text)
+        _same(engine.encode_full(text), hf.encode(text), text)
     for a, b in zip(mixed, mixed[::-1], strict=True):
-        _same(ours.encode_full(a, b), hf.encode(a, b), (a, b))
+        _same(engine.encode_full(a, b), hf.encode(a, b), (a, b))
 
 
 @pytest.mark.parametrize("strategy", ["longest_first", "only_first", "only_second"])
@@ -73,7 +82,7 @@ def test_truncation_matches_tokenizers(minilm, ours, mixed, strategy, max_length
         try:
             want = hf.encode(a, b)
         except Exception:  # the peer refuses: so must we
-            with pytest.raises(ValueError):
+            with pytest.raises(zoo.InputError):
                 ours.encode_full(a, b, truncation=strategy, max_length=max_length)
             continue
         _same(ours.encode_full(a, b, truncation=strategy, max_length=max_length), want, (a, b))
@@ -92,7 +101,7 @@ def test_call_matches_transformers(minilm, ours, mixed):
         for key in ("input_ids", "token_type_ids", "attention_mask"):
             assert got[key].dtype == torch.long
             assert torch.equal(got[key], want[key]), (key, kw)
-    batch = ours(texts, pairs)
+    batch = ours(texts, pairs, padding=True, return_tensors="pt")
     assert ours.batch_decode(batch["input_ids"]) == ref.batch_decode(batch["input_ids"],
                                                                      skip_special_tokens=True)
     got = ours("The cat sat.", return_tensors=None)
@@ -100,6 +109,27 @@ def test_call_matches_transformers(minilm, ours, mixed):
     assert got == {k: want[k] for k in got}
     assert ours.convert_ids_to_tokens(got["input_ids"]) == ref.convert_ids_to_tokens(
         want["input_ids"])
+
+
+def test_call_defaults_like_hf(minilm, ours, hf, mixed):
+    """No padding, no truncation, lists: the defaults of transformers and HF tokenizers."""
+    from transformers import BertTokenizerFast
+
+    ref = BertTokenizerFast.from_pretrained(str(minilm))
+    texts, pairs = [*mixed[:6], "word " * 600], mixed[6:13]  # one text past 512 tokens
+    got, want = ours(texts, pairs), ref(texts, pairs)
+    assert set(got) == {"input_ids", "token_type_ids", "attention_mask"}
+    assert all(got[k] == want[k] for k in got)
+    assert isinstance(got["input_ids"][0], list) and len(got["input_ids"][-1]) > 512
+    encs = hf.encode_batch(list(zip(texts, pairs, strict=True)))
+    assert got["input_ids"] == [e.ids for e in encs]
+    assert got["token_type_ids"] == [e.type_ids for e in encs]
+    assert got["attention_mask"] == [e.attention_mask for e in encs]
+    assert ours("one text") == {k: v for k, v in ref("one text").items()}
+    assert ours("one", return_attention_mask=False, return_token_type_ids=False) == \
+        {"input_ids": ref("one")["input_ids"]}
+    with pytest.raises(TypeError):
+        ours.encode("hello", typo_kw=1)
 
 
 def test_decode_matches_tokenizers(ours, hf, gensim_texts, mixed):
@@ -135,25 +165,25 @@ def test_train_exports_identically(tmp_path, gensim_texts, mixed):
 
 
 def test_bad_input(ours, tmp_path, minilm):
-    with pytest.raises(ValueError, match="99999"):
+    with pytest.raises(zoo.InputError, match="99999"):
         ours.decode([101, 99999])
-    with pytest.raises(ValueError, match="'\\[MASK\\]'"):
+    with pytest.raises(zoo.ConfigError, match="'\\[MASK\\]'"):
         WordPiece({"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3})
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\nhello\n[UNK]\n", "utf-8")
-    with pytest.raises(ValueError, match="'\\[UNK\\]' appears twice"):
+    with pytest.raises(zoo.ConfigError, match="'\\[UNK\\]' appears twice"):
         WordPiece.load(tmp_path)
-    with pytest.raises(ValueError, match="vocab_size=10"):
+    with pytest.raises(zoo.InputError, match="vocab_size=10"):
         WordPiece.trained(["hello world"], vocab_size=10)
-    with pytest.raises(ValueError, match="'sideways'"):
+    with pytest.raises(zoo.InputError, match="'sideways'"):
         ours(["a", "b"], padding="sideways")
-    with pytest.raises(ValueError, match="different lengths"):
-        ours(["a", "b c d"], padding=False)
+    with pytest.raises(zoo.InputError, match="different lengths"):
+        ours(["a", "b c d"], return_tensors="pt")
     with pytest.raises(TypeError, match="3"):
         ours(["a", 3])
     doc = json.loads((minilm / "tokenizer.json").read_text())
     doc["model"]["type"] = "BPE"
     (tmp_path / "bpe.json").write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match="'BPE'"):
+    with pytest.raises(zoo.ConfigError, match="'BPE'"):
         WordPiece.from_file(tmp_path / "bpe.json")
 
 

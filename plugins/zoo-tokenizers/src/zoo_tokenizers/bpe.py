@@ -25,49 +25,73 @@ from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from zoo_core import Tokenizer
+from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
+from .engines import python_backend, tiktoken_backend
+from .merge import LONG, merge
 from .patterns import Splitter, resolve
 
 _CACHE_LIMIT = 500_000
 _NO_RANK = 1 << 62
-_BYTES = [bytes([b]) for b in range(256)]
 
 
-def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None) -> list[bytes]:
+def pair_table(ranks: dict[bytes, int]) -> list[int]:
+    """Rank of every two-byte token at index ``b0 << 8 | b1`` (``_NO_RANK`` if none)."""
+    table = [_NO_RANK] * 65536
+    for tok, r in ranks.items():
+        if len(tok) == 2:
+            table[tok[0] << 8 | tok[1]] = r
+    return table
+
+
+def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None,
+              pairs: list[int] | None = None) -> list[bytes]:
     """Merge the bytes of ``piece``, lowest-rank adjacent pair first (leftmost on ties).
+
+    Short pieces run the flat loop below, inlined for speed; long ones go to
+    :func:`zoo_tokenizers.merge.merge` (O(n log n)).
 
     Args:
         piece: one pre-token as bytes.
         ranks: token bytes to rank.
         max_rank: merge only into tokens of lower rank (used to recover merge pairs).
+        pairs: :func:`pair_table` of ``ranks`` (built here if not given).
     """
-    parts = list(map(_BYTES.__getitem__, piece))
     limit = _NO_RANK if max_rank is None else max_rank
+    if len(piece) > LONG:
+        return merge(piece, ranks.get, limit)
     get = ranks.get
-    # rank of each adjacent pair's concatenation; only the merged pair's neighbours change
-    pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
+    # rank of each adjacent pair's join; only the merged pair's neighbours change. Parts are
+    # kept as their start offsets: part k is piece[pos[k]:pos[k + 1]].
+    if pairs is None:
+        pair = [get(piece[i:i + 2], _NO_RANK) for i in range(len(piece) - 1)]
+    else:
+        pair = [pairs[a << 8 | b] for a, b in zip(piece, piece[1:], strict=False)]
+    pos = list(range(len(piece) + 1))
     while pair:
         best_rank = min(pair)
         if best_rank >= limit:
             break
         i = pair.index(best_rank)  # leftmost of the lowest rank
-        parts[i] += parts.pop(i + 1)
-        del pair[i]
-        if i > 0:
-            pair[i - 1] = get(parts[i - 1] + parts[i], _NO_RANK)
+        del pos[i + 1], pair[i]
+        if i:
+            pair[i - 1] = get(piece[pos[i - 1]:pos[i + 1]], _NO_RANK)
         if i < len(pair):
-            pair[i] = get(parts[i] + parts[i + 1], _NO_RANK)
-    return parts
+            pair[i] = get(piece[pos[i]:pos[i + 2]], _NO_RANK)
+    return [piece[a:b] for a, b in zip(pos, pos[1:], strict=False)]
+
+
+def _no_surrogates(text: str) -> str:
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class _PieceCache(dict):  # type: ignore[type-arg]
     """Pre-token (str) to its ids, computed on first use."""
 
-    def __init__(self, ranks: dict[bytes, int]) -> None:
+    def __init__(self, ranks: dict[bytes, int], pairs: list[int]) -> None:
         super().__init__()
-        self.ranks = ranks
+        self.ranks, self.pairs = ranks, pairs
 
     def __missing__(self, piece: str) -> tuple[int, ...]:
         data = piece.encode("utf-8")
@@ -76,9 +100,10 @@ class _PieceCache(dict):  # type: ignore[type-arg]
             ids: tuple[int, ...] = (rank,)
         else:
             try:
-                ids = tuple(self.ranks[p] for p in bpe_ranks(data, self.ranks))
+                ids = tuple(map(self.ranks.__getitem__,
+                                bpe_ranks(data, self.ranks, pairs=self.pairs)))
             except KeyError as e:
-                raise ValueError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
+                raise ConfigError(f"byte {e.args[0]!r} of {piece!r} has no token: the vocabulary "
                                  "must hold all 256 single bytes") from None
         self[piece] = ids
         return ids
@@ -89,24 +114,43 @@ class BPE(Tokenizer):
 
     Args:
         ranks: token bytes to rank (= id), single bytes included.
-        pattern: pre-tokenization regex, or ``"gpt2"``, ``"cl100k"``, ``"o200k"``.
+        pattern: pre-tokenization regex, or ``"gpt2"``, ``"cl100k"``, ``"o200k"``, ``"tekken"``.
         special_tokens: special token text to id (ids outside the ranks).
         name: a name for messages and saved files.
+        trust_pattern: accept a regex that is not one of the known patterns. Off by default:
+            a pattern read from a downloaded file could take exponential time on some texts.
+        backend: the engine, ``"tiktoken"`` or ``"python"``; by default tiktoken when it is
+            installed and passes its self-check (:mod:`zoo_tokenizers.engines`), else Python.
     """
 
     trainable: ClassVar[bool] = True
 
     def __init__(self, ranks: dict[bytes, int], pattern: str = "gpt2",
-                 special_tokens: dict[str, int] | None = None, name: str = "bpe") -> None:
+                 special_tokens: dict[str, int] | None = None, name: str = "bpe",
+                 trust_pattern: bool = False, backend: str | None = None) -> None:
         self.ranks = dict(ranks)
-        self.pattern = resolve(pattern)
+        self.pattern = resolve(pattern, trust_pattern)
         self.name = name
         self._special = dict(special_tokens or {})
         self._decoder = bpe_files.check_ranks(self.ranks, self._special)
         self._splitter = Splitter(self.pattern)
-        self._cache = _PieceCache(self.ranks)
+        self._pairs = pair_table(self.ranks)
+        self._cache = _PieceCache(self.ranks, self._pairs)
         self._special_res: dict[frozenset[str], re.Pattern[str]] = {}
         self._pool: Any = None
+        self._engines(backend)
+
+    def _engines(self, backend: str | None) -> None:
+        self.backends = {"tiktoken": tiktoken_backend(self),
+                         "python": python_backend(self._encode_python)}
+        self.use_backend(backend)
+
+    def use_backend(self, backend: str | None = None) -> str:
+        """Encode with ``backend`` (``"tiktoken"`` or ``"python"``), or the first that passes
+        its self-check; returns its name."""
+        name = super().use_backend(backend)
+        self._run = self.backends[name].fn
+        return name
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -138,19 +182,24 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
+        try:
+            return self._run(text)  # type: ignore[no-any-return]
+        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
+            return self._run(_no_surrogates(text))  # type: ignore[no-any-return]
+
+    def _encode_python(self, text: str) -> list[int]:
+        """:meth:`encode_ordinary` by the pure-Python engine (the reference)."""
         if len(self._cache) > _CACHE_LIMIT:
             self._cache.clear()
         try:
             return list(chain.from_iterable(map(self._cache.__getitem__,
                                                 self._splitter.split(text))))
         except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
             return list(chain.from_iterable(map(self._cache.__getitem__,
-                                                self._splitter.split(text))))
+                                                self._splitter.split(_no_surrogates(text)))))
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
-               disallowed_special: Literal["all"] | Collection[str] = "all",
-               **_: Any) -> list[int]:
+               disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
         """Ids of ``text``.
 
         A special token written in ``text`` is encoded as one id when it is in
@@ -163,7 +212,7 @@ class BPE(Tokenizer):
         if disallowed:
             m = self._special_re(disallowed).search(text)
             if m:
-                raise ValueError(
+                raise InputError(
                     f"text contains the special token {m.group()!r} at index {m.start()}, which "
                     f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
                     "it as a special token, or disallowed_special=() to encode it as plain text")
@@ -186,7 +235,7 @@ class BPE(Tokenizer):
         chosen = set(value)
         unknown = chosen - self.special_tokens_set
         if unknown:
-            raise ValueError(f"{what} names unknown special token(s) {sorted(unknown)}; this "
+            raise InputError(f"{what} names unknown special token(s) {sorted(unknown)}; this "
                              f"tokenizer has {sorted(self._special)}")
         return chosen
 
@@ -201,8 +250,13 @@ class BPE(Tokenizer):
                      **options: Any) -> list[list[int]]:
         """Ids of each text, spread over ``num_workers`` processes (default: all cores) when
         the batch is large enough to pay for it."""
-        from .parallel import encode_batch
+        from .parallel import check_workers, encode_batch
 
+        engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
+        if engine is not None:  # tiktoken's own threads
+            check_workers(num_workers)
+            return engine.encode_batch(  # type: ignore[no-any-return]
+                list(texts), num_threads=num_workers or os.cpu_count() or 1, **options)
         return encode_batch(self, list(texts), num_workers, options)
 
     def encode_with_offsets(self, text: str, **options: Any) -> tuple[list[int], list[int]]:
@@ -223,16 +277,16 @@ class BPE(Tokenizer):
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-            raise ValueError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
+            raise InputError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
                              f"0..{self.vocab_size - 1}); decode only ids it produced") from None
 
-    def decode(self, ids: Sequence[int], errors: str = "replace", **_: Any) -> str:
+    def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """The text of ``ids``; ``errors="strict"`` refuses ids that make invalid UTF-8."""
         data = self.decode_bytes(ids)
         try:
             return data.decode("utf-8", errors)
         except UnicodeDecodeError as e:
-            raise ValueError(
+            raise InputError(
                 f"ids decode to invalid UTF-8: bytes {data[e.start:e.end]!r} at byte {e.start} "
                 f"({e.reason}); decode a complete sequence or pass errors='replace'") from None
 
@@ -299,7 +353,8 @@ class BPE(Tokenizer):
     def train(self, texts: Iterable[str], vocab_size: int, **options: Any) -> BPE:
         """Learn a vocabulary of ``vocab_size`` with this tokenizer's pattern; returns a new
         tokenizer (this one is unchanged)."""
-        return type(self).trained(texts, vocab_size, **({"pattern": self.pattern} | options))
+        return type(self).trained(texts, vocab_size,
+                                  **({"pattern": self.pattern, "trust_pattern": True} | options))
 
     @classmethod
     def example(cls) -> BPE:
@@ -311,6 +366,11 @@ class BPE(Tokenizer):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_pool"] = None
-        state["_cache"] = _PieceCache(self.ranks)
+        state["_cache"] = _PieceCache(self.ranks, self._pairs)
         state["_special_res"] = {}
+        del state["backends"], state["_run"]  # engines are rebuilt (and re-checked) on unpickle
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._engines(self.backend)

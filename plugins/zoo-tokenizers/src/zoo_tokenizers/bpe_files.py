@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .formats import atomic_write
-from .patterns import PATTERNS, resolve
+from zoo_core import ConfigError, atomic_write
+
+from .patterns import PATTERNS
 
 OURS_CONFIG, OURS_RANKS = "zoo_bpe.json", "bpe.tiktoken"
 _KNOWN_SPECIALS = {
@@ -46,7 +47,7 @@ def token_to_bytes(token: str, where: str) -> bytes:
     try:
         return bytes(CHAR_TO_BYTE[c] for c in token)
     except KeyError as e:
-        raise ValueError(f"{where}: token {token!r} has character {e.args[0]!r}, which is not "
+        raise ConfigError(f"{where}: token {token!r} has character {e.args[0]!r}, which is not "
                          "in the byte-level alphabet; is this a byte-level BPE file?") from None
 
 
@@ -59,18 +60,18 @@ def check_ranks(ranks: dict[bytes, int], specials: dict[str, int]) -> dict[int, 
     decoder: dict[int, bytes] = {}
     for tok, r in ranks.items():
         if not isinstance(r, int) or r < 0:
-            raise ValueError(f"token {tok!r} has rank {r!r}; ranks must be ints >= 0")
+            raise ConfigError(f"token {tok!r} has rank {r!r}; ranks must be ints >= 0")
         if r in decoder:
-            raise ValueError(f"tokens {decoder[r]!r} and {tok!r} share rank {r}; each rank "
+            raise ConfigError(f"tokens {decoder[r]!r} and {tok!r} share rank {r}; each rank "
                              "must name one token")
         decoder[r] = tok
     missing = [b for b in range(256) if bytes([b]) not in ranks]
     if missing:
-        raise ValueError(f"the vocabulary lacks {len(missing)} single bytes (first: "
+        raise ConfigError(f"the vocabulary lacks {len(missing)} single bytes (first: "
                          f"{bytes([missing[0]])!r}); byte-level BPE needs all 256")
     for text, i in specials.items():
         if i in decoder:
-            raise ValueError(f"special token {text!r} has id {i}, already the id of "
+            raise ConfigError(f"special token {text!r} has id {i}, already the id of "
                              f"{decoder[i]!r}; give it an id outside the ranks")
         decoder[i] = text.encode("utf-8")
     return decoder
@@ -89,10 +90,10 @@ def read_tiktoken(path: Path) -> dict[bytes, int]:
             tok_b64, rank = line.split()
             tok, r = base64.b64decode(tok_b64, validate=True), int(rank)
         except ValueError:
-            raise ValueError(f"{str(path)!r} line {n}: {line[:60]!r} is not 'base64 rank'; "
+            raise ConfigError(f"{str(path)!r} line {n}: {line[:60]!r} is not 'base64 rank'; "
                              "is this a tiktoken file?") from None
         if tok in ranks:
-            raise ValueError(f"{str(path)!r} line {n}: token {tok!r} appears twice (ranks "
+            raise ConfigError(f"{str(path)!r} line {n}: token {tok!r} appears twice (ranks "
                              f"{ranks[tok]} and {r}); remove the duplicate")
         ranks[tok] = r
     return ranks
@@ -111,7 +112,7 @@ def read_gpt2(encoder_json: Path, vocab_bpe: Path) -> tuple[dict[bytes, int], di
     where = str(encoder_json)
     ranks = {token_to_bytes(t, where): i for t, i in encoder.items() if t not in specials}
     if len(ranks) != len(encoder) - len(specials):
-        raise ValueError(f"{where!r}: two tokens spell the same bytes")
+        raise ConfigError(f"{where!r}: two tokens spell the same bytes")
     lines = vocab_bpe.read_text("utf-8").splitlines()
     for n, line in enumerate(lines, 1):
         if n == 1 and line.startswith("#version") or not line.strip():
@@ -119,7 +120,7 @@ def read_gpt2(encoder_json: Path, vocab_bpe: Path) -> tuple[dict[bytes, int], di
         parts = line.split(" ")
         if len(parts) != 2 or any(p not in encoder for p in parts) \
                 or parts[0] + parts[1] not in encoder:
-            raise ValueError(f"{str(vocab_bpe)!r} line {n}: broken merge {line!r}; each line "
+            raise ConfigError(f"{str(vocab_bpe)!r} line {n}: broken merge {line!r}; each line "
                              "must join two tokens of encoder.json into a third")
     return ranks, specials
 
@@ -134,7 +135,7 @@ def derive_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
             continue
         parts = bpe_ranks(tok, ranks, max_rank=r)
         if len(parts) != 2:
-            raise ValueError(f"token {tok!r} (rank {r}) cannot be built by merging two tokens "
+            raise ConfigError(f"token {tok!r} (rank {r}) cannot be built by merging two tokens "
                              "of lower rank; the ranks are not a BPE vocabulary")
         merges.append((parts[0], parts[1]))
     return merges
@@ -167,12 +168,13 @@ def bpe_tokenizer_json(tok: Any) -> dict[str, Any]:
     }
 
 
-def read_tokenizer_json(path: Path) -> dict[str, Any]:
+def read_tokenizer_json(path: Path, doc: dict[str, Any] | None = None) -> dict[str, Any]:
     """Constructor arguments of a byte-level BPE from an HF ``tokenizer.json``."""
-    doc = json.loads(path.read_text("utf-8"))
+    if doc is None:
+        doc = json.loads(path.read_text("utf-8"))
     model = doc.get("model") or {}
     if model.get("type") != "BPE":
-        raise ValueError(f"{str(path)!r} holds a {model.get('type')!r} model, not BPE; load "
+        raise ConfigError(f"{str(path)!r} holds a {model.get('type')!r} model, not BPE; load "
                          "WordPiece files with tokenizer:wordpiece")
     where = str(path)
     specials = {t["content"]: t["id"] for t in doc.get("added_tokens", []) if t.get("special")}
@@ -189,14 +191,44 @@ def read_tokenizer_json(path: Path) -> dict[str, Any]:
         a, b = m.split(" ") if isinstance(m, str) else m
         ab, ba = token_to_bytes(a, where), token_to_bytes(b, where)
         if ab not in ranks or ba not in ranks or ab + ba not in ranks:
-            raise ValueError(f"{where!r}: broken merge {n} {m!r}; both parts and their join "
+            raise ConfigError(f"{where!r}: broken merge {n} {m!r}; both parts and their join "
                              "must be in the vocabulary")
         if ranks[ab + ba] <= max(ranks[ab], ranks[ba]):
-            raise ValueError(f"{where!r}: merge {n} {m!r} gives id {ranks[ab + ba]}, not above "
+            raise ConfigError(f"{where!r}: merge {n} {m!r} gives id {ranks[ab + ba]}, not above "
                              "its parts'; only vocabularies whose ids follow the merge order "
                              "load as byte-level BPE")
     specials = {t: i for t, i in specials.items() if i not in by_id}
     return {"ranks": ranks, "pattern": pattern, "special_tokens": specials}
+
+
+# Mistral's Tekken: the special tokens of files that do not list them (ids 0..19), then fillers.
+TEKKEN_SPECIALS = ("<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[AVAILABLE_TOOLS]",
+                   "[/AVAILABLE_TOOLS]", "[TOOL_RESULTS]", "[/TOOL_RESULTS]", "[TOOL_CALLS]",
+                   "[IMG]", "<pad>", "[IMG_BREAK]", "[IMG_END]", "[PREFIX]", "[MIDDLE]",
+                   "[SUFFIX]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "[TOOL_CONTENT]")
+
+
+def read_tekken(doc: dict[str, Any], where: str) -> dict[str, Any]:
+    """Constructor arguments of a BPE from a Tekken file (``tekken_*.json``).
+
+    The file holds tiktoken-style ranks and a config; the special tokens take the first
+    ``default_num_special_tokens`` ids and every rank is shifted past them. Only the first
+    ``default_vocab_size`` ids are used.
+    """
+    cfg = doc["config"]
+    n_special, size = cfg["default_num_special_tokens"], cfg["default_vocab_size"]
+    listed = doc.get("special_tokens")
+    names = [t["token_str"] for t in listed] if listed else list(TEKKEN_SPECIALS)
+    names += [f"<SPECIAL_{i}>" for i in range(len(names), n_special)]
+    vocab = doc["vocab"][:size - n_special]
+    ranks = {}
+    for i, tok in enumerate(vocab):
+        if tok["rank"] != i:
+            raise ConfigError(f"{where!r}: vocab entry {i} has rank {tok['rank']!r}; a Tekken "
+                              "file lists ranks 0, 1, 2… in order")
+        ranks[base64.b64decode(tok["token_bytes"])] = i + n_special
+    return {"ranks": ranks, "pattern": cfg["pattern"], "name": Path(where).stem,
+            "special_tokens": {t: i for i, t in enumerate(names)}}
 
 
 def save_bpe(tok: Any, directory: Path) -> list[str]:
@@ -213,22 +245,27 @@ def load_bpe_file(cls: Any, path: Path, **options: Any) -> Any:
         raise FileNotFoundError(f"{str(path)!r} does not exist; pass a tokenizer.json or a "
                                 "tiktoken rank file")
     if path.suffix == ".json":
-        return cls(**(read_tokenizer_json(path) | options))
+        doc = json.loads(path.read_text("utf-8"))
+        if isinstance(doc.get("vocab"), list) and "config" in doc:
+            return cls(**(read_tekken(doc, str(path)) | options))
+        return cls(**(read_tokenizer_json(path, doc) | options))
     stem = path.name.split(".")[0]
     name = options.pop("name", stem)
     pattern = options.pop("pattern", None)
     if pattern is None:
         guess = stem.removesuffix("_base")
         if guess not in PATTERNS:
-            raise ValueError(f"{str(path)!r}: pass pattern= (a regex or one of "
+            raise ConfigError(f"{str(path)!r}: pass pattern= (a regex or one of "
                              f"{sorted(PATTERNS)}); the file holds only ranks")
         pattern = guess
     specials = options.pop("special_tokens", _KNOWN_SPECIALS.get(stem, {}))
-    return cls(read_tiktoken(path), pattern=resolve(pattern), special_tokens=specials,
+    return cls(read_tiktoken(path), pattern=pattern, special_tokens=specials,
                name=name, **options)
 
 
 def load_bpe(cls: Any, directory: Path, **options: Any) -> Any:
+    if "file" in options:  # a catalogue entry names its file among the package's
+        return load_bpe_file(cls, directory / options.pop("file"), **options)
     if (directory / OURS_CONFIG).is_file() and (directory / OURS_RANKS).is_file():
         cfg = json.loads((directory / OURS_CONFIG).read_text("utf-8"))
         return cls(read_tiktoken(directory / OURS_RANKS), **(cfg | options))

@@ -13,13 +13,15 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from zoo_core import InputError
+
 from .merges import learn_merges
-from .patterns import Splitter
+from .patterns import Splitter, resolve
 
 
 def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str = "gpt2",
               special_tokens: list[str] | tuple[str, ...] = (), min_frequency: int = 2,
-              name: str = "bpe") -> Any:
+              name: str = "bpe", trust_pattern: bool = False, backend: str | None = None) -> Any:
     """A ``cls`` tokenizer with ``vocab_size`` ids (bytes, merges and special tokens).
 
     Args:
@@ -29,14 +31,17 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
         special_tokens: texts given the last ids.
         min_frequency: the least count a pair needs to be merged; learning may stop early.
         name: the tokenizer's name.
+        trust_pattern: accept a regex that is not a known pattern (see :func:`resolve`).
+        backend: the new tokenizer's engine (see :class:`~zoo_tokenizers.bpe.BPE`).
     """
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of strings, got one str; wrap it in a list")
     specials = list(dict.fromkeys(special_tokens))
     floor = 256 + len(specials)
     if not isinstance(vocab_size, int) or vocab_size < floor:
-        raise ValueError(f"vocab_size={vocab_size!r} is below the byte alphabet (256) plus "
+        raise InputError(f"vocab_size={vocab_size!r} is below the byte alphabet (256) plus "
                          f"{len(specials)} special token(s); pass at least {floor}")
+    pattern = resolve(pattern, trust_pattern)
     splitter = Splitter(pattern)
     counts: Counter[str] = Counter()
     for text in texts:
@@ -49,5 +54,6 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
         by_id[new] = by_id[a] + by_id[b]
         ranks.setdefault(by_id[new], new)
     first = 256 + len(merges)
-    return cls(ranks, pattern=pattern, name=name,
+    return cls(ranks, pattern=pattern, name=name, trust_pattern=trust_pattern,
+               backend=backend,
                special_tokens={s: first + i for i, s in enumerate(specials)})

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from zoo_core import InputError
+
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 PADDING_STRATEGIES = ("longest", "max_length", "do_not_pad")
 
@@ -56,24 +58,24 @@ def truncation_lengths(n1: int, n2: int | None, budget: int, strategy: str) -> t
     budget, each keeps half (the first part gets the smaller half).
     """
     if strategy not in TRUNCATION_STRATEGIES:
-        raise ValueError(f"truncation strategy {strategy!r} is not one of "
+        raise InputError(f"truncation strategy {strategy!r} is not one of "
                          f"{TRUNCATION_STRATEGIES}; pass truncation=True for 'longest_first'")
     m = 0 if n2 is None else n2
     if n1 + m <= budget or strategy == "do_not_truncate":
         return n1, m
     if budget < 0:
-        raise ValueError(f"max_length leaves {budget} tokens after the special tokens; raise it")
+        raise InputError(f"max_length leaves {budget} tokens after the special tokens; raise it")
     if strategy == "only_second" and n2 is None:
-        raise ValueError("truncation='only_second' needs a pair of texts; use 'longest_first' "
+        raise InputError("truncation='only_second' needs a pair of texts; use 'longest_first' "
                          "or 'only_first' for single texts")
     if n2 is None or strategy == "only_first":
         if budget - m <= 0:
-            raise ValueError(f"cannot truncate the first sequence to fit: {m} tokens of the "
+            raise InputError(f"cannot truncate the first sequence to fit: {m} tokens of the "
                              f"second leave none of the budget {budget}; use 'longest_first'")
         return budget - m, m
     if strategy == "only_second":
         if budget - n1 <= 0:
-            raise ValueError(f"cannot truncate the second sequence to fit: {n1} tokens of the "
+            raise InputError(f"cannot truncate the second sequence to fit: {n1} tokens of the "
                              f"first leave none of the budget {budget}; use 'longest_first'")
         return n1, budget - n1
     short, long_ = min(n1, n2), max(n1, n2)
@@ -94,7 +96,7 @@ def padding_strategy(padding: bool | str) -> str:
     if padding is False or padding is None:
         return "do_not_pad"
     if padding not in PADDING_STRATEGIES:
-        raise ValueError(f"padding {padding!r} is not one of True, False, {PADDING_STRATEGIES}")
+        raise InputError(f"padding {padding!r} is not one of True, False, {PADDING_STRATEGIES}")
     return str(padding)
 
 
@@ -106,10 +108,10 @@ def to_batch(encodings: list[Encoding], keys: tuple[str, ...], return_tensors: s
     if return_tensors is None:
         return {k: v[0] for k, v in out.items()} if single else out
     if return_tensors != "pt":
-        raise ValueError(f"return_tensors={return_tensors!r} is not supported; use 'pt' or None")
+        raise InputError(f"return_tensors={return_tensors!r} is not supported; use 'pt' or None")
     lengths = {len(e) for e in encodings}
     if len(lengths) > 1:
-        raise ValueError(f"sequences have different lengths {sorted(lengths)}: pass "
+        raise InputError(f"sequences have different lengths {sorted(lengths)}: pass "
                          "padding=True (or 'max_length') to stack them into tensors")
     import torch
 

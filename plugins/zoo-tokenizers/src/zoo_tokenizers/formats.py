@@ -2,31 +2,19 @@
 
 The files are written in the layout of a Hub tokenizer repo, so ``transformers``'
 ``BertTokenizerFast.from_pretrained(dir)`` and ``tokenizers.Tokenizer.from_file`` read them.
-Every write goes through a temporary file and a rename.
+Every write goes through ``zoo.atomic_write`` (a temporary file and a rename).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from zoo_core import ConfigError, atomic_write
+
 _CLEANUPS = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
              (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def check_unique_ids(vocab: dict[str, int], what: str) -> None:
@@ -34,9 +22,9 @@ def check_unique_ids(vocab: dict[str, int], what: str) -> None:
     seen: dict[int, str] = {}
     for tok, i in vocab.items():
         if not isinstance(i, int) or i < 0:
-            raise ValueError(f"{what}: token {tok!r} has id {i!r}; ids must be ints >= 0")
+            raise ConfigError(f"{what}: token {tok!r} has id {i!r}; ids must be ints >= 0")
         if i in seen:
-            raise ValueError(f"{what}: tokens {seen[i]!r} and {tok!r} share id {i}; "
+            raise ConfigError(f"{what}: tokens {seen[i]!r} and {tok!r} share id {i}; "
                              "each id must name one token")
         seen[i] = tok
 
@@ -48,7 +36,7 @@ def read_vocab_txt(path: Path) -> dict[str, int]:
         for i, line in enumerate(f):
             tok = line.rstrip("\n")
             if tok in vocab:
-                raise ValueError(f"{str(path)!r}: token {tok!r} appears twice (lines "
+                raise ConfigError(f"{str(path)!r}: token {tok!r} appears twice (lines "
                                  f"{vocab[tok] + 1} and {i + 1}); remove the duplicate line")
             vocab[tok] = i
     return vocab
@@ -93,7 +81,7 @@ def _config_options(cfg: dict[str, Any]) -> dict[str, Any]:
 def _tokenizer_json_options(doc: dict[str, Any], path: Path) -> tuple[dict[str, int], dict]:
     model = doc.get("model") or {}
     if model.get("type") != "WordPiece":
-        raise ValueError(f"{str(path)!r} holds a {model.get('type')!r} model, not WordPiece; "
+        raise ConfigError(f"{str(path)!r} holds a {model.get('type')!r} model, not WordPiece; "
                          "load it with zoo.create('tokenizer:bpe').from_file(...) if it is BPE")
     opts: dict[str, Any] = {"unk_token": model.get("unk_token", "[UNK]"),
                             "continuing_subword_prefix": model.get("continuing_subword_prefix",
@@ -106,7 +94,7 @@ def _tokenizer_json_options(doc: dict[str, Any], path: Path) -> tuple[dict[str, 
                  "strip_accents": norm.get("strip_accents"), "lowercase": norm.get("lowercase",
                                                                                    True)}
     elif norm:
-        raise ValueError(f"{str(path)!r}: normalizer {norm.get('type')!r} is not supported; "
+        raise ConfigError(f"{str(path)!r}: normalizer {norm.get('type')!r} is not supported; "
                          "WordPiece here reads BertNormalizer (or none)")
     else:
         opts |= {"lowercase": False, "clean_text": False, "tokenize_chinese_chars": False,
@@ -195,7 +183,7 @@ def save_wordpiece(tok: Any, directory: Path) -> list[str]:
     """Write the Hub tokenizer files of ``tok`` into ``directory``; return their names."""
     ids = sorted(tok.inv_vocab)
     if ids != list(range(len(ids))):
-        raise ValueError("vocab.txt needs contiguous ids 0..n-1; this vocabulary has gaps")
+        raise ConfigError("vocab.txt needs contiguous ids 0..n-1; this vocabulary has gaps")
     o = tok.options()
     atomic_write(directory / "vocab.txt", "".join(f"{tok.inv_vocab[i]}\n" for i in ids))
     specials = {r: o[r] for r in ("unk_token", "sep_token", "pad_token", "cls_token",

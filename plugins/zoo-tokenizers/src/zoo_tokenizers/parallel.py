@@ -14,6 +14,8 @@ import weakref
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
+from zoo_core import InputError
+
 MIN_CHARS_PER_WORKER = 100_000
 _WORKER_TOKENIZER: Any = None
 
@@ -41,11 +43,15 @@ def _pool(tok: Any, workers: int) -> ProcessPoolExecutor:
     return pool
 
 
+def check_workers(num_workers: int | None) -> None:
+    if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
+        raise InputError(f"num_workers={num_workers!r}; pass a positive int or None (all cores)")
+
+
 def encode_batch(tok: Any, texts: list[str], num_workers: int | None,
                  options: dict[str, Any]) -> list[list[int]]:
     """``[tok.encode(t, **options) for t in texts]``, on up to ``num_workers`` processes."""
-    if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
-        raise ValueError(f"num_workers={num_workers!r}; pass a positive int or None (all cores)")
+    check_workers(num_workers)
     total = sum(map(len, texts))
     workers = min(num_workers or os.cpu_count() or 1, max(1, total // MIN_CHARS_PER_WORKER),
                   len(texts))

@@ -21,6 +21,8 @@ from typing import Any
 
 import regex
 
+from zoo_core import ConfigError
+
 GPT2 = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s"""
 CL100K = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
           r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
@@ -32,7 +34,16 @@ O200K = "|".join([
     rf"[^\r\n\p{{L}}\p{{N}}]?{_UP}+{_LO}*{_CONTRACTION}",
     r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+",
 ])
-PATTERNS = {"gpt2": GPT2, "r50k": GPT2, "p50k": GPT2, "cl100k": CL100K, "o200k": O200K}
+# Mistral's Tekken (tekken_*.json): o200k without contractions, one digit per pre-token.
+TEKKEN = "|".join([
+    rf"[^\r\n\p{{L}}\p{{N}}]?{_UP}*{_LO}+", rf"[^\r\n\p{{L}}\p{{N}}]?{_UP}+{_LO}*",
+    r"\p{N}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+",
+])
+PATTERNS = {"gpt2": GPT2, "r50k": GPT2, "p50k": GPT2, "cl100k": CL100K, "o200k": O200K,
+            "tekken": TEKKEN}
+# The same patterns as spelled elsewhere: HF tokenizer.json exports drop cl100k's '{1,3}+'
+# possessive '+' (Oniguruma reads it as a repeat).
+_SPELLINGS = {CL100K.replace("{1,3}+", "{1,3}"): CL100K}
 
 # Class representatives (all non-ASCII, so ASCII text maps to itself).
 _REP = {"upper": "\u0100", "lower": "\u0101", "other_letter": "\u01bb", "mark": "\u0300",
@@ -55,6 +66,11 @@ _FAST = {
         rf"[{_N}]{{1,3}}", rf" ?[^{_S}{_L}{_N}]+[\r\n/]*", rf"[{_S}]*[\r\n]+",
         rf"[{_S}]+(?![^{_S}])", rf"[{_S}]+",
     ]),
+    TEKKEN: "|".join([
+        rf"[^\r\n{_L}{_N}]?[{_UPC}]*[{_LOC}]+", rf"[^\r\n{_L}{_N}]?[{_UPC}]+[{_LOC}]*",
+        rf"[{_N}]", rf" ?[^{_S}{_L}{_N}]+[\r\n/]*", rf"[{_S}]*[\r\n]+",
+        rf"[{_S}]+(?![^{_S}])", rf"[{_S}]+",
+    ]),
 }
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _WHITE_SPACE = set("\x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {
@@ -64,9 +80,22 @@ _CLASSES = [(regex.compile(r"[\p{Lu}\p{Lt}]"), "upper"), (regex.compile(r"\p{Ll}
             (regex.compile(r"\p{N}"), "number")]
 
 
-def resolve(pattern: str) -> str:
-    """A pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``) or a regex, as a regex."""
-    return PATTERNS.get(pattern, pattern)
+def resolve(pattern: str, trust_pattern: bool = False) -> str:
+    """A pattern name (``"gpt2"``, ``"cl100k"``, ``"o200k"``, ``"tekken"``) or regex, as a regex.
+
+    A regex read from a downloaded file is untrusted: a pattern such as ``(a|a)+$`` takes time
+    exponential in the text's length, so only the known patterns (any spelling of the names
+    above) are accepted unless ``trust_pattern=True``.
+    """
+    if pattern in PATTERNS:
+        return PATTERNS[pattern]
+    pattern = _SPELLINGS.get(pattern, pattern)
+    if pattern in _FAST or trust_pattern:
+        return pattern
+    raise ConfigError(
+        f"pre-tokenization pattern {pattern[:200]!r} is not one of the known patterns "
+        f"{sorted(PATTERNS)}; an unknown regex may take exponential time on some texts. Pass "
+        "one of those names, or trust_pattern=True if you trust the pattern's author")
 
 
 class _ClassMap(dict):  # type: ignore[type-arg]
@@ -95,11 +124,11 @@ class Splitter:
     _table = _ClassMap()
 
     def __init__(self, pattern: str) -> None:
-        self.pattern = resolve(pattern)
+        self.pattern = PATTERNS.get(pattern, pattern)  # trusted: callers check with resolve()
         try:
             self._regex = regex.compile(self.pattern)
         except regex.error as e:
-            raise ValueError(f"pre-tokenization pattern {pattern!r} does not compile: {e}; "
+            raise ConfigError(f"pre-tokenization pattern {pattern!r} does not compile: {e}; "
                              f"pass a regex or one of {sorted(PATTERNS)}") from None
         fast = _FAST.get(self.pattern)
         self._fast = re.compile(fast) if fast else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Any
 
 
@@ -20,6 +21,15 @@ def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
             enc = tok.encode_full(text)
             tokens.append([{"token": t, "id": i, "start": a, "end": b}
                            for t, i, (a, b) in zip(enc.tokens, enc.ids, enc.offsets, strict=True)])
+            continue
+        if hasattr(tok, "id_to_piece"):  # SentencePiece: pieces, spans from decoded prefixes
+            ids = tok.encode(text)
+            # a partial UTF-8 character decodes to U+FFFD: keep spans ordered and inside text
+            ends = list(accumulate((min(len(text), len(tok.decode(ids[:k + 1])))
+                                    for k in range(len(ids))), max))
+            starts = [0, *ends[:-1]]
+            rows += [[text, tok.id_to_piece(i), i, a, b]
+                     for i, a, b in zip(ids, starts, ends, strict=True)]
             continue
         ids, starts = tok.encode_with_offsets(text, allowed_special="all")
         ends = [*starts[1:], len(text)]

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from zoo_core import InputError
+
 from .bert_pretok import BertNormalizer, BertPreTokenizer
 from .merges import learn_merges
 
@@ -54,7 +56,7 @@ def train_wordpiece(cls: Any, texts: Iterable[str], vocab_size: int, *,
     kept = set(alphabet)
     units = list(dict.fromkeys([*specials, *alphabet, *(prefix + c for c in alphabet)]))
     if vocab_size < len(units):
-        raise ValueError(f"vocab_size={vocab_size!r} is below the {len(units)} special tokens "
+        raise InputError(f"vocab_size={vocab_size!r} is below the {len(units)} special tokens "
                          "and alphabet characters (plain and prefixed) the corpus needs; raise "
                          f"it to at least {len(units)} or pass limit_alphabet=")
     index = {u: i for i, u in enumerate(units)}
