@@ -24,28 +24,29 @@ from torch import Tensor, nn
 from zoo_core import Model
 
 from . import hf
-from .bert import PRESETS, BertConfig, BertModel, example_inputs, init_weights
+from .bert import HEAD_PRESETS, BertConfig, BertModel, example_inputs, init_weights
 from .layers.activations import activation
 from .layers.attention import BACKENDS
+from .outputs import ModelOutput
 
 IGNORE = -100
 
 
 @dataclass
-class MaskedLMOutput:
+class MaskedLMOutput(ModelOutput):
     logits: Tensor  # (B, S, V)
     loss: Tensor | None = None
 
 
 @dataclass
-class PreTrainingOutput:
+class PreTrainingOutput(ModelOutput):
     mlm_logits: Tensor  # (B, S, V)
     nsp_logits: Tensor  # (B, 2)
     loss: Tensor | None = None
 
 
 @dataclass
-class ClassifierOutput:
+class ClassifierOutput(ModelOutput):
     logits: Tensor  # (B, num_labels) or (B, S, num_labels)
     loss: Tensor | None = None
 
@@ -69,7 +70,7 @@ class _Head(Model):
     """Shared plumbing: the encoder sits under ``bert.`` and keeps the key layouts."""
 
     config_class = BertConfig
-    presets: ClassVar[dict[str, BertConfig]] = PRESETS
+    presets: ClassVar[dict[str, BertConfig]] = HEAD_PRESETS
     supports_grad_checkpointing = True
     attention_backends = BACKENDS
     layouts = hf.LAYOUTS
