@@ -48,6 +48,8 @@ class BertConfig:
         attn_backend: ``"eager"``, ``"sdpa"`` or ``"zoo"`` (``kernel:attention``).
         num_labels: outputs of the classification heads.
         normalize: L2-normalise the sentence embeddings.
+        max_seq_length: tokens kept per text by the sentence-embedding head's ``encode``
+            (sentence-transformers' ``max_seq_length``); None keeps every position.
     """
 
     vocab_size: int = 30522
@@ -69,6 +71,7 @@ class BertConfig:
     attn_backend: str = "sdpa"
     num_labels: int = 2
     normalize: bool = True
+    max_seq_length: int | None = None
     embedding_dim: int = dataclasses.field(init=False, default=0)
     max_length: int = dataclasses.field(init=False, default=0)
 
