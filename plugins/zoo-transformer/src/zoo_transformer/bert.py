@@ -163,7 +163,7 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(c.hidden_dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # (B, S, H)
-        # h = LN(x + MHA(x) Wᴼ); y = LN(h + FFN(h)); each residual added inside its GEMM
+        # h = LN(x + MultiHead(x)); y = LN(h + FFN(h)); residuals added inside the output GEMMs
         x = self.attn_norm(add_linear(x, self.attn.mix(x, key_padding_mask=mask), self.attn.o,
                                       self.dropout))
         return self.ffn_norm(add_linear(x, self.ffn.hidden(x), self.ffn.fc2, self.ffn.dropout))
