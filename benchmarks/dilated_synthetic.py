@@ -2,6 +2,8 @@
 dilated (output stride 8) vs strided (output stride 32, widened to the same MACs) backbones,
 and the last stage's rates: an HDC sawtooth (1, 2, 5) vs multi-grid (2, 4, 8) vs the default
 (2, 4, 4). Evaluated with ``metric:segmentation`` on held-out images; mIoU as observed.
+Each dilated variant's mIoU is recorded through ``_harness.Bench`` against the strided
+baseline's from the same run (ratio = dilated / strided; no goal: an observation).
 
     python benchmarks/dilated_synthetic.py [--steps 1000] [--seeds 1] [--threads 1]
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
@@ -17,6 +21,9 @@ from zoo_dilated.data import SyntheticShapes
 from zoo_dilated.train import count_macs, evaluate, train
 
 import zoo_core as zoo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Bench  # noqa: E402
 
 BASE = {"backbone": "resnet34", "width": 8, "aspp_channels": 32, "num_classes": 6,
         "aspp_dropout": 0.1}
@@ -47,7 +54,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=1, help="1 suits a shared machine")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    bench = Bench("dilated_synthetic", threads=args.threads)
     train_set = TensorDataset(*SyntheticShapes(args.train_size, SIZE, seed=0).tensors())
     test_set = TensorDataset(*SyntheticShapes(200, SIZE, seed=12345).tensors())
     rows = []
@@ -72,6 +79,12 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, macs, iou, acc, sec in rows:
         print(f"| {name} | {macs / 1e6:.1f} | {iou:.4f} | {acc:.4f} | {sec:.0f} |")
+    strided = next(r for r in rows if r[0].startswith("strided"))
+    for name, _, iou, _, _ in rows:
+        if name != strided[0]:
+            bench.record(f"DeepLabv3-small synthetic mIoU, {name}", peer=(strided[0], strided[2]),
+                         ours=iou, unit="mIoU", steps=args.steps, seeds=args.seeds)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from zoo_dilated._errors import DilationError
 from zoo_dilated.data import CLASSES, IGNORE_INDEX, SyntheticShapes
+
+import zoo_core as zoo
 
 
 def test_deterministic_per_index():
@@ -43,7 +44,7 @@ def test_ignore_label_marks_class_boundaries(border):
 
 
 def test_bad_arguments():
-    with pytest.raises(DilationError, match="size=8"):
+    with pytest.raises(zoo.InputError, match="size=8"):
         SyntheticShapes(4, size=8)
     with pytest.raises(IndexError):
         SyntheticShapes(4)[4]

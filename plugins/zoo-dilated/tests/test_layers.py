@@ -4,7 +4,6 @@ import pytest
 import torch
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import ASPP as TorchvisionASPP
-from zoo_dilated._errors import DilationError
 from zoo_dilated.layers import (
     ASPP,
     CausalConv1d,
@@ -15,6 +14,8 @@ from zoo_dilated.layers import (
     effective_kernel_size,
     same_padding,
 )
+
+import zoo_core as zoo
 
 
 @pytest.mark.parametrize("k,r", [(1, 1), (3, 1), (3, 2), (3, 6), (5, 3), (7, 4)])
@@ -48,14 +49,14 @@ def test_dilated_conv1d_keeps_length():
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
 def test_bad_rate_is_named(bad):
-    with pytest.raises(DilationError, match=repr(bad).replace("(", r"\(")):
+    with pytest.raises(zoo.ConfigError, match=repr(bad).replace("(", r"\(")):
         DilatedConv2d(3, 3, 3, rate=bad)
 
 
 def test_even_kernel_same_padding_refused():
-    with pytest.raises(DilationError, match="kernel_size=4"):
+    with pytest.raises(zoo.ConfigError, match="kernel_size=4"):
         same_padding(4, 2)
-    with pytest.raises(DilationError, match="kernel_size=2 is even"):
+    with pytest.raises(zoo.ConfigError, match="kernel_size=2 is even"):
         DilatedConv2d(3, 3, kernel_size=2, rate=3)
     assert DilatedConv2d(3, 3, kernel_size=2, rate=3, padding=0).dilation == (3, 3)
 
@@ -120,5 +121,5 @@ def test_aspp_matches_torchvision():
 
 
 def test_aspp_bad_rate_names_branch():
-    with pytest.raises(DilationError, match=r"ASPP rates\[1\]=0"):
+    with pytest.raises(zoo.ConfigError, match=r"ASPP rates\[1\]=0"):
         ASPP(8, 8, rates=(6, 0, 18))

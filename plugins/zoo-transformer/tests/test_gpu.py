@@ -49,11 +49,11 @@ def _batches(i: int) -> dict[str, torch.Tensor]:
 def test_pretrain_fp16_autocast_with_grad_scaler():
     torch.manual_seed(0)
     model = zoo.create("model:bert-mlm", preset="tiny", vocab_size=200).cuda()
-    before = model.bert.layers[0].attn.q.weight.detach().clone()
+    before = model.bert.layers[0].attn.qkv.weight.detach().clone()
     history = pretrain(model, _batches, TrainConfig(steps=20, lr=3e-3, warmup=2, nsp=False,
                                                     amp=True))
     assert all(torch.isfinite(torch.tensor(history)))
-    assert not torch.equal(before, model.bert.layers[0].attn.q.weight)
+    assert not torch.equal(before, model.bert.layers[0].attn.qkv.weight)
     assert sum(history[-5:]) < sum(history[:5])
 
 

@@ -120,15 +120,11 @@ def test_legacy_gamma_beta_names(padded_batch, tmp_path):
 def test_encoder_takes_its_weights_out_of_a_checkpoint_with_heads(padded_batch, tmp_path):
     """``bert.``-prefixed keys of a pre-training checkpoint load into the bare encoder; the
     MLM and NSP heads it lacks are left out, as transformers' AutoModel does."""
-    from safetensors.torch import load_file
-
-    from zoo_core._weights import load_state_dict
-
     peer = _peer("bert", "ForPreTraining", tmp_path)
     ours = zoo.create("model:bert", preset="tiny", **{
         "vocab_size": 99, "hidden_size": 32, "num_layers": 2, "num_heads": 4,
         "intermediate_size": 37, "max_position_embeddings": 40}).eval()
-    load_state_dict(ours, load_file(str(tmp_path / "model.safetensors")), "hf-bert")
+    zoo.load_state_dict(ours, zoo.read_safetensors(tmp_path / "model.safetensors"), "hf-bert")
     inputs = _inputs("bert", padded_batch)
     with torch.no_grad():
         want, got = peer.bert(**inputs), ours(**inputs)

@@ -97,7 +97,7 @@ def _model():
                       attention_dropout=0.0)
 
 
-CFG = dict(batch_size=4, lr=3e-3, warmup=2, nsp=False, log_every=1)
+CFG = dict(batch_size=4, lr=3e-3, warmup=2, nsp=False)
 
 
 def test_resume_continues_exactly(tmp_path):

@@ -25,13 +25,12 @@ pytestmark = pytest.mark.slow
 def test_mlm_on_lee_corpus_loss_falls():
     torch.manual_seed(0)
     tok = zoo.load("bert-base-uncased")
-    cfg = TrainConfig(steps=300, batch_size=16, lr=2e-3, warmup=30, max_length=64, nsp=True,
-                      log_every=50)
+    cfg = TrainConfig(steps=300, batch_size=16, lr=2e-3, warmup=30, max_length=64, nsp=True)
     model = zoo.create("model:bert-pretraining", preset="tiny", vocab_size=tok.vocab_size,
                        hidden_size=64, num_heads=4, intermediate_size=256,
                        max_position_embeddings=64)
     history = pretrain(model, MLMBatches(tok, lee_documents(), cfg, tok.vocab_size), cfg,
-                       log=print)
+                       show_progress=False)
     start, end = sum(history[:10]) / 10, sum(history[-10:]) / 10
     print(f"MLM+NSP loss: first 10 steps {start:.3f}, last 10 steps {end:.3f} "
           f"(uniform over the vocabulary: {math.log(tok.vocab_size) + math.log(2):.3f})")

@@ -25,8 +25,8 @@ def test_pre_norm_matches_torch_nn_transformer():
                                 norm_first=True, layer_norm_eps=c.layer_norm_eps).eval()
 
     def attn(dst, src):
-        dst.in_proj_weight.copy_(torch.cat([src.q.weight, src.k.weight, src.v.weight]))
-        dst.in_proj_bias.copy_(torch.cat([src.q.bias, src.k.bias, src.v.bias]))
+        dst.in_proj_weight.copy_(src.qkv.weight)  # the same (3·d, d) layout: W_Q; W_K; W_V
+        dst.in_proj_bias.copy_(src.qkv.bias)
         dst.out_proj.weight.copy_(src.o.weight)
         dst.out_proj.bias.copy_(src.o.bias)
 
@@ -145,13 +145,14 @@ def test_beam_of_one_is_greedy():
         assert strip(row_g) == strip(row_b)
 
 
-def test_bad_config_and_inputs():
-    with pytest.raises(zoo.ZooError, match="share_embeddings"):
+def test_bad_config_and_inputs(monkeypatch):
+    with pytest.raises(zoo.ConfigError, match="share_embeddings"):
         zoo.create("model:transformer", preset="tiny", tgt_vocab_size=30)
     model = _tiny()
-    with pytest.raises(zoo.ZooError, match="src_ids.*token id 20"):
+    monkeypatch.setenv("ZOO_DEBUG_CHECKS", "1")  # value checks synchronise: debug only
+    with pytest.raises(zoo.InputError, match="src_ids.*token id 20"):
         model(torch.tensor([[20]]), torch.tensor([[1]]))
-    with pytest.raises(zoo.ZooError, match="beam_size"):
+    with pytest.raises(zoo.InputError, match="beam_size"):
         model.generate(torch.tensor([[3]]), beam_size=0)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._errors import DilationError
+from zoo_core import InputError
+
 from .rf import passthrough
 
 
@@ -17,12 +18,12 @@ from .rf import passthrough
 def check_image(x: Tensor, in_chans: int, model: str, min_size: int = 1) -> Tensor:
     """Return ``x`` if it is a ``(B, in_chans, H, W)`` batch with ``H, W ≥ min_size``."""
     if x.dim() != 4 or x.shape[1] != in_chans:
-        raise DilationError(f"{model} takes images of shape (B, {in_chans}, H, W), got "
+        raise InputError(f"{model} takes images of shape (B, {in_chans}, H, W), got "
                             f"{tuple(x.shape)!r}; add a batch dimension with x[None] or set "
                             f"in_chans={x.shape[1] if x.dim() == 4 else '?'} in the config")
     h, w = x.shape[-2:]
     if h < min_size or w < min_size:
-        raise DilationError(f"{model}: input size {h}×{w} is smaller than the network's minimum "
+        raise InputError(f"{model}: input size {h}×{w} is smaller than the network's minimum "
                             f"{min_size}×{min_size} (its layers would produce empty outputs); "
                             "resize or pad the input, or use padding='same'")
     return x

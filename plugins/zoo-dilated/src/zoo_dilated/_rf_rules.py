@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ._errors import DilationError, UnsupportedLayerError
+from zoo_core import InputError, UnsupportedError
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _MAXPOOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -112,7 +112,7 @@ class _Walker:
                 if ceil_mode and (out - 1) * stride[i] >= s.length[i] + pad_left[i]:
                     out -= 1
                 if padded < 0 or out < 1:
-                    raise DilationError(
+                    raise InputError(
                         f"input size {tuple(self.input_size or ())!r} is smaller than this "
                         f"network's minimum: layer {name!r} gets length {s.length[i]} in "
                         f"dimension {i} but its window spans {span + 1} (kernel {kernel[i]}, "
@@ -130,7 +130,7 @@ class _Walker:
         first = states[0]
         for s in states[1:]:
             if s.jump != first.jump:
-                raise UnsupportedLayerError(
+                raise UnsupportedError(
                     f"layer {name!r} combines tensors of different jumps {first.jump} and "
                     f"{s.jump} (e.g. an upsampled branch); their receptive fields do not align "
                     "position by position, so no single interval describes them")
@@ -143,7 +143,7 @@ class _Walker:
     def only_global(self, s: Any, name: str, what: str) -> Any:
         if s is None or s == _GLOBAL:
             return s
-        raise UnsupportedLayerError(
+        raise UnsupportedError(
             f"layer {name!r} ({what}) mixes spatial positions of a non-global feature map in a "
             "way that has no exact interval rule; trace the part of the network before it (for "
             "example model.backbone) or pool globally first")
@@ -177,7 +177,7 @@ class _Walker:
         x = self.env.get(node.args[0]) if node.args else None
         if isinstance(m, _CONVS):
             if m.padding_mode == "circular":
-                raise UnsupportedLayerError(f"layer {name!r} ({type(m).__name__}) pads "
+                raise UnsupportedError(f"layer {name!r} ({type(m).__name__}) pads "
                                             "circularly, which wraps the window around the edges")
             left, right = self.conv_padding(m.padding, m.kernel_size, m.dilation)
             return self.window(x, name, m.kernel_size, m.stride, left, right, m.dilation)
@@ -195,7 +195,7 @@ class _Walker:
             return None if x is None else _GLOBAL
         if isinstance(m, _FLATTENERS):
             return self.only_global(x, name, type(m).__name__)
-        raise UnsupportedLayerError(
+        raise UnsupportedError(
             f"layer {name!r} ({type(m).__name__}) has no receptive-field rule; supported: "
             "convolutions, max/avg pooling, global pooling, pointwise layers and their "
             "sequential, residual and concatenated compositions")
@@ -260,7 +260,7 @@ class _Walker:
             return self.reduce(self.env.get(args[0]), args[1:2] or [kwargs.get("dim")], name)
         if fn in (torch.flatten, F.interpolate, torch.reshape):
             return self.only_global(self.env.get(args[0]), name, getattr(fn, "__name__", ""))
-        raise UnsupportedLayerError(
+        raise UnsupportedError(
             f"operation {name!r} ({getattr(fn, '__qualname__', fn)!r}) has no receptive-field "
             "rule; supported functions are convolution, pooling, padding, concatenation and "
             "pointwise arithmetic and activations")
@@ -276,7 +276,7 @@ class _Walker:
             return self.reduce(x, list(node.args[1:2]) or [node.kwargs.get("dim")], name)
         if method in _RESHAPE_METHODS:
             return self.only_global(x, name, f".{method}()")
-        raise UnsupportedLayerError(f"method call {name!r} (.{method}()) has no receptive-field "
+        raise UnsupportedError(f"method call {name!r} (.{method}()) has no receptive-field "
                                     "rule; use convolution, pooling and pointwise operations")
 
     def reduce(self, x: Any, dims: list[Any], name: str) -> Any:
@@ -293,7 +293,7 @@ class _Walker:
         get = _args(node.args, node.kwargs, ["input", "pad", "mode", "value"])
         x, pads = self.env.get(node.args[0]), list(get("pad"))
         if get("mode", "constant") == "circular":
-            raise UnsupportedLayerError(f"padding {node.name!r} is circular: windows wrap around")
+            raise UnsupportedError(f"padding {node.name!r} is circular: windows wrap around")
         pads += [0] * (2 * self.n - len(pads))
         left = [pads[2 * (self.n - 1 - i)] for i in range(self.n)]  # F.pad lists the last dim first
         right = [pads[2 * (self.n - 1 - i) + 1] for i in range(self.n)]
@@ -302,7 +302,7 @@ class _Walker:
 
     def fetch(self, node: Any) -> torch.Tensor:
         if not isinstance(node, fx.Node) or node.op != "get_attr":
-            raise UnsupportedLayerError(f"convolution weight {node!r} is computed, not a "
+            raise UnsupportedError(f"convolution weight {node!r} is computed, not a "
                                         "parameter; its kernel size cannot be read")
         obj: Any = self.gm
         for part in str(node.target).split("."):

@@ -22,9 +22,9 @@ import torch.fx
 from torch import Tensor, nn
 
 import zoo_core as zoo
+from zoo_core import ConfigError
 
 from ._checks import check_image
-from ._errors import DilationError
 from .layers.dilated_conv import check_rate
 
 torch.fx.wrap("check_image")
@@ -54,18 +54,18 @@ class ContextModuleConfig:
 
     def __post_init__(self) -> None:
         if not self.rates:
-            raise DilationError("rates=() is empty; the paper's module uses (1, 1, 2, 4, 8, 16, 1)")
+            raise ConfigError("rates=() is empty; the paper's module uses (1, 1, 2, 4, 8, 16, 1)")
         for i, r in enumerate(self.rates):
             check_rate(r, f"rates[{i}]")
         if self.width_multipliers and len(self.width_multipliers) != len(self.rates):
-            raise DilationError(f"width_multipliers={self.width_multipliers!r} needs one entry "
+            raise ConfigError(f"width_multipliers={self.width_multipliers!r} needs one entry "
                                 f"per rate ({len(self.rates)})")
         if self.padding not in ("same", "valid"):
-            raise DilationError(f"padding={self.padding!r}: use 'same' or 'valid'")
+            raise ConfigError(f"padding={self.padding!r}: use 'same' or 'valid'")
         if self.init not in ("identity", "kaiming"):
-            raise DilationError(f"init={self.init!r}: use 'identity' or 'kaiming'")
+            raise ConfigError(f"init={self.init!r}: use 'identity' or 'kaiming'")
         if self.num_classes < 1:
-            raise DilationError(f"num_classes={self.num_classes!r} must be ≥ 1")
+            raise ConfigError(f"num_classes={self.num_classes!r} must be ≥ 1")
 
     @property
     def receptive_field(self) -> int:

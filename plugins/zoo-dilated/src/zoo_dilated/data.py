@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from ._errors import DilationError
+from zoo_core import InputError
 
 CLASSES = ("background", "disk", "square", "triangle", "ring", "cross")
 IGNORE_INDEX = 255
@@ -39,9 +39,9 @@ class SyntheticShapes(Dataset[tuple[Tensor, Tensor]]):
     def __init__(self, length: int, size: int = 64, seed: int = 0, border: int = 1,
                  max_shapes: int = 4) -> None:
         if size < 16:
-            raise DilationError(f"size={size!r} is too small to draw shapes; use size ≥ 16")
+            raise InputError(f"size={size!r} is too small to draw shapes; use size ≥ 16")
         if length < 1 or border < 0 or max_shapes < 2:
-            raise DilationError(f"length={length!r} must be ≥ 1, border={border!r} ≥ 0 and "
+            raise InputError(f"length={length!r} must be ≥ 1, border={border!r} ≥ 0 and "
                                 f"max_shapes={max_shapes!r} ≥ 2")
         self.length, self.size, self.seed = length, size, seed
         self.border, self.max_shapes = border, max_shapes

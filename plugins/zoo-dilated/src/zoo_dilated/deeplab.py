@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import zoo_core as zoo
+from zoo_core import ConfigError
 
-from ._errors import DilationError
 from .layers.aspp import ASPP
 from .layers.conv_norm_act import ConvNormAct
 from .layers.dilated_conv import check_rate
@@ -81,12 +81,12 @@ class DeepLabV3Config:
             raise zoo.UnknownNameError(f"backbone={self.backbone!r} is not known; valid: "
                                        f"{list(ARCHS)}")
         if self.decoder not in ("none", "plus"):
-            raise DilationError(f"decoder={self.decoder!r} is not known; use 'none' "
+            raise ConfigError(f"decoder={self.decoder!r} is not known; use 'none' "
                                 "(DeepLabv3) or 'plus' (DeepLabv3+)")
         if self.num_classes < 1:
-            raise DilationError(f"num_classes={self.num_classes!r} must be ≥ 1")
+            raise ConfigError(f"num_classes={self.num_classes!r} must be ≥ 1")
         if not 0.0 <= self.aspp_dropout < 1.0:
-            raise DilationError(f"aspp_dropout={self.aspp_dropout!r} must lie in [0, 1)")
+            raise ConfigError(f"aspp_dropout={self.aspp_dropout!r} must lie in [0, 1)")
         self.backbone_config()  # validates output_stride, width, block_rates
         rates = self.aspp_rates or tuple(max(1, r * 16 // self.output_stride)
                                          for r in _BASE_RATES)

@@ -25,15 +25,16 @@ from dataclasses import dataclass
 
 import torch
 
-from ._errors import DilationError
+from zoo_core import InputError
+
 from .layers.dilated_conv import check_rate
 
 
 def _check(rates: Sequence[int], kernel_size: int) -> tuple[int, ...]:
     if not rates:
-        raise DilationError("rates=() is empty; give each layer's dilation rate, e.g. (1, 2, 5)")
+        raise InputError("rates=() is empty; give each layer's dilation rate, e.g. (1, 2, 5)")
     if not isinstance(kernel_size, int) or kernel_size < 2:
-        raise DilationError(f"kernel_size={kernel_size!r} must be an integer ≥ 2 "
+        raise InputError(f"kernel_size={kernel_size!r} must be an integer ≥ 2 "
                             "(a 1-tap kernel has no holes to space)")
     return tuple(check_rate(r, f"rates[{i}]") for i, r in enumerate(rates))
 
@@ -75,7 +76,7 @@ def coverage(rates: Sequence[int], kernel_size: int = 3, dims: int = 2) -> torch
 def render(cover: torch.Tensor) -> str:
     """A 2-D coverage map as text: ``#`` reached, ``.`` hole."""
     if cover.dim() != 2:
-        raise DilationError(f"render() takes a 2-D map, got shape {tuple(cover.shape)!r}")
+        raise InputError(f"render() takes a 2-D map, got shape {tuple(cover.shape)!r}")
     return "\n".join("".join("#" if v else "." for v in row.tolist()) for row in cover)
 
 
@@ -155,13 +156,13 @@ def propose_rates(num_layers: int, kernel_size: int = 3, group_size: int = 3,
     """
     for name, v in (("num_layers", num_layers), ("group_size", group_size)):
         if not isinstance(v, int) or v < 1:
-            raise DilationError(f"{name}={v!r} must be an integer ≥ 1")
+            raise InputError(f"{name}={v!r} must be an integer ≥ 1")
     if max_rate is not None:
         check_rate(max_rate, "max_rate")
     ceiling = max_rate or kernel_size ** group_size
     group = _best_group(group_size, kernel_size, ceiling)
     if group is None:
-        raise DilationError(f"no gridding-free group of {group_size} rates up to "
+        raise InputError(f"no gridding-free group of {group_size} rates up to "
                             f"max_rate={max_rate!r} exists for kernel_size={kernel_size}; "
                             "raise max_rate or shorten group_size")
     return tuple(group[i % group_size] for i in range(num_layers))

@@ -22,9 +22,9 @@ import torch.fx
 from torch import Tensor, nn
 
 import zoo_core as zoo
+from zoo_core import ConfigError
 
 from ._checks import check_image
-from ._errors import DilationError
 from .layers.dilated_conv import check_rate
 
 torch.fx.wrap("check_image")
@@ -70,21 +70,21 @@ class DilatedResNetConfig:
         if self.arch not in ARCHS:
             raise zoo.UnknownNameError(f"arch={self.arch!r} is not known; valid: {list(ARCHS)}")
         if self.output_stride not in _DILATE:
-            raise DilationError(f"output_stride={self.output_stride!r} is not supported; use "
+            raise ConfigError(f"output_stride={self.output_stride!r} is not supported; use "
                                 "32 (no dilation), 16 or 8")
         block, layers = ARCHS[self.arch]
         if self.block_rates:
             for i, r in enumerate(self.block_rates):
                 check_rate(r, f"block_rates[{i}]")
             if len(self.block_rates) != layers[3]:
-                raise DilationError(f"block_rates={self.block_rates!r} has "
+                raise ConfigError(f"block_rates={self.block_rates!r} has "
                                     f"{len(self.block_rates)} rates but {self.arch} has "
                                     f"{layers[3]} blocks in its last stage")
         for name in ("width", "in_chans"):
             if getattr(self, name) < 1:
-                raise DilationError(f"{name}={getattr(self, name)!r} must be ≥ 1")
+                raise ConfigError(f"{name}={getattr(self, name)!r} must be ≥ 1")
         if self.num_classes < 0:
-            raise DilationError(f"num_classes={self.num_classes!r} must be ≥ 0 (0: features)")
+            raise ConfigError(f"num_classes={self.num_classes!r} must be ≥ 0 (0: features)")
         object.__setattr__(self, "block", block)
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "dilate", _DILATE[self.output_stride])

@@ -15,7 +15,7 @@ every output depend on the whole input: the receptive field is then global.
 
 The model is traced with ``torch.fx``; a layer with no exact rule (transposed convolution,
 bilinear upsampling of a spatial map, adaptive pooling to more than one cell, slicing) raises
-``UnsupportedLayerError`` naming it. Batch norm is taken in inference form (per position).
+``UnsupportedError`` naming it. Batch norm is taken in inference form (per position).
 
 Example:
     >>> rf = receptive_field(torchvision.models.resnet50().layer1)
@@ -32,7 +32,8 @@ from typing import Any
 
 from torch import fx, nn
 
-from ._errors import DilationError, UnsupportedLayerError
+from zoo_core import InputError, UnsupportedError
+
 from ._rf_rules import _GLOBAL, _infer_ndim, _size, _Tracer, _Walker
 
 
@@ -71,7 +72,7 @@ class ReceptiveField:
     def interval(self, index: Sequence[int]) -> tuple[tuple[float, float], ...]:
         """Inclusive input interval ``(first, last)`` per dimension read by output ``index``."""
         if len(index) != len(self.jump):
-            raise DilationError(f"index={tuple(index)!r} has {len(index)} coordinates; this "
+            raise InputError(f"index={tuple(index)!r} has {len(index)} coordinates; this "
                                 f"receptive field has {len(self.jump)} spatial dimensions")
         return tuple((a + i * j, a + i * j + s - 1)
                      for a, i, j, s in zip(self.start, index, self.jump, self.size, strict=True))
@@ -83,7 +84,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         graph = tracer.trace(model)
     except Exception as e:
-        raise UnsupportedLayerError(
+        raise UnsupportedError(
             f"{type(model).__name__} cannot be traced symbolically ({type(e).__name__}: {e}); "
             "receptive fields need a forward without data-dependent control flow") from e
     return fx.GraphModule(tracer.root, graph)
@@ -101,7 +102,7 @@ def receptive_field(model: nn.Module, *, output: str | int | None = None,
             by default the first tensor.
         spatial_dims: 1, 2 or 3; inferred from the first convolution or pooling by default.
         input_size: spatial size of the input; when given, every layer's output size is
-            checked and a layer whose window no longer fits raises ``DilationError``.
+            checked and a layer whose window no longer fits raises ``InputError``.
 
     Returns:
         A :class:`ReceptiveField` with ``size``, ``jump``, ``start``, ``centre`` per dimension.
@@ -109,10 +110,10 @@ def receptive_field(model: nn.Module, *, output: str | int | None = None,
     gm = model if isinstance(model, fx.GraphModule) else trace(model)
     n = spatial_dims or _infer_ndim(gm)
     if n not in (1, 2, 3):
-        raise DilationError(f"spatial_dims={n!r}: cannot tell how many spatial dimensions "
+        raise InputError(f"spatial_dims={n!r}: cannot tell how many spatial dimensions "
                             f"{type(model).__name__} has; pass spatial_dims=1, 2 or 3")
     if input_size is not None and len(input_size) != n:
-        raise DilationError(f"input_size={tuple(input_size)!r} must have {n} entries (one per "
+        raise InputError(f"input_size={tuple(input_size)!r} must have {n} entries (one per "
                             "spatial dimension), e.g. (H, W)")
     walker = _Walker(gm, n, input_size)
     out_node = next(node for node in gm.graph.nodes if node.op == "output")
@@ -125,7 +126,7 @@ def receptive_field(model: nn.Module, *, output: str | int | None = None,
     states = [s for s in walker.state(chosen) if s is not None]
     result = states[0] if states else None
     if result is None:
-        raise DilationError(f"{type(model).__name__}'s output {output!r} does not depend on its "
+        raise InputError(f"{type(model).__name__}'s output {output!r} does not depend on its "
                             "input spatially; pass output=<key or index> of a feature map")
     layers = tuple(walker.layers)
     if result == _GLOBAL:
@@ -145,7 +146,7 @@ def _select(out: Any, key: str | int | None) -> Any:
         return out[key]
     keys = list(out) if isinstance(out, dict) else \
         list(range(len(out))) if isinstance(out, (tuple, list)) else []
-    raise DilationError(f"output={key!r} is not an output of this model; valid: {keys}")
+    raise InputError(f"output={key!r} is not an output of this model; valid: {keys}")
 
 
 def _ancestors(arg: Any) -> set[fx.Node]:
@@ -179,7 +180,7 @@ def min_input_size(model: nn.Module, *, spatial_dims: int | None = None,
     def fits(size: int) -> bool:
         try:
             receptive_field(gm, spatial_dims=n, input_size=[size] * n)
-        except DilationError:
+        except InputError:
             return False
         return True
 
@@ -187,7 +188,7 @@ def min_input_size(model: nn.Module, *, spatial_dims: int | None = None,
     while not fits(hi):
         lo, hi = hi + 1, hi * 2
         if hi > limit:
-            raise DilationError(f"no input up to {limit} fits {type(model).__name__}")
+            raise InputError(f"no input up to {limit} fits {type(model).__name__}")
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)

@@ -24,12 +24,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from zoo_core import Model, ZooError
+from zoo_core import ConfigError, InputError, Model
 
 from . import hf
-from ._inputs import InputError, check_ids, check_length, check_mask
-from .layers.attention import BACKENDS, MultiHeadAttention, check_backend
+from ._inputs import check_ids, check_length, check_mask
+from .layers.attention import BACKENDS, MultiHeadAttention, add_linear, check_backend
 from .layers.feedforward import FeedForward
+from .outputs import ModelOutput
 
 POSITION_TYPES = ("absolute", "padding-offset")
 
@@ -47,6 +48,8 @@ class BertConfig:
         attn_backend: ``"eager"``, ``"sdpa"`` or ``"zoo"`` (``kernel:attention``).
         num_labels: outputs of the classification heads.
         normalize: L2-normalise the sentence embeddings.
+        max_seq_length: tokens kept per text by the sentence-embedding head's ``encode``
+            (sentence-transformers' ``max_seq_length``); None keeps every position.
     """
 
     vocab_size: int = 30522
@@ -68,17 +71,18 @@ class BertConfig:
     attn_backend: str = "sdpa"
     num_labels: int = 2
     normalize: bool = True
+    max_seq_length: int | None = None
     embedding_dim: int = dataclasses.field(init=False, default=0)
     max_length: int = dataclasses.field(init=False, default=0)
 
     def __post_init__(self) -> None:
         check_backend(self.attn_backend)
         if self.position_type not in POSITION_TYPES:
-            raise ZooError(f"unknown position_type {self.position_type!r}; valid: "
-                           f"{list(POSITION_TYPES)}")
+            raise ConfigError(f"unknown position_type {self.position_type!r}; valid: "
+                              f"{list(POSITION_TYPES)}")
         if self.hidden_size % self.num_heads:
-            raise ZooError(f"hidden_size {self.hidden_size} is not divisible by num_heads "
-                           f"{self.num_heads}")
+            raise ConfigError(f"hidden_size {self.hidden_size!r} is not divisible by num_heads "
+                              f"{self.num_heads!r}; choose a head count that divides it")
         object.__setattr__(self, "embedding_dim", self.embedding_size or self.hidden_size)
         offset = self.pad_token_id + 1 if self.position_type == "padding-offset" else 0
         object.__setattr__(self, "max_length", self.max_position_embeddings - offset)
@@ -86,29 +90,32 @@ class BertConfig:
 
 _TINY = dict(vocab_size=1000, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64,
              max_position_embeddings=64)
-PRESETS: dict[str, BertConfig] = {
+PRESETS: dict[str, BertConfig] = {  # model:bert's own
     "tiny": BertConfig(**_TINY),
     "mini": BertConfig(hidden_size=384, num_layers=6, num_heads=12, intermediate_size=1536),
     "base": BertConfig(),
     "large": BertConfig(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
-    "roberta-tiny": BertConfig(**{**_TINY, "max_position_embeddings": 66}, type_vocab_size=1,
-                               position_type="padding-offset", pad_token_id=1,
-                               layer_norm_eps=1e-5),
-    "roberta-base": BertConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
-                               position_type="padding-offset", pad_token_id=1,
-                               layer_norm_eps=1e-5),
-    "distilbert-tiny": BertConfig(**_TINY, type_vocab_size=0, pooler=False),
-    "distilbert-base": BertConfig(num_layers=6, type_vocab_size=0, pooler=False),
-    "albert-tiny": BertConfig(**_TINY, embedding_size=16, share_layers=True,
-                              hidden_act="gelu_new", hidden_dropout=0.0, attention_dropout=0.0),
-    "albert-base-v2": BertConfig(embedding_size=128, share_layers=True, vocab_size=30000,
-                                 hidden_act="gelu_new", hidden_dropout=0.0,
-                                 attention_dropout=0.0),
 }
+_ROBERTA = dict(type_vocab_size=1, position_type="padding-offset", pad_token_id=1,
+                layer_norm_eps=1e-5)
+_ALBERT = dict(share_layers=True, hidden_act="gelu_new", hidden_dropout=0.0,
+               attention_dropout=0.0)
+VARIANT_PRESETS: dict[str, dict[str, BertConfig]] = {  # each variant's, under its component
+    "roberta": {"tiny": BertConfig(**{**_TINY, "max_position_embeddings": 66}, **_ROBERTA),
+                "base": BertConfig(vocab_size=50265, max_position_embeddings=514, **_ROBERTA)},
+    "distilbert": {"tiny": BertConfig(**_TINY, type_vocab_size=0, pooler=False),
+                   "base": BertConfig(num_layers=6, type_vocab_size=0, pooler=False)},
+    "albert": {"tiny": BertConfig(**_TINY, embedding_size=16, **_ALBERT),
+               "base-v2": BertConfig(embedding_size=128, vocab_size=30000, **_ALBERT)},
+}
+# The heads serve every variant: their presets name the family ("roberta-base").
+HEAD_PRESETS: dict[str, BertConfig] = {**PRESETS, **{
+    f"{family}-{name}": config for family, presets in VARIANT_PRESETS.items()
+    for name, config in presets.items()}}
 
 
 @dataclass
-class EncoderOutput:
+class EncoderOutput(ModelOutput):
     """``last_hidden_state`` (B, S, H); ``pooler_output`` (B, H) when the encoder has one."""
 
     last_hidden_state: Tensor
@@ -156,8 +163,10 @@ class EncoderLayer(nn.Module):
         self.dropout = nn.Dropout(c.hidden_dropout)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # (B, S, H)
-        x = self.attn_norm(x + self.dropout(self.attn(x, key_padding_mask=mask)))
-        return self.ffn_norm(x + self.ffn(x))
+        # h = LN(x + MultiHead(x)); y = LN(h + FFN(h)); residuals added inside the output GEMMs
+        x = self.attn_norm(add_linear(x, self.attn.mix(x, key_padding_mask=mask), self.attn.o,
+                                      self.dropout))
+        return self.ffn_norm(add_linear(x, self.ffn.hidden(x), self.ffn.fc2, self.ffn.dropout))
 
 
 class Pooler(nn.Module):
@@ -207,7 +216,8 @@ class BertModel(Model):
 
     def check_inputs(self, input_ids: Tensor, attention_mask: Tensor | None,
                      token_type_ids: Tensor | None) -> Tensor | None:
-        """Raise on ids, lengths, masks and token types the model cannot take."""
+        """Raise on shapes, lengths and token types the model cannot take; values only under
+        ``ZOO_DEBUG_CHECKS=1`` (no device synchronisation otherwise)."""
         c = self.config
         check_ids(input_ids, c.vocab_size)
         check_length(input_ids.shape[1], c.max_length)
@@ -217,10 +227,9 @@ class BertModel(Model):
                                  "token_type_ids were given; drop them")
             if token_type_ids.shape != input_ids.shape:
                 raise InputError(f"token_type_ids has shape {tuple(token_type_ids.shape)!r}, "
-                                 f"the ids {tuple(input_ids.shape)}")
+                                 f"the ids {tuple(input_ids.shape)}; give one type per token")
             check_ids(token_type_ids, c.type_vocab_size, "token_type_ids")
-        mask = check_mask(attention_mask, input_ids)
-        return None if mask is None or bool(mask.all()) else mask
+        return check_mask(attention_mask, input_ids)
 
     def grad_checkpointing_blocks(self) -> Sequence[nn.Module]:
         return list(self.layers)
@@ -265,19 +274,16 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 class RobertaModel(BertModel):
     """RoBERTa encoder: BERT with padding-offset positions and one token type."""
 
-    presets: ClassVar[dict[str, BertConfig]] = {"tiny": PRESETS["roberta-tiny"],
-                                                "base": PRESETS["roberta-base"]}
+    presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["roberta"]
 
 
 class DistilBertModel(BertModel):
     """DistilBERT encoder: six layers, no token types, no pooler."""
 
-    presets: ClassVar[dict[str, BertConfig]] = {"tiny": PRESETS["distilbert-tiny"],
-                                                "base": PRESETS["distilbert-base"]}
+    presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["distilbert"]
 
 
 class AlbertModel(BertModel):
     """ALBERT encoder: factorised embeddings and one layer shared by all layers."""
 
-    presets: ClassVar[dict[str, BertConfig]] = {"tiny": PRESETS["albert-tiny"],
-                                                "base-v2": PRESETS["albert-base-v2"]}
+    presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["albert"]

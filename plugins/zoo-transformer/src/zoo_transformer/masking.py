@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError
 
 IGNORE = -100
 
@@ -44,7 +44,7 @@ def mask_tokens(input_ids: Tensor, special: Tensor, mask_token_id: int, vocab_si
         words: (B, S) word indices from :func:`word_ids` for whole-word masking, else None.
     """
     if not 0.0 < prob < 1.0:
-        raise ZooError(f"mask probability {prob!r} must be in (0, 1); BERT uses 0.15")
+        raise InputError(f"mask probability {prob!r} must be in (0, 1); BERT uses 0.15")
     g = generator
     if words is None:
         chosen = torch.rand(input_ids.shape, generator=g) < prob  # (B, S)

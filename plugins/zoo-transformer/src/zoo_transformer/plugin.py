@@ -15,7 +15,7 @@ def zoo_components() -> list[Any]:
     tags = ["nlp", "encoder", "bert"]
     return [
         component("model:bert", f"{_M}.bert:BertModel", summary="BERT encoder "
-                  "(presets tiny, mini, base, large, and the variants')", tags=tags, paper=BERT),
+                  "(presets tiny, mini, base, large)", tags=tags, paper=BERT),
         component("model:roberta", f"{_M}.bert:RobertaModel", summary="RoBERTa encoder",
                   tags=[*tags, "roberta"], paper="https://arxiv.org/abs/1907.11692"),
         component("model:distilbert", f"{_M}.bert:DistilBertModel", summary="DistilBERT encoder",

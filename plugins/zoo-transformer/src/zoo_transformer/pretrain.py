@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,10 +29,10 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from zoo_core import ZooError
+import zoo_core as zoo
+from zoo_core import InputError, ZooError
 
 from .masking import mask_tokens, word_ids
 
@@ -55,7 +54,6 @@ class TrainConfig:
     max_length: int = 64
     amp: bool = False
     seed: int = 0
-    log_every: int = 10
     save_every: int = 0
 
 
@@ -65,8 +63,8 @@ def nsp_pairs(documents: Sequence[Sequence[str]], seed: int = 0) -> list[tuple[s
     rng = random.Random(seed)
     docs = [d for d in documents if len(d) >= 2]
     if len(docs) < 2:
-        raise ZooError(f"NSP needs two or more documents of two or more sentences, got "
-                       f"{len(docs)}; pass nsp=False to train masked LM only")
+        raise InputError(f"NSP needs two or more documents of two or more sentences, got "
+                         f"{len(docs)!r}; pass nsp=False to train masked LM only")
     pairs = []
     for di, doc in enumerate(docs):
         for si in range(len(doc) - 1):
@@ -107,7 +105,8 @@ class MLMBatches:
         else:
             self.examples = [(s, None, 0) for d in documents for s in d]
         if not self.examples:
-            raise ZooError("the corpus gave no training examples")
+            raise InputError("the corpus gave no training examples; give it documents of "
+                             "sentences longer than 10 characters")
 
     def __call__(self, i: int) -> dict[str, Tensor]:
         n, bs = len(self.examples), self.cfg.batch_size
@@ -154,11 +153,15 @@ def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
 # -- checkpoints -----------------------------------------------------------------------------
 def save_checkpoint(directory: Path, model: nn.Module, opt: torch.optim.Optimizer,
                     sched: Any, step: int, history: list[float]) -> Path:
-    """``<directory>/step-<n>``: model (save_pretrained) + trainer state, written atomically."""
+    """``<directory>/step-<n>``: model (save_pretrained) + trainer state.
+
+    Each file is written atomically, and ``trainer_state.json`` last: a folder counts as a
+    checkpoint only once it is there, so an interrupted save is never resumed from.
+    """
     final = directory / f"step-{step:07d}"
-    tmp = directory / f".step-{step:07d}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)  # type: ignore[operator]
+    marker = final / "trainer_state.json"
+    marker.unlink(missing_ok=True)
+    model.save_pretrained(final)  # type: ignore[operator]
     state, meta = {}, {"step": step, "scheduler": sched.state_dict(), "history": history,
                        "param_groups": []}
     for gi, group in enumerate(opt.state_dict()["param_groups"]):
@@ -167,10 +170,8 @@ def save_checkpoint(directory: Path, model: nn.Module, opt: torch.optim.Optimize
             for k, v in opt.state_dict()["state"].get(pi, {}).items():
                 state[f"opt.{gi}.{pi}.{k}"] = torch.as_tensor(v).clone()
     state["rng.torch"] = torch.get_rng_state()
-    save_file(state, str(tmp / "trainer_state.safetensors"))
-    (tmp / "trainer_state.json").write_text(json.dumps(meta, default=float), "utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    zoo.save_safetensors(state, final / "trainer_state.safetensors")
+    zoo.atomic_write(marker, json.dumps(meta, default=float))
     return final
 
 
@@ -182,11 +183,9 @@ def latest_checkpoint(directory: Path) -> Path | None:
 def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                     sched: Any) -> tuple[int, list[float]]:
     """Restore model, optimizer, scheduler and RNG; return ``(step, loss history)``."""
-    from zoo_core._weights import load_state_dict, read_safetensors
-
-    load_state_dict(model, read_safetensors([path / "model.safetensors"]))
+    zoo.load_state_dict(model, zoo.read_safetensors(path / "model.safetensors"))
     meta = json.loads((path / "trainer_state.json").read_text("utf-8"))
-    tensors = load_file(str(path / "trainer_state.safetensors"))
+    tensors = zoo.read_safetensors(path / "trainer_state.safetensors")
     sd = opt.state_dict()
     state: dict[int, dict[str, Tensor]] = {}
     for key, value in tensors.items():
@@ -204,9 +203,13 @@ def load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
 # -- the loop ----------------------------------------------------------------------------------
 def pretrain(model: nn.Module, batches: Callable[[int], dict[str, Tensor]], cfg: TrainConfig,
              output_dir: str | os.PathLike[str] | None = None, resume: bool = False,
-             log: Callable[[str], None] | None = None) -> list[float]:
+             show_progress: bool | None = None) -> list[float]:
     """Train ``model`` (``model:bert-pretraining`` or ``model:bert-mlm``); return the loss per
-    optimizer step. Under ``torch.distributed`` the model is wrapped in DDP."""
+    optimizer step. Under ``torch.distributed`` the model is wrapped in DDP.
+
+    Progress (step, loss, learning rate) is drawn by ``zoo.progress`` on rank 0: on a
+    terminal by default, never when ``show_progress=False``, always when ``True``.
+    """
     world = dist.get_world_size() if dist.is_initialized() else 1
     rank = dist.get_rank() if dist.is_initialized() else 0
     device = next(model.parameters()).device
@@ -223,32 +226,35 @@ def pretrain(model: nn.Module, batches: Callable[[int], dict[str, Tensor]], cfg:
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     model.train()
-    for step in range(start, cfg.steps):
-        total = 0.0
-        for a in range(cfg.accumulation):
-            i = (step * cfg.accumulation + a) * world + rank
-            batch = {k: v.to(device) for k, v in batches(i).items()}
-            last = a == cfg.accumulation - 1
-            ctx = net.no_sync() if world > 1 and not last else contextlib.nullcontext()
-            with ctx, torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = net(**batch).loss / cfg.accumulation
-            scaler.scale(loss).backward()
-            total += loss.item()
-        scaler.unscale_(opt)
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-        scaler.step(opt)
-        scaler.update()
-        opt.zero_grad(set_to_none=True)
-        sched.step()
-        if world > 1:
-            t = torch.tensor([total], device=device)
-            dist.all_reduce(t)
-            total = t.item() / world
-        history.append(total)
-        if log and rank == 0 and (step + 1) % cfg.log_every == 0:
-            log(f"step {step + 1}/{cfg.steps}  loss {total:.4f}  lr {sched.get_last_lr()[0]:.2e}")
-        if out is not None and rank == 0 and cfg.save_every and (step + 1) % cfg.save_every == 0:
-            save_checkpoint(out, model, opt, sched, step + 1, history)
+    hide = True if rank else None if show_progress is None else not show_progress
+    with zoo.progress(total=cfg.steps, desc="pretrain", unit="step", disable=hide) as bar:
+        bar.update(start)
+        for step in range(start, cfg.steps):
+            total = 0.0
+            for a in range(cfg.accumulation):
+                i = (step * cfg.accumulation + a) * world + rank
+                batch = {k: v.to(device) for k, v in batches(i).items()}
+                last = a == cfg.accumulation - 1
+                ctx = net.no_sync() if world > 1 and not last else contextlib.nullcontext()
+                with ctx, torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                    loss = net(**batch).loss / cfg.accumulation
+                scaler.scale(loss).backward()
+                total += loss.item()
+            scaler.unscale_(opt)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            if world > 1:
+                t = torch.tensor([total], device=device)
+                dist.all_reduce(t)
+                total = t.item() / world
+            history.append(total)
+            bar.update(1, loss=total, lr=sched.get_last_lr()[0])
+            if out is not None and rank == 0 and cfg.save_every and \
+                    (step + 1) % cfg.save_every == 0:
+                save_checkpoint(out, model, opt, sched, step + 1, history)
     if out is not None and rank == 0:
         save_checkpoint(out, model, opt, sched, cfg.steps, history)
     return history
@@ -279,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = zoo.create(component, preset=args.preset, vocab_size=tok.vocab_size,
                        max_position_embeddings=max(cfg.max_length, 64))
     history = pretrain(model, MLMBatches(tok, docs, cfg, tok.vocab_size), cfg, args.output,
-                       args.resume, log=print)
+                       args.resume)
     if history and (not dist.is_initialized() or dist.get_rank() == 0):
         print(f"loss: first {history[0]:.4f}, last {history[-1]:.4f} "
               f"(mean of last 10: {sum(history[-10:]) / len(history[-10:]):.4f})")
@@ -290,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _read_corpus(path: Path) -> list[list[str]]:
     if not path.is_file():
-        raise ZooError(f"corpus {str(path)!r} is not a file; give 'lee' or a text file")
+        raise InputError(f"corpus {str(path)!r} is not a file; give 'lee' or a text file")
     text = path.read_text("utf-8")
     blocks = [b for b in text.split("\n\n") if b.strip()]
     if len(blocks) > 1:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -48,12 +48,12 @@ def beam_search(model: Any, src_ids: Tensor, beam_size: int, max_new_tokens: int
                 alpha: float = 0.6) -> Tensor:
     """The best hypothesis per source under the length-normalised score."""
     if beam_size < 1:
-        raise ZooError(f"beam_size must be >= 1, got {beam_size!r}")
+        raise InputError(f"beam_size must be >= 1, got {beam_size!r}")
     c = model.config
     b, k = src_ids.shape[0], beam_size
     memory, src_mask = model.encode(src_ids)
     memory = memory.repeat_interleave(k, 0)  # (B*k, S, d)
-    src_mask = src_mask.repeat_interleave(k, 0) if src_mask is not None else None
+    src_mask = src_mask.repeat_interleave(k, 0)
     seqs = [[[c.bos_id]] * k for _ in range(b)]
     scores = torch.full((b, k), float("-inf"), device=src_ids.device)
     scores[:, 0] = 0.0  # one live beam at the start, so the k beams do not repeat

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 import zoo_core as zoo
-from zoo_core import ZooError
+from zoo_core import InputError, ZooError
 
 
 def _tokenizer(entry_name: str) -> Any:
@@ -34,7 +34,7 @@ def _types(model: Any, batch: dict[str, Any]) -> Any:
 
 def _need(inputs: list[str], at_least: int, usage: str) -> None:
     if len(inputs) < at_least:
-        raise ZooError(f"got {len(inputs)} input(s) {inputs!r}; {usage}")
+        raise InputError(f"got {len(inputs)} input(s) {inputs!r}; {usage}")
 
 
 def sentence_embeddings(entry_name: str, texts: list[str]) -> torch.Tensor:
@@ -66,7 +66,7 @@ def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, A
     ids = batch["input_ids"]
     masks = (ids == tok.mask_token_id).nonzero().tolist()
     if not masks:
-        raise ZooError(f"no {tok.mask_token!r} token in {inputs!r}; write e.g. "
+        raise InputError(f"no {tok.mask_token!r} token in {inputs!r}; write e.g. "
                        f"'Paris is the {tok.mask_token} of France.'")
     with torch.inference_mode():
         out = model(ids, batch["attention_mask"], _types(model, batch))

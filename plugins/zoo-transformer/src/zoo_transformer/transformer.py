@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo_core import Model, ZooError
+from zoo_core import ConfigError, Model
 
 from ._inputs import check_ids, check_length
 from .layers.attention import BACKENDS, MultiHeadAttention, check_backend
 from .layers.feedforward import FeedForward
 from .layers.positional import SinusoidalPositions
+from .outputs import ModelOutput
 
 POSITIONS = ("sinusoidal", "learned")
 
@@ -68,13 +69,14 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         check_backend(self.attn_backend)
         if self.positions not in POSITIONS:
-            raise ZooError(f"unknown positions {self.positions!r}; valid: {list(POSITIONS)}")
+            raise ConfigError(f"unknown positions {self.positions!r}; valid: {list(POSITIONS)}")
         if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
-            raise ZooError(f"share_embeddings needs one vocabulary, got src_vocab_size="
-                           f"{self.src_vocab_size!r} and tgt_vocab_size={self.tgt_vocab_size!r}; "
-                           "set share_embeddings=False")
+            raise ConfigError(f"share_embeddings needs one vocabulary, got src_vocab_size="
+                              f"{self.src_vocab_size!r} and tgt_vocab_size="
+                              f"{self.tgt_vocab_size!r}; set share_embeddings=False")
         if not 0.0 <= self.label_smoothing < 1.0:
-            raise ZooError(f"label_smoothing {self.label_smoothing!r} must be in [0, 1)")
+            raise ConfigError(f"label_smoothing {self.label_smoothing!r} must be in [0, 1); "
+                              "the paper uses 0.1")
         object.__setattr__(self, "embed_scale", math.sqrt(self.d_model))
 
 
@@ -88,7 +90,7 @@ PRESETS: dict[str, TransformerConfig] = {
 
 
 @dataclass
-class Seq2SeqOutput:
+class Seq2SeqOutput(ModelOutput):
     logits: Tensor  # (B, T, V_tgt)
     loss: Tensor | None = None
 
@@ -181,13 +183,12 @@ class Transformer(Model):
         pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
         return self.dropout(embed(ids) * self.config.embed_scale + self.positions(pos))
 
-    def encode(self, src_ids: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Memory (B, S, d) and the source mask (B, S) (True = token), None if unpadded."""
+    def encode(self, src_ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Memory (B, S, d) and the source mask (B, S) (True = token)."""
         c = self.config
         check_ids(src_ids, c.src_vocab_size, "src_ids")
         check_length(src_ids.shape[1], c.max_len, "src_ids")
         mask = src_ids.ne(c.pad_id)
-        mask = None if bool(mask.all()) else mask
         x = self._embed(self.src_embed, src_ids)
         for layer in self.encoder:
             x = layer(x, mask)
@@ -199,7 +200,6 @@ class Transformer(Model):
         check_ids(tgt_ids, c.tgt_vocab_size, "tgt_ids")
         check_length(tgt_ids.shape[1], c.max_len, "tgt_ids")
         tgt_mask = tgt_ids.ne(c.pad_id)
-        tgt_mask = None if bool(tgt_mask.all()) else tgt_mask
         y = self._embed(self.tgt_embed, tgt_ids)
         for layer in self.decoder:
             y = layer(y, memory, src_mask, tgt_mask)

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._errors import DilationError
+from zoo_core import ConfigError
+
 from .dilated_conv import check_rate
 
 
@@ -68,12 +69,12 @@ class DilatedCausalStack(nn.Module):
                  repeats: int = 1) -> None:
         super().__init__()
         if not isinstance(kernel_size, int) or kernel_size < 2:
-            raise DilationError(f"kernel_size={kernel_size!r}: a causal dilated stack needs "
+            raise ConfigError(f"kernel_size={kernel_size!r}: a causal dilated stack needs "
                                 "kernel_size ≥ 2 (WaveNet uses 2)")
         if not isinstance(repeats, int) or repeats < 1:
-            raise DilationError(f"repeats={repeats!r} must be an integer ≥ 1")
+            raise ConfigError(f"repeats={repeats!r} must be an integer ≥ 1")
         if not rates:
-            raise DilationError("rates=() is empty; give at least one rate, e.g. (1, 2, 4, 8)")
+            raise ConfigError("rates=() is empty; give at least one rate, e.g. (1, 2, 4, 8)")
         rates = [check_rate(r, f"rates[{i}]") for i, r in enumerate(rates)] * repeats
         self.rates = tuple(rates)
         self.kernel_size = kernel_size

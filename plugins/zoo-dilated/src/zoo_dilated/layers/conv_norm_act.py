@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .._errors import DilationError
+from zoo_core import ConfigError
+
 from .dilated_conv import check_rate, same_padding
 
 NORMS = ("batchnorm", "groupnorm", "none")
@@ -25,14 +26,14 @@ def make_norm(name: str, channels: int) -> nn.Module:
         return nn.GroupNorm(groups, channels)
     if name == "none":
         return nn.Identity()
-    raise DilationError(f"norm={name!r} is not known; valid norms: {NORMS}")
+    raise ConfigError(f"norm={name!r} is not known; valid norms: {NORMS}")
 
 
 def make_act(name: str) -> nn.Module:
     """An activation by name: ``relu``, ``gelu``, ``silu`` or ``none``."""
     table = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "none": nn.Identity}
     if name not in table:
-        raise DilationError(f"act={name!r} is not known; valid activations: {ACTS}")
+        raise ConfigError(f"act={name!r} is not known; valid activations: {ACTS}")
     return table[name]()
 
 

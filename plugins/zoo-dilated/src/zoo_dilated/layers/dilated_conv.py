@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from .._errors import DilationError
+from zoo_core import ConfigError
 
 
 def check_rate(rate: int, name: str = "rate") -> int:
     """Return ``rate`` if it is an integer ≥ 1, else raise naming it."""
     if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
-        raise DilationError(f"{name}={rate!r} is not a valid dilation rate: rates are integers "
+        raise ConfigError(f"{name}={rate!r} is not a valid dilation rate: rates are integers "
                             "≥ 1 (1 = ordinary convolution); pass e.g. 1, 2 or 4")
     return rate
 
@@ -34,14 +34,14 @@ def effective_kernel_size(kernel_size: int, rate: int) -> int:
     """
     check_rate(rate)
     if not isinstance(kernel_size, int) or kernel_size < 1:
-        raise DilationError(f"kernel_size={kernel_size!r} must be an integer ≥ 1")
+        raise ConfigError(f"kernel_size={kernel_size!r} must be an integer ≥ 1")
     return kernel_size + (kernel_size - 1) * (rate - 1)
 
 
 def same_padding(kernel_size: int, rate: int = 1, name: str = "conv") -> int:
     """Padding per side that keeps the length of a stride-1 dilated convolution.
 
-    Raises ``DilationError`` for even kernels, whose "same" padding would be lopsided.
+    Raises ``ConfigError`` for even kernels, whose "same" padding would be lopsided.
 
     Example:
         >>> same_padding(3, 6)
@@ -49,7 +49,7 @@ def same_padding(kernel_size: int, rate: int = 1, name: str = "conv") -> int:
     """
     span = effective_kernel_size(kernel_size, rate)
     if kernel_size % 2 == 0:
-        raise DilationError(
+        raise ConfigError(
             f"{name}: kernel_size={kernel_size!r} is even, so 'same' padding would need "
             f"{span - 1} padded positions split unevenly between the two sides; use an odd "
             "kernel (3, 5, 7) or pass an explicit padding"
@@ -64,7 +64,7 @@ def _resolve_padding(padding: int | str, kernel_size: int, rate: int, name: str)
         return 0
     if isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         return padding
-    raise DilationError(f"{name}: padding={padding!r} is not valid; use 'same', 'valid' or an "
+    raise ConfigError(f"{name}: padding={padding!r} is not valid; use 'same', 'valid' or an "
                         "integer ≥ 0")
 
 

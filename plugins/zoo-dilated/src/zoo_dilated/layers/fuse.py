@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .._errors import DilationError
+from zoo_core import InputError
 
 _PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("conv", "bn"),
           ("depthwise", "norm"))
@@ -30,7 +30,7 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
         >>> fuse_batchnorm(model)   # same logits, fewer passes over memory
     """
     if model.training:
-        raise DilationError("fuse_batchnorm() folds the running statistics of inference; call "
+        raise InputError("fuse_batchnorm() folds the running statistics of inference; call "
                             "model.eval() first (training needs the batch statistics)")
     for module in list(model.modules()):
         for conv_name, bn_name in _PAIRS:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import ConfigError
 
 
 def _gelu_tanh(x: Tensor) -> Tensor:
@@ -32,5 +32,5 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 def activation(name: str) -> Callable[[Tensor], Tensor]:
     """The activation function called ``name``."""
     if name not in ACTIVATIONS:
-        raise ZooError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
+        raise ConfigError(f"unknown activation {name!r}; valid: {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]

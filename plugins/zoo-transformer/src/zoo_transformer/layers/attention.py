@@ -10,6 +10,11 @@ Three interchangeable implementations, chosen by name:
 * ``zoo``: ``kernel:attention`` from the zoo registry (the zoo-flashattn plugin).
 
 Masks: ``key_padding_mask`` (B, Sk) bool, True = attend; ``causal`` hides later keys.
+
+The three input projections are one ``(3·dim, dim)`` matrix ``qkv`` (rows ``W_Q; W_K; W_V``,
+the layout of ``torch.nn.MultiheadAttention``'s ``in_proj_weight``): self-attention projects
+with one matrix product, cross-attention takes ``W_Q`` for the queries and ``W_K; W_V`` for
+the context.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo_core import ZooError
+from zoo_core import ConfigError, ZooError
 
 BACKENDS = ("eager", "sdpa", "zoo")
 
@@ -29,7 +34,7 @@ BACKENDS = ("eager", "sdpa", "zoo")
 def check_backend(name: str) -> str:
     """Validate an attention backend name."""
     if name not in BACKENDS:
-        raise ZooError(f"unknown attention backend {name!r}; valid: {list(BACKENDS)}. "
+        raise ConfigError(f"unknown attention backend {name!r}; valid: {list(BACKENDS)}. "
                        "Set the config field attn_backend to one of them.")
     return name
 
@@ -68,7 +73,7 @@ def eager_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
 
 
 class MultiHeadAttention(nn.Module):
-    """Self- or cross-attention with projections ``q``, ``k``, ``v`` and output ``o``.
+    """Self- or cross-attention with the fused input projection ``qkv`` and output ``o``.
 
     Args:
         dim: model width (split into ``heads`` heads of ``dim // heads``).
@@ -82,27 +87,36 @@ class MultiHeadAttention(nn.Module):
                  bias: bool = True) -> None:
         super().__init__()
         if dim % heads:
-            raise ZooError(f"hidden size {dim} is not divisible by the number of heads {heads}; "
-                           "choose a head count that divides it")
-        self.heads, self.dropout, self.backend = heads, dropout, check_backend(backend)
-        self.q = nn.Linear(dim, dim, bias=bias)
-        self.k = nn.Linear(dim, dim, bias=bias)
-        self.v = nn.Linear(dim, dim, bias=bias)
+            raise ConfigError(f"hidden size {dim!r} is not divisible by the number of heads "
+                              f"{heads!r}; choose a head count that divides it")
+        self.dim, self.heads, self.dropout = dim, heads, dropout
+        self.backend = check_backend(backend)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.o = nn.Linear(dim, dim, bias=bias)
         self._kernel: Any = None
 
-    def _split(self, x: Tensor) -> Tensor:  # (B, S, dim) -> (B, H, S, D)
-        b, s, _ = x.shape
-        return x.view(b, s, self.heads, -1).transpose(1, 2)
+    def project(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Heads q (B, H, Sq, D), k and v (B, H, Sk, D), views of the projections."""
+        b, sq, _ = x.shape
+        if context is None:  # one matrix product for the three projections
+            qkv = self.qkv(x).view(b, sq, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            return qkv[0], qkv[1], qkv[2]
+        w, bias = self.qkv.weight, self.qkv.bias
+        q = F.linear(x, w[:self.dim], None if bias is None else bias[:self.dim])
+        kv = F.linear(context, w[self.dim:], None if bias is None else bias[self.dim:])
+        kv = kv.view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        return q.view(b, sq, self.heads, -1).transpose(1, 2), kv[0], kv[1]
+
+    def mix(self, x: Tensor, context: Tensor | None = None,
+            key_padding_mask: Tensor | None = None, causal: bool = False) -> Tensor:
+        """The concatenated heads (B, Sq, dim), before the output projection ``o``."""
+        out = self.attend(*self.project(x, context), key_padding_mask, causal)  # (B, H, Sq, D)
+        return out.transpose(1, 2).flatten(2)
 
     def forward(self, x: Tensor, context: Tensor | None = None,
                 key_padding_mask: Tensor | None = None, causal: bool = False) -> Tensor:
         """Attend from ``x`` (B, Sq, dim) to ``context`` (B, Sk, dim), itself when None."""
-        ctx = x if context is None else context
-        q, k, v = self._split(self.q(x)), self._split(self.k(ctx)), self._split(self.v(ctx))
-        out = self.attend(q, k, v, key_padding_mask, causal)  # (B, H, Sq, D)
-        b, _, sq, _ = out.shape
-        return self.o(out.transpose(1, 2).reshape(b, sq, -1))
+        return self.o(self.mix(x, context, key_padding_mask, causal))
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Tensor | None,
                causal: bool) -> Tensor:
@@ -117,3 +131,14 @@ class MultiHeadAttention(nn.Module):
         if self.backend == "eager":
             return eager_attention(q, k, v, mask, p, self.training)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+
+
+def add_linear(residual: Tensor, x: Tensor, linear: nn.Linear, dropout: nn.Dropout) -> Tensor:
+    """``residual + dropout(linear(x))``; without active dropout, one in-place matrix product
+    onto ``residual + bias`` instead of writing the bias out and adding the residual apart
+    (in-place products are outside autocast: under it, the plain sum)."""
+    if (dropout.training and dropout.p) or linear.bias is None \
+            or torch.is_autocast_enabled(x.device.type):
+        return residual + dropout(linear(x))
+    out = (residual + linear.bias).flatten(0, -2)  # (N, out)
+    return out.addmm_(x.flatten(0, -2), linear.weight.t()).view(residual.shape)

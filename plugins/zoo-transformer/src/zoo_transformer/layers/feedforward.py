@@ -27,5 +27,8 @@ class FeedForward(nn.Module):
         self.act = activation(act)
         self.dropout = nn.Dropout(dropout)
 
+    def hidden(self, x: Tensor) -> Tensor:  # (B, S, dim) -> (B, S, hidden)
+        return self.act(self.fc1(x))
+
     def forward(self, x: Tensor) -> Tensor:  # (B, S, dim) -> (B, S, dim)
-        return self.dropout(self.fc2(self.act(self.fc1(x))))
+        return self.dropout(self.fc2(self.hidden(x)))
