@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from .contracts import CHECKS, Case, Skip, build, cases, run_checks, tensors
-from .distributed import run_distributed
+from .distributed import WorkerError, run_distributed
 
 __all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks",
-           "run_distributed", "tensors"]
+           "run_distributed", "tensors", "WorkerError"]
 
 
 def parametrize_components(
