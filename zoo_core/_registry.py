@@ -131,6 +131,7 @@ class _Contribution:
 
     catalog: list[dict[str, Any]] = field(default_factory=list)
     runners: dict[str, str] = field(default_factory=dict)
+    expected_failures: dict[str, str] = field(default_factory=dict)
 
 
 def _truthy(var: str) -> bool:
@@ -251,6 +252,7 @@ class Registry:
             components = self._call(name, "zoo_components", _components_of)
             catalog = self._call(name, "zoo_catalog", _catalog_of)
             runners = self._call(name, "zoo_task_runners", _runners_of)
+            expected = self._call(name, "zoo_expected_failures", _reasons_of)
         except Exception:
             self.pm.unregister(name=name)
             raise
@@ -262,7 +264,7 @@ class Registry:
                 report.components.append(comp.ref)
             else:
                 report.warn(_refusal("component", comp.ref, other.plugin, name))
-        contribution = _Contribution()
+        contribution = _Contribution(expected_failures=expected)
         entries = {e["name"]: p for p, c in self._contributions.items() for e in c.catalog}
         for raw in catalog:
             if raw["name"] in entries:
@@ -324,6 +326,12 @@ class Registry:
     def task_runners(self) -> dict[str, str]:
         self._ensure()
         return {t: f for c in self._contributions.values() for t, f in c.runners.items()}
+
+    def expected_failures(self, plugin: str) -> dict[str, str]:
+        """The contract cases a plugin declares as expected to fail, with the reasons."""
+        self._ensure()
+        contribution = self._contributions.get(plugin)
+        return dict(contribution.expected_failures) if contribution else {}
 
     def foreign_config(self, config: dict[str, Any]) -> dict[str, Any] | None:
         """The first plugin (in registration order) that recognises a foreign ``config.json``.
@@ -412,6 +420,16 @@ def _runners_of(result: Any, plugin: str) -> dict[str, str]:
             for k, v in result.items()):
         raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(result)}; "
                           "return a dict mapping a task name to 'module:function'")
+    return dict(result)
+
+
+def _reasons_of(result: Any, plugin: str) -> dict[str, str]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in result.items()):
+        raise PluginError(f"plugin {plugin!r}: zoo_expected_failures returned {_short(result)}; "
+                          "return a dict mapping 'kind:name::check' to the reason")
     return dict(result)
 
 
