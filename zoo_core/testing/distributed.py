@@ -53,7 +53,8 @@ def _entry(rank: int, world_size: int, port: int, timeout: float, fn: Callable[.
                                 world_size=world_size, timeout=timedelta(seconds=timeout))
         result = fn(rank, world_size, *args)
         dist.destroy_process_group()
-        message = (rank, True, pickle.dumps(result))  # pickled here: a failure is this rank's
+        message: tuple[int, bool, Any] = (rank, True, pickle.dumps(result))  # a failure to
+        # pickle is this rank's, reported below
     except BaseException:
         message = (rank, False, (time.time(), traceback.format_exc()))
     queue.put(message)

@@ -53,10 +53,11 @@ class ContractFile(pytest.File):
         from .._registry import REGISTRY
         from .contracts import cases
 
+        REGISTRY.components()  # loads the installed plugins
         for plugin in self.plugins:
-            report = REGISTRY.reports.get(plugin) if REGISTRY.components() is not None else None
-            if report is None or report.status != "ok" and not report.components:
-                why = report.problem or report.status if report else "not installed"
+            report = REGISTRY.reports.get(plugin)
+            if report is None or not report.components:
+                why = (report.problem or report.status) if report else "not installed"
                 yield ContractItem.from_parent(self, name=f"contract[{plugin}]", case=None,
                                                missing=f"plugin {plugin!r}: {why}")
                 continue
