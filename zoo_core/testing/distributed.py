@@ -52,6 +52,7 @@ def _entry(rank: int, world_size: int, port: int, timeout: float, fn: Callable[.
         dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                 world_size=world_size, timeout=timedelta(seconds=timeout))
         result = fn(rank, world_size, *args)
+        dist.barrier()  # no rank leaves while a slower one still sets up or uses the group
         dist.destroy_process_group()
         message: tuple[int, bool, Any] = (rank, True, pickle.dumps(result))  # a failure to
         # pickle is this rank's, reported below
