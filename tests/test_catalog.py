@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import zoo_core as zoo
-from zoo_core._catalog import parse_source
+from zoo_core import parse_source
 
 GOOD = '''
 [entries.toy-a]

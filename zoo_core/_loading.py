@@ -133,12 +133,10 @@ def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any,
                 "what you want")
         model = factory(config)
     else:
-        from ._weights import load_state_dict, read_safetensors, skip_init
+        from ._weights import build_loaded, read_safetensors
 
         state = read_safetensors([folder / w for w in weights])
-        with skip_init():  # every weight is loaded (strictly) below
-            model = factory(config)
-        load_state_dict(model, state, entry.layout, assign=True)
+        model = build_loaded(factory, config, state, entry.layout)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()

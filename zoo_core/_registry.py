@@ -2,6 +2,14 @@
 
 A plugin's entry module is light: it names its components by import string, so listing them
 imports no torch. ``Component.load()`` imports the target when a user creates one.
+
+Isolation is per contribution. Installed plugins load in entry-point name order, then the
+explicitly registered ones in call order; the first to register a ``kind:name``, a catalogue
+entry name or a task wins, and a later duplicate is refused alone (the plugin's report names
+both plugins). Every hook's result is type-checked per plugin: a plugin whose hook raises or
+returns garbage is marked broken with the reason and contributes nothing, while the others
+keep working. ``ZOO_STRICT_PLUGINS=1`` turns any problem into a ``PluginError`` and leaves the
+registry as it was (a later call loads, and raises, again).
 """
 
 from __future__ import annotations
@@ -9,7 +17,9 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import os
-from collections.abc import Iterator
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -17,7 +27,7 @@ from typing import Any
 import pluggy
 
 from . import _hookspecs
-from ._errors import PluginError, close_matches, unknown
+from ._errors import PluginError, ZooError, close_matches, unknown
 
 KINDS = ("model", "tokenizer", "loss", "metric", "kernel", "transform")
 
@@ -78,18 +88,59 @@ def component(
 
 @dataclass
 class PluginReport:
-    """What ``zoo plugins`` shows about one plugin."""
+    """What ``zoo plugins`` shows about one plugin.
+
+    ``status`` is ``ok``; ``degraded`` (loaded, with ``warnings``: a refused duplicate, an
+    entry module that imports torch); ``broken`` (contributes nothing; ``error`` says why);
+    or ``disabled`` (not named in ``ZOO_PLUGINS``).
+    """
 
     name: str
     distribution: str = ""
     version: str = ""
-    status: str = "ok"  # ok | broken | disabled
+    status: str = "ok"
     error: str = ""
     components: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    imports_torch: bool = False
+
+    @property
+    def problem(self) -> str:
+        """One line saying what is wrong with the plugin, or ``""``."""
+        if self.status == "broken":
+            text = f"plugin {self.name!r} is broken: {self.error}"
+        elif self.warnings:
+            text = f"plugin {self.name!r}: " + "; ".join(self.warnings)
+        else:
+            return ""
+        return " ".join(text.split())
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        if self.status == "ok":
+            self.status = "degraded"
+
+
+class PluginWarning(UserWarning):
+    """A contribution of an explicitly registered plugin was refused (see its report)."""
+
+
+@dataclass
+class _Contribution:
+    """A plugin's admitted catalogue entries and task runners."""
+
+    catalog: list[dict[str, Any]] = field(default_factory=list)
+    runners: dict[str, str] = field(default_factory=dict)
+    expected_failures: dict[str, str] = field(default_factory=dict)
 
 
 def _truthy(var: str) -> bool:
     return os.environ.get(var, "").strip().lower() not in ("", "0", "false", "no")
+
+
+_STRICT = "ZOO_STRICT_PLUGINS"
+_TORCH_WARNING = ("its entry module imports torch, which makes `zoo list` slow: import torch "
+                  "only in the modules that components point at")
 
 
 class Registry:
@@ -101,6 +152,7 @@ class Registry:
         self._autoload = autoload
         self._loaded = False
         self._components: dict[str, Component] = {}
+        self._contributions: dict[str, _Contribution] = {}
         self.reports: dict[str, PluginReport] = {}
 
     # -- loading -------------------------------------------------------------------------
@@ -112,6 +164,9 @@ class Registry:
             self._load_entry_points()
 
     def _load_entry_points(self) -> None:
+        """Load installed plugins in entry-point name order; strict mode is all or nothing."""
+        strict = _truthy(_STRICT)
+        saved = self._snapshot()
         wanted = {w.strip() for w in os.environ.get("ZOO_PLUGINS", "").split(",") if w.strip()}
         for ep in sorted(md.entry_points(group="zoo"), key=lambda e: e.name):
             dist = ep.dist.name if ep.dist else ""
@@ -122,66 +177,132 @@ class Registry:
                 self.reports[ep.name] = PluginReport(ep.name, dist, version, "disabled",
                                                      "not named in ZOO_PLUGINS")
                 continue
+            had_torch = "torch" in sys.modules
             try:
-                module = ep.load()
-                self._register(module, ep.name, dist, version)
+                self._register(ep.load(), ep.name, dist, version)
             except Exception as e:  # a broken plugin must not take the others down
-                self.pm.unregister(name=ep.name) if self.pm.has_plugin(ep.name) else None
+                self._forget(ep.name)
                 self.reports[ep.name] = PluginReport(ep.name, dist, version, "broken",
                                                      f"{type(e).__name__}: {e}")
-                if _truthy("ZOO_STRICT_PLUGINS"):
-                    raise PluginError(f"plugin {ep.name!r} ({dist}) failed to load: {e}") from e
+            report = self.reports[ep.name]
+            if not had_torch and "torch" in sys.modules:
+                report.imports_torch = True
+                report.warn(_TORCH_WARNING)
+            if strict and report.problem:
+                self._restore(saved)
+                raise PluginError(f"{report.problem} ({_STRICT}=1 makes every plugin problem "
+                                  "fatal; unset it to load the other plugins)")
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        names = {n for n, _ in self.pm.list_name_plugin()}
+        return dict(self._components), dict(self._contributions), dict(self.reports), names
+
+    def _restore(self, saved: tuple[Any, ...]) -> None:
+        """Back to a snapshot, and loaded again on next use."""
+        self._components, self._contributions, self.reports, names = saved
+        for name, _ in self.pm.list_name_plugin():
+            if name not in names:
+                self.pm.unregister(name=name)
+        self._loaded = False
 
     def register_plugin(self, plugin: ModuleType | object, name: str | None = None) -> str:
         """Register a plugin object (usually its entry module) without an installed entry point.
 
-        Errors are raised, not recorded: explicit registration is a programming act.
+        A plugin that cannot register raises ``PluginError`` and leaves the registry as it
+        was: explicit registration is a programming act. A refused duplicate contribution
+        warns (``PluginWarning``, also in the plugin's report) and the rest registers; under
+        ``ZOO_STRICT_PLUGINS=1`` it raises and registers nothing.
         """
         self._ensure()
         name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
-        if name in self.reports and self.reports[name].status == "ok":
+        if self.pm.has_plugin(name):
             raise PluginError(f"a plugin named {name!r} is already registered")
         dist = getattr(plugin, "__package__", "") or ""
+        had_torch = "torch" in sys.modules
         self._register(plugin, name, dist, "")
+        report = self.reports[name]
+        if not had_torch and "torch" in sys.modules:
+            report.imports_torch = True
+            report.warn(_TORCH_WARNING)
+        if report.problem:
+            if _truthy(_STRICT):
+                self.unregister_plugin(name)
+                raise PluginError(report.problem)
+            warnings.warn(report.problem, PluginWarning, stacklevel=3)
         return name
 
     def unregister_plugin(self, name: str) -> None:
-        """Remove a plugin and its components (tests register plugins in a fixture)."""
+        """Remove a plugin and its contributions (tests register plugins in a fixture)."""
+        self._forget(name)
+        self.reports.pop(name, None)
+
+    def _forget(self, name: str) -> None:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
-        self.reports.pop(name, None)
+        self._contributions.pop(name, None)
         self._components = {r: c for r, c in self._components.items() if c.plugin != name}
 
     def _register(self, plugin: object, name: str, dist: str, version: str) -> None:
+        """Register ``plugin`` and admit its contributions; if it cannot register, raise and
+        leave nothing behind."""
         _check_hook_names(plugin, name)
         self.pm.register(plugin, name=name)
         try:
             self.pm.check_pending()
-            found = self._collect_components(plugin, name)
+            components = self._call(name, "zoo_components", _components_of)
+            catalog = self._call(name, "zoo_catalog", _catalog_of)
+            runners = self._call(name, "zoo_task_runners", _runners_of)
+            expected = self._call(name, "zoo_expected_failures", _reasons_of)
         except Exception:
             self.pm.unregister(name=name)
             raise
-        self._components.update({c.ref: c for c in found})
-        self.reports[name] = PluginReport(name, dist, version, "ok", "", [c.ref for c in found])
+        report = PluginReport(name, dist, version)
+        for comp in components:
+            other = self._components.get(comp.ref)
+            if other is None:
+                self._components[comp.ref] = comp
+                report.components.append(comp.ref)
+            else:
+                report.warn(_refusal("component", comp.ref, other.plugin, name))
+        contribution = _Contribution(expected_failures=expected)
+        entries = {e["name"]: p for p, c in self._contributions.items() for e in c.catalog}
+        for raw in catalog:
+            if raw["name"] in entries:
+                report.warn(_refusal("catalogue entry", raw["name"], entries[raw["name"]], name))
+            else:
+                entries[raw["name"]] = name
+                contribution.catalog.append(raw)
+        tasks = {t: p for p, c in self._contributions.items() for t in c.runners}
+        for task, target in runners.items():
+            if task in tasks:
+                report.warn(_refusal("task runner", task, tasks[task], name))
+            else:
+                contribution.runners[task] = target
+        self._contributions[name] = contribution
+        self.reports[name] = report
 
-    def _collect_components(self, plugin: object, name: str) -> list[Component]:
-        impl = getattr(plugin, "zoo_components", None)
-        found: list[Component] = []
-        specs: list[Any] = list(impl()) if impl else []
-        for spec in specs:
-            if not isinstance(spec, Component):
-                raise PluginError(f"plugin {name!r} returned {spec!r} from zoo_components; "
-                                  "return zoo_core.component(...) specs")
-            spec = Component(**{**spec.__dict__, "plugin": name})
-            other = self._components.get(spec.ref)
-            if other is not None or spec.ref in {c.ref for c in found}:
-                owner = other.plugin if other else name
-                raise PluginError(
-                    f"component {spec.ref!r} is registered twice: by plugin {owner!r} and by "
-                    f"plugin {name!r}; uninstall one, or restrict loading with ZOO_PLUGINS"
-                )
-            found.append(spec)
-        return found
+    def _call(self, plugin: str, hook: str, check: Callable[[Any, str], Any]) -> Any:
+        """Call one plugin's implementation of a no-argument hook and validate its result."""
+        impls = [i for i in getattr(self.pm.hook, hook).get_hookimpls()
+                 if i.plugin_name == plugin]
+        try:
+            return check(impls[0].function() if impls else None, plugin)
+        except PluginError:
+            raise
+        except Exception as e:
+            raise PluginError(f"plugin {plugin!r}: {hook} failed: {type(e).__name__}: {e}") from e
+
+    def _break(self, name: str, error: Exception) -> None:
+        """Mark a plugin broken after the fact (a hook called later failed); strict: raise."""
+        reason = f"{type(error).__name__}: {error}"
+        if _truthy(_STRICT):
+            raise PluginError(f"plugin {name!r} is broken: {reason}") from error
+        old = self.reports.get(name) or PluginReport(name)
+        self._forget(name)
+        self.reports[name] = PluginReport(name, old.distribution, old.version, "broken", reason)
+        from ._catalog import CATALOG
+
+        CATALOG.invalidate()
 
     # -- queries -------------------------------------------------------------------------
     def components(self) -> dict[str, Component]:
@@ -198,22 +319,132 @@ class Registry:
     def catalog_entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(plugin name, raw entry) for each entry a plugin contributes."""
         self._ensure()
-        for impl in self.pm.hook.zoo_catalog.get_hookimpls():
-            raws = impl.function() or []
-            for raw in raws:  # type: ignore[attr-defined]
-                yield impl.plugin_name, raw
+        for plugin, contribution in list(self._contributions.items()):
+            for raw in contribution.catalog:
+                yield plugin, dict(raw)
 
     def task_runners(self) -> dict[str, str]:
         self._ensure()
-        runners: dict[str, str] = {}
-        for mapping in self.pm.hook.zoo_task_runners():
-            runners.update(mapping or {})
-        return runners
+        return {t: f for c in self._contributions.values() for t, f in c.runners.items()}
+
+    def expected_failures(self, plugin: str) -> dict[str, str]:
+        """The contract cases a plugin declares as expected to fail, with the reasons."""
+        self._ensure()
+        contribution = self._contributions.get(plugin)
+        return dict(contribution.expected_failures) if contribution else {}
 
     def foreign_config(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        """The first plugin (in registration order) that recognises a foreign ``config.json``.
+
+        A plugin that raises anything but a ``ZooError``, or returns something other than
+        ``None`` or ``{component, config, layout}``, is marked broken and skipped.
+        """
         self._ensure()
-        result: dict[str, Any] | None = self.pm.hook.zoo_foreign_config(config=config)
-        return result
+        for impl in self.pm.hook.zoo_foreign_config.get_hookimpls():
+            try:
+                found = _foreign_of(impl.function(config=config), impl.plugin_name)
+            except ZooError as e:
+                if isinstance(e, PluginError):
+                    self._break(impl.plugin_name, e)
+                    continue
+                raise  # the plugin recognised the config and says what is wrong with it
+            except Exception as e:
+                self._break(impl.plugin_name, e)
+                continue
+            if found is not None:
+                return found
+        return None
+
+    def problems(self) -> list[str]:
+        """One line per broken or degraded plugin (empty before the plugins are loaded)."""
+        return [r.problem for r in sorted(self.reports.values(), key=lambda r: r.name)
+                if r.problem]
+
+
+
+
+def _refusal(what: str, key: str, first: str, later: str) -> str:
+    if first == later:
+        return f"{what} {key!r} refused: plugin {later!r} registers it twice"
+    return (f"{what} {key!r} refused: plugin {first!r} registered it first (plugins register "
+            "in entry-point name order); uninstall one, or choose with ZOO_PLUGINS")
+
+
+def _items(result: Any, plugin: str, hook: str, expected: str) -> list[Any]:
+    if result is None:
+        return []
+    if not isinstance(result, (list, tuple)):
+        raise PluginError(f"plugin {plugin!r}: {hook} returned {_short(result)}; "
+                          f"return {expected}")
+    return list(result)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _components_of(result: Any, plugin: str) -> list[Component]:
+    found = []
+    for spec in _items(result, plugin, "zoo_components", "a list of zoo_core.component(...)"):
+        if not isinstance(spec, Component):
+            raise PluginError(f"plugin {plugin!r}: zoo_components returned {_short(spec)} "
+                              "among its items; return zoo_core.component(...) specs")
+        checked = component(spec.ref, spec.target, summary=spec.summary, tags=spec.tags,
+                            paper=spec.paper)
+        found.append(Component(**{**checked.__dict__, "plugin": plugin}))
+    return found
+
+
+def _catalog_of(result: Any, plugin: str) -> list[dict[str, Any]]:
+    from ._catalog import parse_entry
+
+    found = []
+    for raw in _items(result, plugin, "zoo_catalog", "a list of entry dicts"):
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) \
+                or not raw["name"]:
+            raise PluginError(f"plugin {plugin!r}: zoo_catalog returned {_short(raw)} among "
+                              "its items; each must be a dict with a 'name' and the fields of "
+                              "a registry.toml entry")
+        fields = {k: v for k, v in raw.items() if k != "name"}
+        parse_entry(raw["name"], fields, f"plugin {plugin!r}")  # raises naming the field
+        found.append({"name": raw["name"], **fields})
+    return found
+
+
+def _runners_of(result: Any, plugin: str) -> dict[str, str]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and ":" in v
+            for k, v in result.items()):
+        raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(result)}; "
+                          "return a dict mapping a task name to 'module:function'")
+    return dict(result)
+
+
+def _reasons_of(result: Any, plugin: str) -> dict[str, str]:
+    if result is None:
+        return {}
+    if not isinstance(result, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in result.items()):
+        raise PluginError(f"plugin {plugin!r}: zoo_expected_failures returned {_short(result)}; "
+                          "return a dict mapping 'kind:name::check' to the reason")
+    return dict(result)
+
+
+def _foreign_of(result: Any, plugin: str) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    ok = (isinstance(result, Mapping) and isinstance(result.get("component"), str)
+          and result["component"].partition(":")[0] in KINDS
+          and isinstance(result.get("config", {}), Mapping)
+          and isinstance(result.get("layout"), (str, type(None))))
+    if not ok:
+        raise PluginError(f"plugin {plugin!r}: zoo_foreign_config returned {_short(result)}; "
+                          "return None or {'component': 'kind:name', 'config': {...}, "
+                          "'layout': str | None}")
+    return dict(result)
 
 
 _HOOKS = {n for n in dir(_hookspecs) if n.startswith("zoo_")}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
+from torch.utils._device import DeviceContext  # what torch.device(...) enters
 
 from ._errors import WeightsError
 from ._files import atomic_path, atomic_write
@@ -42,30 +42,54 @@ def read_safetensors(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[
     return state
 
 
-_INIT_FUNCTIONS = (
-    "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",
-    "sparse_",
-)
+_RANDOM_FILLS = frozenset({"normal_", "uniform_", "bernoulli_", "exponential_", "cauchy_",
+                           "geometric_", "log_normal_", "random_", "fill_", "zero_"})
 
 
-@contextmanager
-def skip_init() -> Iterator[None]:
-    """Make ``torch.nn.init`` functions no-ops while a model whose every weight is about to be
-    loaded is built: random initialisation would be overwritten anyway, and dominates load
-    time. Strict loading then guarantees no parameter keeps uninitialised memory."""
-    saved = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS}
+class _MetaBuild(DeviceContext):
+    """``torch.device("meta")`` for building a model whose weights are about to be loaded:
+    factories allocate on meta, and initialisers of meta tensors (``nn.init``, in-place random
+    fills) return at once instead of running meta kernels that hold no values anyway. A torch
+    function mode, so it is local to the thread that builds (no global monkeypatch)."""
 
-    def keep(tensor: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return tensor
+    def __init__(self) -> None:
+        super().__init__("meta")
 
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        target = args[0] if args else kwargs.get("tensor")
+        if isinstance(target, Tensor) and target.is_meta:
+            if func in _INITIALISERS or getattr(func, "__name__", "") in _RANDOM_FILLS:
+                return target
+            if func is torch.empty_like and kwargs.get("device") in (None, "meta", _META):
+                return torch.empty(target.shape, dtype=kwargs.get("dtype") or target.dtype,
+                                   device=_META)
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+_META = torch.device("meta")
+_INITIALISERS = frozenset(getattr(nn.init, n) for n in dir(nn.init)
+                          if n.endswith("_") and not n.startswith("_"))
+
+
+def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[str, Tensor],
+                 layout: str | None = None) -> nn.Module:
+    """``factory(config)`` holding the checkpoint ``state``, strictly, with no random init.
+
+    The model is built on the meta device (no memory, no initialisation), then takes the
+    checkpoint's tensors as its own (``assign=True``). A model with non-persistent buffers
+    (values no checkpoint holds), or whose constructor cannot run on meta, is built for real.
+    """
     try:
-        for name in saved:
-            setattr(nn.init, name, keep)
-        yield
-    finally:
-        for name, fn in saved.items():
-            setattr(nn.init, name, fn)
+        with _MetaBuild():
+            model = factory(config)
+    except Exception:  # a constructor that computes on values: build it the usual way
+        model = None
+    if model is None or any(m._non_persistent_buffers_set for m in model.modules()):
+        model = factory(config)
+    load_state_dict(model, state, layout, assign=True)
+    return model
 
 
 def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
@@ -73,7 +97,8 @@ def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
     first: dict[tuple[int, int, tuple[int, ...]], str] = {}
     aliases = {}
     for key, t in state.items():
-        ident = (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape))
+        ident = (id(t), 0, ()) if t.is_meta else \
+            (t.untyped_storage().data_ptr(), int(t.storage_offset()), tuple(t.shape))
         if ident in first:
             aliases[key] = first[ident]
         else:
@@ -100,7 +125,7 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
             raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
         state = convert(state, layout)
     state = dict(state)  # the caller's dict stays as it was
-    own = model.state_dict()
+    own = model.state_dict(keep_vars=True)  # tied parameters are one object, even on meta
     aliases = _aliases(own)
     for alias, main in aliases.items():
         if alias in state and main not in state:
@@ -134,7 +159,9 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
         return left
     # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
     # dtype and device, instead of copying them into freshly initialised ones.
-    taken = {k: state[k].to(dtype=own[k].dtype, device=own[k].device) for k in expected}
+    taken = {k: state[k].to(dtype=own[k].dtype,
+                            device=state[k].device if own[k].is_meta else own[k].device)
+             for k in expected}
     model.load_state_dict(taken, strict=False, assign=True)
     for alias, main in aliases.items():  # assignment unties shared weights: tie them again
         _set_tensor(model, alias, _get_tensor(model, main))

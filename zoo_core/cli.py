@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import ZooError
+from ._errors import PluginError, ZooError
 from ._registry import KINDS
 
 # -- output ----------------------------------------------------------------------------------
@@ -161,8 +161,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     REGISTRY.components()
     reps = sorted(REGISTRY.reports.values(), key=lambda r: r.name)
     data = [r.__dict__ for r in reps]
-    rows = [[r.name, r.distribution, r.version, r.status, len(r.components), r.error]
-            for r in reps]
+    rows = [[r.name, r.distribution, r.version, r.status, len(r.components),
+             r.error or "; ".join(r.warnings)] for r in reps]
     _emit(args, data, ["plugin", "distribution", "version", "status", "components", "error"],
           rows, wrap=("error",))
     return 1 if any(r.status == "broken" for r in reps) else 0
@@ -236,13 +236,19 @@ def cmd_check(args: argparse.Namespace) -> int:
         from ._errors import unknown
 
         raise unknown("plugin", args.plugin, REGISTRY.reports)
+    report = REGISTRY.reports[args.plugin]
+    if report.status in ("broken", "disabled"):
+        raise PluginError(report.problem or f"plugin {args.plugin!r} is disabled: {report.error}")
+    if not report.components:
+        raise PluginError(f"plugin {args.plugin!r} registers no component: nothing to check")
     results = run_checks(plugin=args.plugin, kind=args.kind)
     data = [{"component": c.ref, "check": c.check, "status": s, "detail": d}
             for c, s, d in results]
     rows = [[c.ref, c.check, s, d] for c, s, d in results]
     _emit(args, data, ["component", "check", "status", "detail"], rows,
           title=f"contract checks: {args.plugin}", wrap=("detail",))
-    return 1 if any(s in ("failed", "xpassed") for _, s, _ in results) else 0
+    failed = any(s in ("failed", "xpassed") for _, s, _ in results)
+    return 1 if failed or report.imports_torch else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -369,18 +375,31 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    error = ""
     try:
         code = int(args.fn(args))
         sys.stdout.flush()  # a short output still in the buffer meets a closed pipe here
         return code
     except ZooError as e:
-        print(f"zoo: error: {e}", file=sys.stderr)
+        error = f"zoo: error: {e}"
+        print(error, file=sys.stderr)
         return 1
     except BrokenPipeError:
         # the reader closed the pipe (`zoo list | head -1`): stop quietly, as ls and git do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    finally:
+        _warn_plugin_problems(error)
+
+
+def _warn_plugin_problems(shown: str) -> None:
+    """One stderr line per broken or degraded plugin, after any command that loaded them."""
+    from ._registry import REGISTRY
+
+    for problem in REGISTRY.problems():
+        if problem not in shown:
+            print(f"zoo: warning: {problem} (see `zoo plugins`)", file=sys.stderr)
 
 
 if __name__ == "__main__":

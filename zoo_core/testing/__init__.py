@@ -8,7 +8,9 @@ In a plugin's tests::
     def test_contract(zoo_case):
         zoo_case.run()
 
-On the command line: ``zoo check face``.
+The pytest plugin generates that matrix by itself for every plugin folder pytest collects
+(see ``zoo_core.testing.pytest_plugin``); expected failures are declared by the plugin's
+``zoo_expected_failures`` hook. On the command line: ``zoo check face``.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 from .contracts import CHECKS, Case, Skip, build, cases, run_checks, tensors
-from .distributed import run_distributed
+from .distributed import WorkerError, run_distributed
 
 __all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks",
-           "run_distributed", "tensors"]
+           "run_distributed", "tensors", "WorkerError"]
 
 
 def parametrize_components(
@@ -28,13 +30,13 @@ def parametrize_components(
 ) -> Any:
     """``pytest.mark.parametrize("zoo_case", ...)`` over every matching (component, check).
 
-    A case with an expected failure is marked ``xfail`` with its reason; a check that does
-    not apply skips itself.
+    A case with an expected failure is marked ``xfail(strict=True)`` with its reason: once it
+    passes, the declaration must go. A check that does not apply skips itself.
     """
     import pytest
 
     params = [
-        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=False)]
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(reason=c.xfail, strict=True)]
                      if c.xfail else [])
         for c in cases(plugin, kind, name, expected_failures)
     ]

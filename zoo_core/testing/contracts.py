@@ -1,9 +1,19 @@
 """Contract checks for every kind: what any registered component must satisfy.
 
-The kit builds a small instance of a component with, in order of preference, the factory's
-``example()`` classmethod, its ``"tiny"`` preset, or its defaults, then runs the checks of its
-kind. A check raises ``AssertionError`` (or a ``ZooError``) on failure and ``Skip`` when it
-does not apply.
+The matrix is component × preset × check. The kit builds a small instance of a component
+with, in order of preference, the factory's ``example()`` classmethod, its ``"tiny"`` preset,
+or its defaults, then runs the checks of its kind. Every other preset of a model is built on
+the meta device (no memory, no init) for the ``preset`` check: config round trip, parameter
+count (against ``parameter_counts[preset]`` when the model declares it) and output shapes.
+
+A component opts into the ``bad_inputs`` check with a ``bad_inputs()`` method beside
+``example_inputs()``: a list of inputs that must raise a ``ZooError``, shaped like the kind's
+example call (model: forward kwargs; loss and metric: ``(input, target)``; kernel:
+``(args, kwargs)``; tokenizer: the text to encode; transform: ``apply`` options).
+
+A check raises ``AssertionError`` (or a ``ZooError``) on failure and ``Skip`` when it does
+not apply. Expected failures come from the plugin's ``zoo_expected_failures`` hook and are
+strict: a case that passes while declared failing fails, so a fix must remove its entry.
 """
 
 from __future__ import annotations
@@ -21,10 +31,15 @@ class Skip(Exception):
     """Raised by a check that does not apply to this component."""
 
 
-def build(comp: Component) -> Any:
-    """A small instance of ``comp`` for the checks."""
+def build(comp: Component, preset: str | None = None) -> Any:
+    """A small instance of ``comp`` for the checks, or ``preset`` built on the meta device."""
     from .._api import create
 
+    if preset is not None:
+        from .._weights import _MetaBuild
+
+        with _MetaBuild():
+            return create(comp.ref, preset=preset)
     factory = comp.load()
     if hasattr(factory, "example"):
         return factory.example()
@@ -139,6 +154,7 @@ def model_to_dtype(model: Any) -> None:
     with torch.no_grad():
         out = _forward(model, inputs)
     floats = [t for t in tensors(out) if t.is_floating_point()]
+    assert floats, "forward returned no floating-point tensor: nothing shows .to(float64) worked"
     assert all(t.dtype == torch.float64 for t in floats), "outputs did not follow .to(float64)"
 
 
@@ -328,31 +344,162 @@ def transform_preserves(transform: Any) -> None:
         _same(a, b, 1e-6, 1e-7, what="outputs after transform")
 
 
+# -- every kind: compiling and refusing bad input -----------------------------------------
+def _compiles(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Trace ``fn`` whole with dynamo (the eager backend needs no compiler): a graph break,
+    such as a forward that asks the device for a value, fails."""
+    import torch
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    try:
+        torch.compile(fn, backend="eager", fullgraph=True)(*args, **kwargs)
+    except (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UserError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [repr(e)]
+        cause = next((line for line in lines if line.startswith("Caused by:")), lines[0])
+        raise AssertionError(f"graph break under torch.compile(fullgraph=True): {cause}") from e
+    finally:
+        torch._dynamo.reset()
+
+
+def model_compiles(model: Any) -> None:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        _compiles(model, **model.example_inputs())
+
+
+def loss_compiles(loss: Any) -> None:
+    _compiles(loss, *loss.example_inputs())
+
+
+def _refuses(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+             what: str) -> None:
+    from .._errors import ZooError
+
+    try:
+        call(*args, **kwargs)
+    except ZooError:
+        return
+    except Exception as e:
+        raise AssertionError(f"{what} raised {type(e).__name__} ({e}), not a ZooError "
+                             "(zoo.InputError or zoo.ConfigError)") from e
+    raise AssertionError(f"{what} was accepted")
+
+
+def _bad_inputs(obj: Any) -> list[Any]:
+    if not hasattr(obj, "bad_inputs"):
+        raise Skip(f"{type(obj).__name__} declares no bad_inputs()")
+    bad = list(obj.bad_inputs())
+    assert bad, "bad_inputs() returned no input"
+    return bad
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def model_bad_inputs(model: Any) -> None:
+    model.eval()
+    for kwargs in _bad_inputs(model):
+        _refuses(model, (), kwargs, f"forward(**{_short(kwargs)})")
+
+
+def pair_bad_inputs(obj: Any) -> None:
+    """Losses (``forward``) and metrics (``update``): ``(input, target)`` pairs."""
+    call = obj.update if hasattr(obj, "update") else obj
+    for pair in _bad_inputs(obj):
+        _refuses(call, tuple(pair), {}, f"{type(obj).__name__}{_short(tuple(pair))}")
+
+
+def kernel_bad_inputs(kernel: Any) -> None:
+    for args, kwargs in _bad_inputs(kernel):
+        _refuses(kernel, tuple(args), dict(kwargs), f"kernel call {_short((args, kwargs))}")
+
+
+def tokenizer_bad_inputs(tok: Any) -> None:
+    for text in _bad_inputs(tok):
+        _refuses(tok.encode, (text,), {}, f"encode({_short(text)})")
+
+
+def transform_bad_inputs(transform: Any) -> None:
+    import copy
+
+    cases = transform.example_cases() if hasattr(transform, "example_cases") else None
+    if not cases:
+        raise Skip("transform gives no example_cases() to apply bad options to")
+    model = cases[0][0]
+    for options in _bad_inputs(transform):
+        _refuses(transform.apply, (copy.deepcopy(model),), options,
+                 f"apply(model, **{_short(options)})")
+
+
+# -- model presets, on the meta device ----------------------------------------------------
+def model_preset(model: Any, preset: str) -> None:
+    """A preset built on meta: its config round-trips, its parameter count is the declared
+    one, and a forward on meta inputs gives outputs whose leading dimension is the batch's.
+
+    A forward that asks the device for a value cannot run on meta: that part skips, and the
+    ``compiles`` check names the sync."""
+    import torch
+
+    model_config_roundtrip(model)
+    count = sum(p.numel() for p in model.parameters())
+    declared = (getattr(model, "parameter_counts", None) or {}).get(preset)
+    if declared is not None:
+        assert count == declared, f"preset {preset!r}: {count:,} parameters, declared {declared:,}"
+    inputs = model.example_inputs()
+    batch = {v.shape[0] for v in inputs.values() if isinstance(v, torch.Tensor) and v.dim()}
+    meta = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    try:
+        with torch.no_grad():
+            out = _forward(model.eval(), meta)
+    except (RuntimeError, NotImplementedError) as e:
+        if "meta" not in str(e):
+            raise
+        raise Skip(f"config and parameter count checked; forward on meta failed ({e}): a "
+                   "forward that asks the device for a value (see the compiles check)") from e
+    found = tensors(out)
+    assert found, "forward on meta returned no tensor"
+    if len(batch) == 1:
+        lead = {t.shape[0] for t in found if t.dim()}
+        assert lead <= batch, f"outputs' leading dims {sorted(lead)} are not the batch {batch}"
+
+
 CHECKS: dict[str, dict[str, Callable[[Any], None]]] = {
     "model": {"config_roundtrip": model_config_roundtrip, "forward": model_forward,
               "save_load": model_save_load, "gradients": model_gradients,
               "eval_deterministic": model_eval_deterministic, "to_dtype": model_to_dtype,
-              "checkpointing": model_checkpointing},
-    "loss": {"finite": loss_finite, "differentiable": loss_differentiable},
-    "metric": {"streaming": metric_streaming, "merge": metric_merge, "reset": metric_reset},
-    "kernel": {"backends": kernel_backends, "dispatch": kernel_dispatch},
+              "checkpointing": model_checkpointing, "compiles": model_compiles,
+              "bad_inputs": model_bad_inputs},
+    "loss": {"finite": loss_finite, "differentiable": loss_differentiable,
+             "compiles": loss_compiles, "bad_inputs": pair_bad_inputs},
+    "metric": {"streaming": metric_streaming, "merge": metric_merge, "reset": metric_reset,
+               "bad_inputs": pair_bad_inputs},
+    "kernel": {"backends": kernel_backends, "dispatch": kernel_dispatch,
+               "bad_inputs": kernel_bad_inputs},
     "tokenizer": {"roundtrip": tokenizer_roundtrip, "save_load": tokenizer_save_load,
-                  "special_tokens": tokenizer_special_tokens, "batch": tokenizer_batch},
-    "transform": {"preserves": transform_preserves},
+                  "special_tokens": tokenizer_special_tokens, "batch": tokenizer_batch,
+                  "bad_inputs": tokenizer_bad_inputs},
+    "transform": {"preserves": transform_preserves, "bad_inputs": transform_bad_inputs},
 }
 
 
 @dataclass(frozen=True)
 class Case:
-    """One contract check of one component."""
+    """One contract check of one component (and, for the ``preset`` check, one preset)."""
 
     ref: str
     check: str
     xfail: str = ""
+    preset: str | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.ref}::{self.check}"
+        return f"{self.ref}[{self.preset}]::{self.check}" if self.preset else \
+            f"{self.ref}::{self.check}"
 
     def verify(self) -> None:
         """Run the check; raises ``Skip`` when it does not apply."""
@@ -360,7 +507,10 @@ class Case:
 
         comp = REGISTRY.get(self.ref)
         torch.manual_seed(0)
-        CHECKS[comp.kind][self.check](build(comp))
+        if self.preset is not None:
+            model_preset(build(comp, self.preset), self.preset)
+        else:
+            CHECKS[comp.kind][self.check](build(comp))
 
     def run(self) -> None:
         """Run the check under pytest: ``Skip`` becomes a pytest skip."""
@@ -372,21 +522,37 @@ class Case:
             pytest.skip(str(e))
 
 
+def _presets(comp: Component) -> list[str]:
+    """The presets of a model other than the one its small instance is built from."""
+    if comp.kind != "model":
+        return []
+    factory = comp.load()
+    presets = list(getattr(factory, "presets", {}) or {})
+    small = None if hasattr(factory, "example") else "tiny" if "tiny" in presets else None
+    return [p for p in presets if p != small]
+
+
 def cases(
     plugin: str | None = None, kind: str | None = None, name: str | None = None,
     expected_failures: dict[str, str] | None = None,
 ) -> Iterator[Case]:
-    """Every (component, check) pair, filtered by plugin, kind or component name.
+    """Every (component, check) pair, and (model, preset) pair, filtered by plugin, kind or
+    component name.
 
-    ``expected_failures`` maps a check name, or ``"kind:name::check"``, to the reason.
+    Expected failures are the plugin's (``zoo_expected_failures`` hook) updated with
+    ``expected_failures``; each maps a case id (``"kind:name::check"``,
+    ``"kind:name[preset]::preset"``), ``"kind:name::check"`` or a check name to the reason.
     """
-    xf = expected_failures or {}
     for ref, comp in sorted(REGISTRY.components().items()):
         if (plugin and comp.plugin != plugin) or (kind and comp.kind != kind) \
                 or (name and ref != name and comp.name != name):
             continue
+        xf = {**REGISTRY.expected_failures(comp.plugin), **(expected_failures or {})}
         for check in CHECKS[comp.kind]:
             yield Case(ref, check, xf.get(f"{ref}::{check}", xf.get(check, "")))
+        for preset in _presets(comp):
+            case = Case(ref, "preset", preset=preset)
+            yield Case(ref, "preset", xf.get(case.id, xf.get(f"{ref}::preset", "")), preset)
 
 
 def run_checks(**filters: Any) -> list[tuple[Case, str, str]]:

@@ -1,8 +1,21 @@
-"""pytest plugin (entry point ``pytest11``): fixtures for zoo plugin authors."""
+"""pytest plugin (entry point ``pytest11``): fixtures for zoo plugin authors, and the contract
+matrix of every plugin whose folder pytest collects.
+
+A folder whose ``pyproject.toml`` declares ``[project.entry-points.zoo]`` gets, beside its
+own tests, one test per (component, check) and (model, preset) of the plugins it declares,
+the way timm's ``tests/test_models.py`` covers every registered model::
+
+    pytest plugins/zoo-face          # its tests and plugins/zoo-face/pyproject.toml::contract[...]
+    pytest plugins/zoo-face -k contract
+
+Expected failures come from the plugin's ``zoo_expected_failures`` hook; they are strict.
+"""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,3 +27,60 @@ def zoo_cache(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo-cache"))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
     yield tmp_path / "zoo-cache"
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.name != "pyproject.toml":
+        return None
+    try:
+        project = tomllib.loads(file_path.read_text("utf-8")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    plugins = sorted((project.get("entry-points") or {}).get("zoo") or {})
+    if not plugins:
+        return None
+    return ContractFile.from_parent(parent, path=file_path, plugins=plugins)
+
+
+class ContractFile(pytest.File):
+    """The contract matrix of the zoo plugins one distribution declares."""
+
+    def __init__(self, *, plugins: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plugins = plugins
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from .._registry import REGISTRY
+        from .contracts import cases
+
+        REGISTRY.components()  # loads the installed plugins
+        for plugin in self.plugins:
+            report = REGISTRY.reports.get(plugin)
+            if report is None or not report.components:
+                why = (report.problem or report.status) if report else "not installed"
+                yield ContractItem.from_parent(self, name=f"contract[{plugin}]", case=None,
+                                               missing=f"plugin {plugin!r}: {why}")
+                continue
+            for case in cases(plugin=plugin):
+                item = ContractItem.from_parent(self, name=f"contract[{case.id}]", case=case)
+                if case.xfail:
+                    item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=True))
+                yield item
+
+
+class ContractItem(pytest.Item):
+    """One contract case; a plugin that is not installed skips, one that is broken fails."""
+
+    def __init__(self, *, case: Any, missing: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case, self.missing = case, missing
+
+    def runtest(self) -> None:
+        if self.case is None:
+            if "not installed" in self.missing:
+                pytest.skip(self.missing)
+            pytest.fail(self.missing, pytrace=False)
+        self.case.run()
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name

@@ -26,3 +26,10 @@ def zoo_components():
                   tags=["rnn", "seq2seq", "attention"],
                   summary="GRU encoder-decoder with Bahdanau attention, greedy and beam search"),
     ]
+
+
+@hookimpl
+def zoo_expected_failures():
+    """Contract cases that fail today (strict: remove an entry once its case passes)."""
+    sync = "host sync: t.tolist() / int(v) on lengths in layers/sequence.py"
+    return {f"model:{name}::compiles": sync for name in ("gru", "lstm", "rnn", "seq2seq")}

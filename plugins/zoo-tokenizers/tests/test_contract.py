@@ -1,6 +1,0 @@
-from zoo_core.testing import parametrize_components
-
-
-@parametrize_components(plugin="tokenizers")
-def test_contract(zoo_case):
-    zoo_case.run()

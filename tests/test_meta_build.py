@@ -1,0 +1,109 @@
+"""Loading builds the model on the meta device: no random init, no global monkeypatch, tied
+weights and non-persistent buffers intact."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import zoo_core as zoo
+
+SEEN: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    vocab: int = 7
+    dim: int = 4
+
+
+class Tied(zoo.Model):
+    """An embedding tied to its output layer, plus a sinusoid no checkpoint holds."""
+
+    config_class = TinyConfig
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__(config)
+        self.embed = nn.Embedding(config.vocab, config.dim)
+        self.out = nn.Linear(config.dim, config.vocab, bias=False)
+        self.out.weight = self.embed.weight
+        # what the constructor computes on a CPU tensor of its own keeps its values
+        SEEN["own_cpu_init"] = nn.init.normal_(torch.zeros(64, device="cpu")).abs().sum()
+        SEEN["device"] = self.embed.weight.device
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(self.embed(ids))
+
+    def example_inputs(self) -> dict[str, torch.Tensor]:
+        return {"ids": torch.arange(5)}
+
+
+class Waves(Tied):
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__(config)
+        angles = torch.arange(config.vocab, dtype=torch.float32)[:, None] / 3.0
+        self.register_buffer("waves", torch.sin(angles), persistent=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return super().forward(ids) + self.waves[ids]
+
+
+class Plugin:
+    @zoo.hookimpl
+    def zoo_components(self) -> list[zoo.Component]:
+        return [zoo.component("model:meta-tied", f"{__name__}:Tied"),
+                zoo.component("model:meta-waves", f"{__name__}:Waves")]
+
+
+@pytest.fixture(autouse=True)
+def _plugin() -> None:
+    zoo.register_plugin(Plugin(), "meta-build")
+    yield
+    zoo.unregister_plugin("meta-build")
+
+
+def test_tied_model_is_built_on_meta_and_loaded(tmp_path: Path) -> None:
+    model = zoo.create("model:meta-tied").eval()
+    model.save_pretrained(tmp_path)
+    loaded = zoo.load(f"dir:{tmp_path}")
+    assert SEEN["device"] == torch.device("meta")  # built without allocating or initialising
+    assert float(SEEN["own_cpu_init"]) > 0  # nn.init itself was not patched away
+    assert loaded.out.weight is loaded.embed.weight
+    assert not any(t.is_meta for t in [*loaded.parameters(), *loaded.buffers()])
+    ids = torch.arange(7)
+    torch.testing.assert_close(loaded(ids), model(ids), rtol=0, atol=0)
+
+
+def test_non_persistent_buffers_get_their_values(tmp_path: Path) -> None:
+    model = zoo.create("model:meta-waves").eval()
+    model.save_pretrained(tmp_path)
+    loaded = zoo.load(f"dir:{tmp_path}")
+    expected = torch.tensor([math.sin(i / 3.0) for i in range(7)])[:, None]
+    torch.testing.assert_close(loaded.waves, expected)
+    torch.testing.assert_close(loaded(torch.arange(7)), model(torch.arange(7)), rtol=0, atol=0)
+
+
+def test_building_on_meta_leaves_other_threads_initialising(tmp_path: Path) -> None:
+    """The old skip_init replaced nn.init functions process-wide while a model was built."""
+    zoo.create("model:meta-tied").save_pretrained(tmp_path)
+    stop, zeros = threading.Event(), []
+
+    def initialise() -> None:
+        while not stop.is_set():
+            zeros.append(int((nn.init.normal_(torch.zeros(256)) == 0).sum()))
+
+    worker = threading.Thread(target=initialise)
+    worker.start()
+    try:
+        for _ in range(20):
+            zoo.load(f"dir:{tmp_path}")
+    finally:
+        stop.set()
+        worker.join()
+    assert zeros and max(zeros) < 256  # never left as zeros by a no-op init
