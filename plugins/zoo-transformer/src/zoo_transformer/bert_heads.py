@@ -30,6 +30,8 @@ from .layers.activations import activation
 from .layers.attention import BACKENDS
 from .outputs import ModelOutput
 
+# heads on the pooled [CLS] vector exist only for encoders with a pooler (not DistilBERT)
+POOLED_PRESETS = {name: c for name, c in HEAD_PRESETS.items() if c.pooler}
 IGNORE = -100
 
 
@@ -117,6 +119,7 @@ class BertForPreTraining(_Head):
     """BERT pre-training: masked LM + next-sentence prediction (label 1 = random B)."""
 
     with_pooler = True
+    presets = POOLED_PRESETS
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
@@ -143,6 +146,7 @@ class BertForSequenceClassification(_Head):
     """Pooled ``[CLS]`` → dropout → linear (cross-entropy; MSE when ``num_labels == 1``)."""
 
     with_pooler = True
+    presets = POOLED_PRESETS
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)

@@ -54,12 +54,3 @@ def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
 
     return foreign_config(config)
 
-
-@hookimpl
-def zoo_expected_failures() -> dict[str, str]:
-    """Contract cases that fail today (strict: remove an entry once its case passes)."""
-    sync = "host sync: int(ids.min()) / int(ids.max()) in _inputs.py check_ids"
-    models = ("albert", "bert", "bert-classifier", "bert-mlm", "bert-pretraining",
-              "bert-sentence-embedding", "bert-token-classifier", "distilbert", "roberta",
-              "transformer")
-    return {f"model:{name}::compiles": sync for name in models}

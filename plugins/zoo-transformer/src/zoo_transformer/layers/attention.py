@@ -137,7 +137,7 @@ def add_linear(residual: Tensor, x: Tensor, linear: nn.Linear, dropout: nn.Dropo
     """``residual + dropout(linear(x))``; without active dropout, one in-place matrix product
     onto ``residual + bias`` instead of writing the bias out and adding the residual apart
     (in-place products are outside autocast: under it, the plain sum)."""
-    if (dropout.training and dropout.p) or linear.bias is None \
+    if (dropout.training and dropout.p) or linear.bias is None or x.is_meta \
             or torch.is_autocast_enabled(x.device.type):
         return residual + dropout(linear(x))
     out = (residual + linear.bias).flatten(0, -2)  # (N, out)
