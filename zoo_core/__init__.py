@@ -4,6 +4,8 @@
     >>> model = zoo.load("all-minilm-l6-v2")          # catalogue entry, verified weights
     >>> loss = zoo.create("loss:arcface", embedding_size=512, num_classes=1000)
     >>> zoo.list("bert*")
+    >>> zoo.task("all-minilm-l6-v2")(["A man eats.", "A man is eating."])   # like `zoo run`
+    >>> tok = zoo.load_tokenizer("all-minilm-l6-v2")                        # AutoTokenizer
 
 Importing ``zoo_core`` does not import torch; the kinds (``zoo.Model`` …) import it on
 first access.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import create, info, list, load, push
+from ._api import create, info, list, load
 from ._catalog import CATALOG, Entry, Source, parse_source
 from ._config import build_config, config_from_dict, config_to_dict
 from ._errors import (
@@ -31,8 +33,10 @@ from ._errors import (
 from ._files import atomic_path, atomic_write, sha256_file
 from ._hookspecs import hookimpl
 from ._progress import progress
+from ._publish import load_tokenizer, push, save
 from ._registry import KINDS, REGISTRY, Component, component
 from ._storage import STORE
+from ._tasks import Task, task
 
 __version__ = "0.1.0"
 
@@ -71,7 +75,7 @@ __all__ = [
     "Metric", "Model", "PluginError", "Source", "Tokenizer", "Transform", "UnknownNameError",
     "UnsupportedError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
     "build_config", "component", "config_from_dict", "config_to_dict", "create", "hookimpl",
-    "info", "list", "load", "load_state_dict", "parse_source", "progress", "push",
-    "read_safetensors", "register_plugin", "save_safetensors", "sha256_file",
-    "unregister_plugin",
+    "info", "list", "load", "load_state_dict", "load_tokenizer", "parse_source", "progress",
+    "push", "read_safetensors", "register_plugin", "save", "save_safetensors", "sha256_file",
+    "Task", "task", "unregister_plugin",
 ]

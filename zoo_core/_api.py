@@ -1,17 +1,20 @@
-"""The public verbs: ``load``, ``create``, ``list``, ``info``, ``push``."""
+"""The public verbs: ``load``, ``create``, ``list``, ``info`` (``push`` and ``save`` live in
+``_publish``)."""
 
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import fnmatch
+import inspect
 import json
 import re
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG, Entry, Source, check_repo_id, parse_source
-from ._config import build_config, config_from_dict
+from ._catalog import CATALOG, Entry, Source, parse_source
+from ._config import _jsonable, build_config, config_from_dict, config_to_dict
 from ._errors import ZooError
 from ._registry import KINDS, REGISTRY, Component
 from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME
@@ -165,81 +168,95 @@ def _natural(text: str) -> builtins.list[Any]:
 
 
 def info(name: str) -> dict[str, Any]:
-    """What zoo knows of an entry or component, without importing it."""
+    """What zoo knows of an entry or a component.
+
+    An entry's ``pin`` says how its files are pinned: ``"sha256"`` (every digest is in the
+    catalogue), ``"first-use"`` (some are ``""``: the digest of the first verified download is
+    recorded, see ``local_pins``) or ``None`` (no files). A component's module is imported to
+    list its ``presets`` and ``config_fields`` (``name``, ``type``, ``default``): the config
+    dataclass of a model, the constructor's keyword arguments of the other kinds.
+    """
     comps = REGISTRY.components()
     if name in comps:
         return _component_info(comps[name])
     entry = CATALOG.get(name)
     out = entry.as_dict()
     out["kind"] = entry.kind
+    out["pin"] = ("sha256" if all(entry.files.values()) else "first-use") if entry.files \
+        else None
+    recorded = STORE.pins(entry)
+    out["local_pins"] = {f: recorded[f] for f, d in entry.files.items() if not d and recorded[f]}
     out["cached"] = STORE.snapshot(entry.name).is_dir()
     return out
 
 
 def _component_info(c: Component) -> dict[str, Any]:
-    return {"name": c.ref, "kind": c.kind, "target": c.target, "summary": c.summary,
-            "tags": builtins.list(c.tags), "paper": c.paper, "plugin": c.plugin}
+    out: dict[str, Any] = {
+        "name": c.ref, "kind": c.kind, "target": c.target, "summary": c.summary,
+        "tags": builtins.list(c.tags), "paper": c.paper, "plugin": c.plugin}
+    factory = c.load()
+    config_class = getattr(factory, "config_class", None)
+    presets = getattr(factory, "presets", None) or {}
+    if config_class is not None and dataclasses.is_dataclass(config_class):
+        out["config_class"] = config_class.__name__
+        fields = [f for f in dataclasses.fields(config_class) if f.init]
+        out["config_fields"] = [_field(f.name, f.type, _default(f)) for f in fields]
+        try:
+            base = config_to_dict(config_class())
+        except TypeError:  # required fields: no defaults to compare presets with
+            base = {}
+        out["presets"] = {n: _differs(p, base) for n, p in presets.items()}
+    else:
+        out["config_fields"] = _arguments(factory)
+        out["presets"] = {n: _jsonable(dict(p)) for n, p in presets.items()}
+    return out
 
 
-def push(
-    obj: Any, repo_id: str, *, private: bool = False, license: str = "apache-2.0",  # noqa: A002
-    tags: builtins.list[str] | None = None, base_model: str | None = None,
-    commit_message: str = "Upload with zoo", token: str | None = None,
-) -> str:
-    """Upload a model (or any component with ``save``) to the Hub; return the commit id.
-
-    Writes ``config.json`` (zoo metadata and config), the weights or the component's files,
-    and a model card ``README.md``, then ``create_repo`` + ``upload_folder``.
-
-    Example:
-        >>> zoo.push(model, "me/tiny-bert")
-        >>> zoo.load("hf:me/tiny-bert@<commit>")
-    """
-    from huggingface_hub import HfApi
-
-    check_repo_id(repo_id)
-    with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
-        folder = Path(tmp)
-        meta = _save_for_push(obj, folder)
-        (folder / "README.md").write_text(
-            model_card(repo_id, meta, license=license, tags=tags, base_model=base_model), "utf-8")
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        info = api.upload_folder(repo_id=repo_id, folder_path=folder,
-                                 commit_message=commit_message)
-    return str(getattr(info, "oid", "") or info)
+_NO_DEFAULT = object()
 
 
-def _save_for_push(obj: Any, folder: Path) -> dict[str, Any]:
-    from ._config import config_to_dict
-    from ._weights import save_model_dir, zoo_metadata
-
-    if hasattr(obj, "save_pretrained") and hasattr(obj, "config_class"):
-        save_model_dir(obj, folder)
-        doc: dict[str, Any] = json.loads((folder / CONFIG_NAME).read_text("utf-8"))
-        return doc["zoo"]  # type: ignore[no-any-return]
-    if not hasattr(obj, "save"):
-        raise ZooError(f"cannot push a {type(obj).__name__}: it has neither save_pretrained() "
-                       "(models) nor save() (tokenizers and other file-backed components)")
-    files = builtins.list(obj.save(folder))
-    meta = zoo_metadata(obj, files)
-    config = config_to_dict(obj.config) if hasattr(obj, "config") else {}
-    (folder / CONFIG_NAME).write_text(json.dumps({"zoo": meta, "config": config}, indent=2))
-    return meta
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return _NO_DEFAULT
 
 
-def model_card(repo_id: str, meta: dict[str, Any], *, license: str,  # noqa: A002
-               tags: builtins.list[str] | None, base_model: str | None) -> str:
-    """A model card with the YAML front matter the Hub reads."""
-    kind, _, name = meta["component"].partition(":")
-    pipeline = {"model": "feature-extraction", "tokenizer": None}.get(kind)
-    lines = ["---", "library_name: zoo", f"license: {license}", "tags:"]
-    lines += [f"- {t}" for t in ["zoo", kind, name, *(tags or [])]]
-    if base_model:
-        lines.append(f"base_model: {base_model}")
-    if pipeline:
-        lines.append(f"pipeline_tag: {pipeline}")
-    lines += ["---", "", f"# {repo_id}", "",
-              f"A `{meta['component']}` from the `{meta['plugin']}` plugin of zoo.", "",
-              "```python", "import zoo_core as zoo", f'obj = zoo.load("hf:{repo_id}")', "```", ""]
-    return "\n".join(lines)
+def _field(name: str, hint: Any, default: Any) -> dict[str, Any]:
+    type_name = hint if isinstance(hint, str) else getattr(hint, "__name__", None) or str(hint)
+    out: dict[str, Any] = {"name": name, "type": type_name.replace("typing.", "")}
+    if default is not _NO_DEFAULT:
+        value = _jsonable(default)
+        out["default"] = value if _is_json(value) else repr(default)
+    return out
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _arguments(factory: Any) -> builtins.list[dict[str, Any]]:
+    """Keyword arguments of a factory's constructor (or of the function itself)."""
+    target = factory.__init__ if isinstance(factory, type) else factory
+    try:
+        sig = inspect.signature(target)
+    except (TypeError, ValueError):
+        return []
+    out = []
+    for p in sig.parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        hint = "" if p.annotation is p.empty else p.annotation
+        out.append(_field(p.name, hint, _NO_DEFAULT if p.default is p.empty else p.default))
+    return out
+
+
+def _differs(preset: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a preset (a config or a dict) that differ from the defaults."""
+    values = _jsonable(preset) if isinstance(preset, Mapping) else config_to_dict(preset)
+    return {k: v for k, v in values.items() if k not in base or base[k] != v}

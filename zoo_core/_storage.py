@@ -177,9 +177,9 @@ class Store:
 def _locate(source: Source, fname: str) -> str:
     """A local path holding ``fname`` from ``source`` (downloading for ``hf:``)."""
     if source.scheme == "hf":
-        from huggingface_hub import hf_hub_download
+        from ._hubnet import hf_hub_download  # fails fast when the endpoint is unreachable
 
-        return str(hf_hub_download(source.location, fname, revision=source.revision))
+        return hf_hub_download(source.location, fname, revision=source.revision)
     if source.scheme == "dir":
         path = Path(source.location) / fname
         if not path.is_file():

@@ -1,41 +1,97 @@
-"""The ``zoo`` command line. Exit codes: 0 success, 1 failure (checks, verification), 2 usage.
+"""The ``zoo`` command line. Exit codes: 0 success, 1 failure (checks, verification), 2 usage,
+141 when the reader of stdout went away (``zoo list | head -1``), as for ``ls`` and ``git``.
 
-``list``, ``info`` and ``plugins`` import no torch.
+Output follows git, ls and ``gh``: a table on a terminal (only the summary wraps; names and
+sources are never cut), plain tab-separated lines without a header when stdout is a pipe,
+and ``--json`` for data (numbers as numbers, booleans as booleans; ``zoo run``'s schemas are
+in ``zoo_core._tasks``). ``list`` and ``plugins`` import no torch; ``info`` of a component
+imports it to show its presets and config fields.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from ._errors import ZooError
+from ._registry import KINDS
+
+# -- output ----------------------------------------------------------------------------------
 
 
-def _console() -> Any:
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value)
+    return str(value).replace("\t", " ").replace("\n", " ")
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                 title: str | None = None, wrap: Sequence[str] = ("summary",),
+                 optional: Sequence[str] = ()) -> None:
+    """A table on a terminal, tab-separated lines in a pipe. Columns not in ``wrap`` are never
+    cut: ``optional`` columns are left out of a table too wide for the terminal, and past
+    that the table grows wider than the terminal before a name would be shortened."""
+    cells = [[_cell(v) for v in r] for r in rows]
+    if not sys.stdout.isatty():
+        for r in cells:
+            print("\t".join(r))
+        return
+    from rich import box
     from rich.console import Console
-
-    return Console()
-
-
-def _table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
     from rich.table import Table
 
-    t = Table(title=title)
-    for c in columns:
-        t.add_column(str(c))
-    for r in rows:
-        t.add_row(*[str(v) for v in r])
-    _console().print(t)
+    def width_of(i: int) -> int:
+        widest = max([len(columns[i]), *(len(r[i]) for r in cells)])
+        return (min(widest, 20) if columns[i] in wrap else widest) + 3
+
+    width = Console().width
+    keep = list(range(len(columns)))
+    for name in optional:
+        if sum(width_of(i) for i in keep) <= width:
+            break
+        keep.remove(list(columns).index(name))
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for i in keep:
+        if columns[i] in wrap:
+            table.add_column(columns[i], overflow="fold", ratio=1, min_width=width_of(i) - 3)
+        else:
+            table.add_column(columns[i], no_wrap=True, min_width=width_of(i) - 3)
+    for r in cells:
+        table.add_row(*[r[i] for i in keep])
+    needed = Console(width=10_000).measure(table).minimum
+    Console(width=max(width, needed)).print(table)
 
 
-def _emit(args: argparse.Namespace, data: Any, columns: list[str], rows: list[list[Any]],
-          title: str | None = None) -> None:
+def _emit(args: argparse.Namespace, data: Any, columns: Sequence[str],
+          rows: Sequence[Sequence[Any]], title: str | None = None,
+          wrap: Sequence[str] = ("summary",), optional: Sequence[str] = ()) -> None:
     if args.json:
-        print(json.dumps(data, indent=2, default=str))
+        _print_json(data)
     else:
-        _table(columns, rows, title)
+        _print_table(columns, rows, title, wrap, optional)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+def _pin(files: dict[str, str]) -> str | None:
+    """``sha256`` when every file's digest is in the catalogue, ``first-use`` when some are
+    pinned on first verified download (``""``), ``None`` without files."""
+    if not files:
+        return None
+    return "sha256" if all(files.values()) else "first-use"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -46,18 +102,21 @@ def cmd_list(args: argparse.Namespace) -> int:
     pretrained = {"yes": True, "no": False}.get(args.pretrained or "")
     names = _api.list(args.pattern, kind=args.kind, pretrained=pretrained)
     entries, comps = CATALOG.entries(), REGISTRY.components()
-    rows = []
+    data = []
     for n in names:
         if n in entries:
             e = entries[n]
-            rows.append([n, e.kind, e.component, e.task, "yes" if e.pretrained else "no",
-                         e.summary])
+            data.append({"name": n, "kind": e.kind, "component": e.component, "plugin": None,
+                         "task": e.task or None, "pretrained": e.pretrained,
+                         "pin": _pin(e.files), "summary": e.summary})
         else:
             c = comps[n]
-            rows.append([n, c.kind, c.plugin, "", "no", c.summary])
-    data = [dict(zip(["name", "kind", "component", "task", "pretrained", "summary"], r,
-                     strict=True)) for r in rows]
-    _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows)
+            data.append({"name": n, "kind": c.kind, "component": None, "plugin": c.plugin,
+                         "task": None, "pretrained": False, "pin": None, "summary": c.summary})
+    rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"],
+             d["pin"] or "-", d["summary"]] for d in data]
+    _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows,
+          optional=("component/plugin", "kind"))
     return 0
 
 
@@ -65,8 +124,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     from . import _api
 
     data = _api.info(args.name)
-    rows = [[k, json.dumps(v) if isinstance(v, (dict, list)) else v] for k, v in data.items()]
-    _emit(args, data, ["field", "value"], rows, title=args.name)
+    if args.json:
+        _print_json(data)
+        return 0
+    tty = sys.stdout.isatty()
+    rows: list[list[Any]] = []
+    for key, value in data.items():
+        if key in ("config_fields", "presets"):
+            continue
+        if key in ("files", "local_pins") and isinstance(value, dict):
+            rows += [[f"{key}.{k}", v or '"" (pinned on first use)'] for k, v in value.items()]
+        elif key == "sources":
+            rows += [[key, v] for v in value]
+        else:
+            rows.append([key, value])
+    _print_table(["field", "value"], rows, title=args.name, wrap=())
+    fields = [[f["name"], f["type"], json.dumps(f["default"]) if "default" in f else "(required)"]
+              for f in data.get("config_fields", [])]
+    presets = [[n, ", ".join(f"{k}={json.dumps(v)}" for k, v in p.items()) or "(the defaults)"]
+               for n, p in (data.get("presets") or {}).items()]
+    if tty:
+        for title, columns, body in (("config fields", ["field", "type", "default"], fields),
+                                     ("presets", ["preset", "differs from the defaults"],
+                                      presets)):
+            if body:
+                print()
+                _print_table(columns, body, title, wrap=(columns[-1],))
+    else:
+        _print_table([], [["config", *r] for r in fields] + [["preset", *r] for r in presets])
     return 0
 
 
@@ -79,7 +164,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     rows = [[r.name, r.distribution, r.version, r.status, len(r.components), r.error]
             for r in reps]
     _emit(args, data, ["plugin", "distribution", "version", "status", "components", "error"],
-          rows)
+          rows, wrap=("error",))
     return 1 if any(r.status == "broken" for r in reps) else 0
 
 
@@ -88,7 +173,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from ._storage import STORE
 
     folder = STORE.fetch(CATALOG.get(args.entry))
-    print(json.dumps({"entry": args.entry, "path": str(folder)}) if args.json else folder)
+    if args.json:
+        _print_json({"entry": args.entry, "path": str(folder)})
+    else:
+        print(folder)
     return 0
 
 
@@ -102,18 +190,38 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for n in names:
         for r in STORE.verify(CATALOG.get(n)):
             data.append({"entry": n, **r})
-            rows.append([n, r["file"], r["status"], r.get("actual", "")[:16]])
+            rows.append([n, r["file"], r["status"], r.get("actual", "")])
             bad |= not r["status"].startswith("ok")
-    _emit(args, data, ["entry", "file", "status", "sha256"], rows)
+    _emit(args, data, ["entry", "file", "status", "sha256"], rows, wrap=())
     return 1 if bad else 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from . import _api
+    from pathlib import Path
+
+    from . import _api, _publish
+    from ._catalog import CATALOG
 
     obj = _api.load(args.source)
-    commit = _api.push(obj, args.repo_id, private=args.private)
-    print(json.dumps({"repo": args.repo_id, "commit": commit}) if args.json else commit)
+    tokenizer: Any = None
+    task = license_ = None
+    if args.source.startswith("dir:"):
+        folder = Path(args.source[4:]).expanduser()
+        if any((folder / f).is_file() for f in _publish.TOKENIZER_FILES):
+            tokenizer = folder
+    elif not args.source.startswith("hf:"):
+        entry = CATALOG.get(args.source)
+        task, license_ = entry.task or None, entry.license or None
+        if entry.tokenizer and entry.kind != "tokenizer":
+            tokenizer = _publish.load_tokenizer(entry.name)
+    commit = _publish.push(obj, args.repo_id, tokenizer=tokenizer, task=task,
+                           private=args.private, license=args.license or license_ or "apache-2.0",
+                           tags=args.tag, base_model=args.base_model)
+    if args.json:
+        _print_json({"repo": args.repo_id, "commit": commit,
+                     "load": f"hf:{args.repo_id}@{commit}"})
+    else:
+        print(commit)
     return 0
 
 
@@ -129,64 +237,131 @@ def cmd_check(args: argparse.Namespace) -> int:
     results = run_checks(plugin=args.plugin, kind=args.kind)
     data = [{"component": c.ref, "check": c.check, "status": s, "detail": d}
             for c, s, d in results]
-    rows = [[c.ref, c.check, s, d[:120]] for c, s, d in results]
+    rows = [[c.ref, c.check, s, d] for c, s, d in results]
     _emit(args, data, ["component", "check", "status", "detail"], rows,
-          title=f"contract checks: {args.plugin}")
+          title=f"contract checks: {args.plugin}", wrap=("detail",))
     return 1 if any(s in ("failed", "xpassed") for _, s, _ in results) else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import importlib
+    from ._tasks import as_data, table, task
 
-    from ._catalog import CATALOG
-    from ._errors import unknown
-    from ._registry import REGISTRY
-
-    entry = CATALOG.get(args.entry)
-    runners = REGISTRY.task_runners()
-    if entry.task not in runners:
-        raise unknown(f"task runner for entry {entry.name!r} (task)", entry.task or "''",
-                      runners, hint="Install the plugin that provides this task.")
-    module, _, fn = runners[entry.task].partition(":")
-    result = getattr(importlib.import_module(module), fn)(entry.name, args.inputs)
+    result = task(args.entry)(args.inputs)
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    elif isinstance(result, dict) and "columns" in result:
-        _table(result["columns"], result["rows"], result.get("title"))
+        _print_json(as_data(result))
     else:
-        print(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
+        title, columns, rows = table(result)
+        _print_table(columns, rows, title, wrap=())
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="zoo", description="A plugin-based model zoo for PyTorch.")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = p.add_subparsers(dest="command", required=True)
+def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from ._scaffold import write_plugin
 
-    def add(name: str, fn: Any, help: str) -> argparse.ArgumentParser:  # noqa: A002
-        sp = sub.add_parser(name, help=help)
-        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    folder = write_plugin(args.name, args.kind, args.directory)
+    if args.json:
+        _print_json({"name": args.name, "kind": args.kind, "path": str(folder)})
+    else:
+        print(folder)
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+
+
+class _RunParser(argparse.ArgumentParser):
+    """``zoo run --help`` lists the tasks the installed plugins serve (read on demand)."""
+
+    def format_help(self) -> str:
+        try:
+            from ._catalog import CATALOG
+            from ._registry import REGISTRY
+            from ._tasks import SCHEMAS
+
+            runners = REGISTRY.task_runners()
+            by_task: dict[str, list[str]] = {t: [] for t in sorted(runners)}
+            for e in CATALOG.entries().values():
+                if e.task in by_task:
+                    by_task[e.task].append(e.name)
+            lines = [f"  {t}: {', '.join(sorted(n)) or '(no entry)'}" for t, n in by_task.items()]
+            schemas = [f"  {t}: {s}" for t, s in SCHEMAS.items()]
+            self.epilog = ("tasks served by the installed plugins, and their entries:\n"
+                           + ("\n".join(lines) or "  (none)")
+                           + '\n\n--json prints {"task": str, "entry": str, "inputs": [str], '
+                             "...} with, per task:\n" + "\n".join(schemas))
+        except ZooError as e:
+            self.epilog = f"(tasks unavailable: {e})"
+        return super().format_help()
+
+
+def parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="zoo", formatter_class=raw,
+        description="A plugin-based model zoo for PyTorch.",
+        epilog="examples:\n  zoo list 'bert*'\n  zoo info model:bert\n"
+               "  zoo run all-minilm-l6-v2 'A man eats.' 'A man is eating.' --json\n"
+               "  zoo list --json | jq '.[].name'")
+    p.add_argument("--json", action="store_true",
+                   help="print data as JSON (numbers as numbers) instead of a table")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Any, help: str, parent: Any = sub) -> argparse.ArgumentParser:  # noqa: A002
+        sp = parent.add_parser(name, help=help, description=help, formatter_class=raw)
+        sp.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print data as JSON instead of a table")
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("list", cmd_list, "list entries and components")
-    sp.add_argument("pattern", nargs="?")
-    sp.add_argument("--kind")
-    sp.add_argument("--pretrained", choices=["yes", "no"])
-    add("info", cmd_info, "show an entry or component").add_argument("name")
-    add("plugins", cmd_plugins, "show plugins and their status")
-    add("fetch", cmd_fetch, "download and verify an entry's files").add_argument("entry")
-    add("verify", cmd_verify, "re-hash cached files").add_argument("entry", nargs="?")
-    sp = add("push", cmd_push, "upload an entry or folder to the Hub")
-    sp.add_argument("source", help="entry name, dir:/path or hf:org/repo@rev")
-    sp.add_argument("repo_id")
-    sp.add_argument("--private", action="store_true")
-    sp = add("check", cmd_check, "run the contract checks of a plugin")
-    sp.add_argument("plugin")
-    sp.add_argument("--kind")
-    sp = add("run", cmd_run, "run an entry on inputs (its task decides what that means)")
-    sp.add_argument("entry")
-    sp.add_argument("inputs", nargs="*")
+    kinds = ", ".join(KINDS)
+    sp = add("list", cmd_list, "list catalogue entries and components")
+    sp.add_argument("pattern", nargs="?", metavar="PATTERN",
+                    help="shell-style pattern on the name, e.g. 'bert*' (default: everything)")
+    sp.add_argument("--kind", choices=KINDS, metavar="KIND",
+                    help=f"only this kind: {kinds} (default: all)")
+    sp.add_argument("--pretrained", choices=["yes", "no"],
+                    help="yes: only entries with weights; no: only components (default: both)")
+    add("info", cmd_info, "show an entry (its files and how they are pinned) or a component "
+        "(its presets and config fields)").add_argument(
+        "name", metavar="NAME", help="an entry (bert-base) or a component 'kind:name' "
+        f"(model:bert), kind one of {kinds}")
+    add("plugins", cmd_plugins, "show installed plugins and their status")
+    add("fetch", cmd_fetch, "download and verify an entry's files; print its folder"
+        ).add_argument("entry", metavar="ENTRY", help="a catalogue entry (see `zoo list`)")
+    add("verify", cmd_verify, "re-hash cached files (exit 1 if one is corrupt)").add_argument(
+        "entry", nargs="?", metavar="ENTRY", help="one entry (default: every cached entry)")
+    sp = add("push", cmd_push, "upload an entry or a folder to the Hub; print the commit id")
+    sp.add_argument("source", metavar="SOURCE",
+                    help="an entry name, dir:/path (ours or saved by transformers; tokenizer "
+                         "files travel with it) or hf:org/repo@revision")
+    sp.add_argument("repo_id", metavar="REPO_ID", help="the Hub repo to create or update, "
+                    "'org/name'")
+    sp.add_argument("--private", action="store_true", help="create the repo private")
+    sp.add_argument("--license", help="the card's license (default: the entry's, else "
+                    "apache-2.0)")
+    sp.add_argument("--tag", action="append", metavar="TAG",
+                    help="an extra card tag (repeatable)")
+    sp.add_argument("--base-model", metavar="REPO_ID", help="the card's base_model")
+    sp = add("check", cmd_check, "run the contract checks of a plugin (exit 1 on a failure)")
+    sp.add_argument("plugin", metavar="PLUGIN", help="a plugin name from `zoo plugins`")
+    sp.add_argument("--kind", choices=KINDS, metavar="KIND",
+                    help=f"only components of this kind: {kinds} (default: all)")
+    sub._parser_class = _RunParser  # its --help lists the installed tasks
+    sp = add("run", cmd_run, "run an entry on inputs; its task decides what that means")
+    sub._parser_class = argparse.ArgumentParser
+    sp.add_argument("entry", metavar="ENTRY", help="a catalogue entry that names a task")
+    sp.add_argument("inputs", nargs="*", metavar="INPUT", help="texts (quote each one)")
+
+    sp = sub.add_parser("plugin", help="write a new plugin", description="write a new plugin")
+    psub = sp.add_subparsers(dest="plugin_command", required=True, metavar="COMMAND")
+    sp = add("new", cmd_plugin_new, "write a complete plugin distribution that installs and "
+             "passes `zoo check` as generated", parent=psub)
+    sp.add_argument("name", metavar="NAME", help="plugin name, e.g. 'mlp' (distribution "
+                    "zoo-NAME, package zoo_NAME)")
+    sp.add_argument("--kind", choices=KINDS, default="model", metavar="KIND",
+                    help=f"the kind of its first component: {kinds} (default: model)")
+    sp.add_argument("--directory", default=".", metavar="DIR",
+                    help="where to create the zoo-NAME folder (default: the current one)")
     return p
 
 
@@ -197,6 +372,11 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as e:
         print(f"zoo: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader closed the pipe (`zoo list | head -1`): stop quietly, as ls and git do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

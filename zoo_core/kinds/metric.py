@@ -1,7 +1,8 @@
 """``metric``: a streaming metric whose state is tensors that add up.
 
 ``update`` accumulates, ``compute`` reads, ``merge`` adds another instance's state,
-``sync`` all-reduces the state over ``torch.distributed``.
+``sync`` all-reduces the state over ``torch.distributed``. Calling the metric, as in
+torchmetrics, updates it and returns the batch's own value: ``metric(preds, target)``.
 
 Example:
     >>> class Accuracy(Metric):
@@ -33,7 +34,8 @@ class Metric:
         self._defaults: dict[str, Tensor] = {}
 
     def add_state(self, name: str, default: Tensor) -> None:
-        """Declare a state tensor; states are summed by ``merge`` and ``sync``."""
+        """Declare state ``name`` starting at ``default`` (``self.<name>``, reset to a copy of
+        ``default``); states are summed by ``merge``, ``sync`` and ``__call__``."""
         self._defaults[name] = default.detach().clone()
         setattr(self, name, default.detach().clone())
 
@@ -43,6 +45,22 @@ class Metric:
 
     def update(self, preds: Any, target: Any) -> None:
         raise NotImplementedError
+
+    def __call__(self, preds: Any, target: Any) -> dict[str, Any]:
+        """Update with one batch and return ``compute()`` of that batch alone (torchmetrics'
+        ``forward``): the state seen so far is set aside, the batch is computed on a fresh
+        state, then the two states are added, since states add up."""
+        seen = self.state
+        self.reset()
+        try:
+            self.update(preds, target)
+            value = self.compute()
+        finally:
+            batch = self.state
+            for name, before in seen.items():
+                added = batch[name] - self._defaults[name].to(batch[name].device)
+                setattr(self, name, before + added.to(before.device))
+        return value
 
     def compute(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -62,6 +63,26 @@ class Tokenizer(ABC):
     @abstractmethod
     def load(cls, directory: str | os.PathLike[str], **options: Any) -> Tokenizer:
         """Read a tokenizer written by :meth:`save` (or a catalogue entry's files)."""
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
+        """Write :meth:`save`'s files plus a ``config.json`` naming this component, so
+        ``zoo.load("dir:…")`` (or :meth:`from_pretrained`) reads the folder back."""
+        from .._publish import save
+
+        return save(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike[str]) -> Tokenizer:
+        """The tokenizer of an entry (a model entry gives its tokenizer), ``hf:``/``dir:`` or
+        a folder written by :meth:`save_pretrained`."""
+        from .._errors import InputError
+        from .._publish import load_tokenizer
+
+        text = str(name_or_path)
+        tok = load_tokenizer(f"dir:{text}" if os.path.isdir(text) else text)
+        if not isinstance(tok, cls):
+            raise InputError(f"{text!r} holds a {type(tok).__name__}, not a {cls.__name__}")
+        return tok  # type: ignore[no-any-return]
 
     def train(self, texts: Iterable[str], vocab_size: int, **options: Any) -> Tokenizer:
         """Learn a vocabulary from ``texts`` (trainable tokenizers only)."""

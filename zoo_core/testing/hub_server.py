@@ -11,14 +11,22 @@ immutable snapshot addressed by a 40-hex id, and ``main`` points at the latest.
 Example:
     >>> with HubServer() as hub:
     ...     os.environ["HF_ENDPOINT"] = hub.url
+
+From a shell, for trying a plugin's push and load by hand::
+
+    $ python -m zoo_core.testing.hub_server [--port 8765]
+    export HF_ENDPOINT=http://127.0.0.1:8765 HF_TOKEN=hf_loopback
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
 import re
+import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,12 +55,12 @@ class HubServer:
     """Start with ``with HubServer() as hub`` (or ``start()``/``stop()``); ``hub.url`` is the
     endpoint. ``hub.commit(repo, {path: data})`` seeds a repo; ``hub.requests`` logs calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"hub": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -263,3 +271,26 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(chunk)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve an empty loopback Hub until interrupted; print the variables to export first."""
+    p = argparse.ArgumentParser(prog="python -m zoo_core.testing.hub_server",
+                                description="A Hub-compatible server on 127.0.0.1, in memory.")
+    p.add_argument("--port", type=int, default=0, help="TCP port (default: 0, any free port)")
+    port = p.parse_args(argv).port
+    server = HubServer(port)
+    print(f"export HF_ENDPOINT={server.url} HF_TOKEN=hf_loopback", flush=True)
+    print("# repos live in memory until this process stops (Ctrl-C)", file=sys.stderr, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

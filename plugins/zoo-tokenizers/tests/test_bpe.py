@@ -166,25 +166,22 @@ def test_hypothesis_roundtrip_and_parity(ours, peers, name):
 def test_zoo_run_table(ours):
     from zoo_tokenizers.run import tokenize
 
-    table = tokenize("cl100k_base", ["hello 世界 <|endoftext|>"])
-    rows = table["rows"]
-    assert [r[2] for r in rows] == ours["cl100k_base"].encode("hello 世界 <|endoftext|>",
-                                                              allowed_special="all")
-    assert rows[0][1:] == ["hello", 15339, 0, 5] and rows[-1][1:] == ["<|endoftext|>", 100257,
-                                                                      9, 22]
-    bert = tokenize("bert-base-uncased", ["The [MASK] sat."])["rows"]
-    assert [r[1] for r in bert] == ["[CLS]", "the", "[MASK]", "sat", ".", "[SEP]"]
-    assert bert[2][3:] == [4, 10]
+    (toks,) = tokenize("cl100k_base", ["hello 世界 <|endoftext|>"])["tokens"]
+    assert [t["id"] for t in toks] == ours["cl100k_base"].encode("hello 世界 <|endoftext|>",
+                                                                 allowed_special="all")
+    assert toks[0] == {"token": "hello", "id": 15339, "start": 0, "end": 5}
+    assert toks[-1] == {"token": "<|endoftext|>", "id": 100257, "start": 9, "end": 22}
+    (bert,) = tokenize("bert-base-uncased", ["The [MASK] sat."])["tokens"]
+    assert [t["token"] for t in bert] == ["[CLS]", "the", "[MASK]", "sat", ".", "[SEP]"]
+    assert (bert[2]["start"], bert[2]["end"]) == (4, 10)
 
 
 def test_push_layout_loads_from_dir(ours, tmp_path):
-    from zoo_core._api import _save_for_push
-
     for name in ("gpt2", "bert-base-uncased"):
         tok = ours[name] if name in ours else zoo.load(name)
         folder = tmp_path / name
         folder.mkdir()
-        _save_for_push(tok, folder)
+        zoo.save(tok, folder)
         again = zoo.load(f"dir:{folder}")
         assert type(again) is type(tok) and again.special_tokens == tok.special_tokens
         assert again.encode("Push me, 12 times!") == tok.encode("Push me, 12 times!")

@@ -65,10 +65,10 @@ def test_hidden_states_match_transformers(package_dir):
 def test_similarity_runner(offline, peer_embeddings):
     from zoo_transformer.tasks import sentence_similarity
 
-    table = sentence_similarity("all-minilm-l6-v2", SENTENCES[:3])
-    got = torch.tensor([[float(x) for x in row[1:]] for row in table["rows"]])
+    result = sentence_similarity("all-minilm-l6-v2", SENTENCES[:3])
+    got = torch.tensor(result["similarity"])
     want = peer_embeddings[:3] @ peer_embeddings[:3].T
-    torch.testing.assert_close(got, want, rtol=0, atol=1e-4)  # printed with 4 decimals
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
 
 
 def test_similarity_runner_needs_two_sentences(offline):
@@ -136,6 +136,9 @@ files = {{ "model.safetensors" = "" }}
     with torch.no_grad():
         probs = getattr(peer(**batch), field)[0, pos].softmax(-1)
     top = probs.topk(5)
-    assert [r[3] for r in table["rows"]] == tok.convert_ids_to_tokens(top.indices.tolist())
-    got = torch.tensor([float(r[4]) for r in table["rows"]])
-    torch.testing.assert_close(got, top.values, rtol=0, atol=1e-4)
+    (pred,) = table["predictions"]
+    assert (pred["input"], pred["position"]) == (0, pos)
+    assert [c["token"] for c in pred["candidates"]] == \
+        tok.convert_ids_to_tokens(top.indices.tolist())
+    got = torch.tensor([c["score"] for c in pred["candidates"]])
+    torch.testing.assert_close(got, top.values, rtol=0, atol=1e-5)

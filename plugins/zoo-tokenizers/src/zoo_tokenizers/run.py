@@ -6,7 +6,7 @@ from typing import Any
 
 
 def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
-    """A table of (text, token, id, start, end) rows, one per token of each input text.
+    """``{"tokens": [[{token, id, start, end}, ...], ...]}``: each input's tokens.
 
     Special tokens written in the text are encoded as such; ``start``/``end`` are character
     offsets in the input (a BPE token inside a multi-byte character gets that character).
@@ -14,17 +14,17 @@ def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     import zoo_core as zoo
 
     tok = zoo.load(entry_name)
-    rows: list[list[Any]] = []
+    tokens: list[list[dict[str, Any]]] = []
     for text in inputs:
         if hasattr(tok, "encode_full"):  # WordPiece: tokens with input spans
             enc = tok.encode_full(text)
-            rows += [[text, t, i, a, b]
-                     for t, i, (a, b) in zip(enc.tokens, enc.ids, enc.offsets, strict=True)]
+            tokens.append([{"token": t, "id": i, "start": a, "end": b}
+                           for t, i, (a, b) in zip(enc.tokens, enc.ids, enc.offsets, strict=True)])
             continue
         ids, starts = tok.encode_with_offsets(text, allowed_special="all")
         ends = [*starts[1:], len(text)]
-        for i, a, b in zip(ids, starts, ends, strict=True):
-            piece = tok.decode_single_token_bytes(i).decode("utf-8", "replace")
-            rows.append([text, piece, i, a, max(b, min(a + 1, len(text)))])
-    return {"title": f"{entry_name}: {len(rows)} tokens",
-            "columns": ["text", "token", "id", "start", "end"], "rows": rows}
+        tokens.append([
+            {"token": tok.decode_single_token_bytes(i).decode("utf-8", "replace"), "id": i,
+             "start": a, "end": max(b, min(a + 1, len(text)))}
+            for i, a, b in zip(ids, starts, ends, strict=True)])
+    return {"tokens": tokens}

@@ -49,18 +49,15 @@ def sentence_embeddings(entry_name: str, texts: list[str]) -> torch.Tensor:
 
 
 def sentence_similarity(entry_name: str, inputs: list[str]) -> dict[str, Any]:
-    """The cosine-similarity matrix of the input sentences, as a table."""
+    """``{"similarity": [[float]]}``: the (N, N) cosine similarities of the input sentences."""
     _need(inputs, 2, 'give two or more sentences: zoo run all-minilm-l6-v2 "A" "B"')
     emb = sentence_embeddings(entry_name, inputs)
-    sims = (emb @ emb.T).tolist()  # (N, N)
-    labels = [f"[{i}] {t}" for i, t in enumerate(inputs)]
-    rows = [[labels[i], *[f"{s:.4f}" for s in row]] for i, row in enumerate(sims)]
-    return {"columns": ["sentence", *[f"[{i}]" for i in range(len(inputs))]], "rows": rows,
-            "title": f"cosine similarity ({entry_name})"}
+    return {"similarity": (emb @ emb.T).tolist()}  # (N, N)
 
 
 def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, Any]:
-    """The ``top_k`` tokens with their probabilities at each mask of each input."""
+    """``{"predictions": [...]}``: at each mask of each input, the ``top_k`` tokens with their
+    probabilities (schema in ``zoo_core``'s task docs)."""
     _need(inputs, 1, 'give a sentence with [MASK]: zoo run bert-base "Paris is the [MASK]."')
     tok = _tokenizer(entry_name)
     model = zoo.load(entry_name)
@@ -75,12 +72,12 @@ def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, A
         out = model(ids, batch["attention_mask"], _types(model, batch))
     logits = getattr(out, "mlm_logits", None)
     logits = out.logits if logits is None else logits  # (B, S, V)
-    rows = []
+    predictions = []
     for b, s in masks:
-        probs = logits[b, s].float().softmax(-1)
-        top = probs.topk(top_k)
-        tokens = tok.convert_ids_to_tokens(top.indices.tolist())
-        for rank, (t, p) in enumerate(zip(tokens, top.values.tolist(), strict=True), 1):
-            rows.append([inputs[b], s, rank, t, f"{p:.4f}"])
-    return {"columns": ["input", "position", "rank", "token", "probability"], "rows": rows,
-            "title": f"fill-mask ({entry_name})"}
+        top = logits[b, s].float().softmax(-1).topk(top_k)
+        ids_k = top.indices.tolist()
+        tokens = tok.convert_ids_to_tokens(ids_k)
+        candidates = [{"token": t, "id": i, "score": p}
+                      for t, i, p in zip(tokens, ids_k, top.values.tolist(), strict=True)]
+        predictions.append({"input": b, "position": s, "candidates": candidates})
+    return {"predictions": predictions}

@@ -1,0 +1,229 @@
+"""Saving components to folders and publishing them on the Hub: ``save``, ``push``,
+``model_card``, and ``load_tokenizer`` (the ``AutoTokenizer`` twin).
+
+A folder written by :func:`save` is laid out like a Hub repo and loads back with
+``zoo.load("dir:…")`` whatever its kind. Its ``config.json`` reads::
+
+    {"zoo": {"component": "tokenizer:wordpiece", "plugin": "tokenizers", "version": "0.1.0",
+             "files": ["vocab.txt", ...],
+             "tokenizer": {"component": "tokenizer:wordpiece", "files": [...]}},   # optional
+     "config": {...}}
+
+``zoo.component`` names what the folder holds; ``zoo.tokenizer`` (present when a model is saved
+or pushed with its tokenizer) names the tokenizer whose files sit beside the weights.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ._catalog import CATALOG, check_repo_id, parse_source
+from ._errors import InputError, ZooError
+from ._files import atomic_write
+from ._storage import CONFIG_NAME
+
+#: Tokenizer files that transformers, tokenizers and sentencepiece write beside a model.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> Path:
+    """Write ``obj`` (a model, a tokenizer or any component with ``save``) into ``directory``
+    as a folder that ``zoo.load("dir:…")`` reads back; return the folder.
+
+    ``tokenizer`` (a tokenizer object, or a folder holding tokenizer files such as one saved
+    by transformers) is written beside a model, so the folder is self-contained.
+
+    Example:
+        >>> zoo.save(zoo.load("bert-base-uncased"), "my-tok")
+        >>> zoo.load("dir:my-tok").encode("hello")
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = _save_component(obj, folder)
+    if tokenizer is not None:
+        meta["tokenizer"] = _save_tokenizer(tokenizer, folder)
+        doc = json.loads((folder / CONFIG_NAME).read_text("utf-8"))
+        doc["zoo"] = meta
+        atomic_write(folder / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
+    return folder
+
+
+def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
+    from ._config import config_to_dict
+    from ._weights import save_model_dir, zoo_metadata
+
+    if hasattr(obj, "save_pretrained") and hasattr(obj, "config_class"):
+        save_model_dir(obj, folder)
+        doc: dict[str, Any] = json.loads((folder / CONFIG_NAME).read_text("utf-8"))
+        return doc["zoo"]  # type: ignore[no-any-return]
+    if not hasattr(obj, "save"):
+        raise InputError(f"cannot save a {type(obj).__name__}: it has neither "
+                         "save_pretrained() (models) nor save() (tokenizers and other "
+                         "file-backed components)")
+    files = _shareable(folder, obj.save(folder))
+    meta = zoo_metadata(obj, files)
+    config = config_to_dict(obj.config) if hasattr(obj, "config") else {}
+    atomic_write(folder / CONFIG_NAME,
+                 json.dumps({"zoo": meta, "config": config}, indent=2) + "\n")
+    return meta
+
+
+def _save_tokenizer(tokenizer: Any, folder: Path) -> dict[str, Any]:
+    """Put the tokenizer's files into ``folder``; return ``{component, files}``."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        source = Path(tokenizer)
+        files = [f for f in TOKENIZER_FILES if (source / f).is_file()]
+        for f in files:
+            if source.resolve() != folder.resolve():
+                shutil.copyfile(source / f, folder / f)
+        return {"component": None, "files": _shareable(folder, files)}
+    from ._weights import zoo_metadata
+
+    files = _shareable(folder, tokenizer.save(folder))
+    return {"component": zoo_metadata(tokenizer, files)["component"], "files": files}
+
+
+def _shareable(folder: Path, names: Any) -> builtins.list[str]:
+    """Give the files a component's ``save`` wrote the umask's mode, as ``open()`` would (a
+    ``mkstemp`` + rename leaves them 0600, unreadable to the group a folder is shared with)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    files = builtins.list(names)
+    for name in files:
+        path = folder / name
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o666 & ~mask)
+    return files
+
+
+# -- the AutoTokenizer twin ------------------------------------------------------------------
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of ``name``: a tokenizer entry, a model entry (its ``tokenizer`` field),
+    or a ``dir:``/``hf:`` folder written by :func:`save` or :func:`push`.
+
+    Example:
+        >>> tok = zoo.load_tokenizer("all-minilm-l6-v2")   # the entry's bert-base-uncased
+        >>> tok(["Hello world"])["input_ids"]
+    """
+    from . import _api
+
+    if name.startswith(("dir:", "hf:")):
+        folder = _folder_of(name)
+        meta = _zoo_meta(folder, name)
+        if meta.get("component", "").startswith("tokenizer:"):
+            return _api.load(name)
+        tok = meta.get("tokenizer") or {}
+        if not tok.get("component"):
+            raise ZooError(f"{name!r} holds a {meta.get('component')!r} saved without a zoo "
+                           "tokenizer; save or push it with tokenizer=<a zoo tokenizer>")
+        from ._registry import REGISTRY
+
+        if name.startswith("hf:"):
+            _download(name, tok.get("files", []))
+        return REGISTRY.get(tok["component"]).load().load(folder)
+    entry = CATALOG.get(name)
+    if entry.kind == "tokenizer":
+        return _api.load(name)
+    if not entry.tokenizer:
+        raise ZooError(f"entry {name!r} names no tokenizer; set its 'tokenizer' field in a "
+                       "catalogue (ZOO_CATALOG) or load a tokenizer entry by name")
+    return _api.load(entry.tokenizer)
+
+
+def _folder_of(name: str) -> Path:
+    if name.startswith("dir:"):
+        return Path(name[4:]).expanduser()
+    return _download(name, [])
+
+
+def _download(name: str, files: builtins.list[str]) -> Path:
+    from ._hubnet import hf_hub_download
+
+    source = parse_source(name)
+    config = hf_hub_download(source.location, CONFIG_NAME, revision=source.revision)
+    for f in files:
+        hf_hub_download(source.location, f, revision=source.revision)
+    return Path(config).parent
+
+
+def _zoo_meta(folder: Path, name: str) -> dict[str, Any]:
+    path = folder / CONFIG_NAME
+    doc = json.loads(path.read_text("utf-8")) if path.is_file() else {}
+    if "zoo" not in doc:
+        raise ZooError(f"{name!r} was not written by zoo (no 'zoo' section in {CONFIG_NAME}); "
+                       "write it with zoo.save() or zoo.push()")
+    return doc["zoo"]  # type: ignore[no-any-return]
+
+
+# -- the Hub ------------------------------------------------------------------------------
+def task_of(component: str) -> str | None:
+    """The task of the catalogue entries built on ``component`` when they agree on one."""
+    tasks = {e.task for e in CATALOG.entries().values() if e.component == component and e.task}
+    return tasks.pop() if len(tasks) == 1 else None
+
+
+def push(
+    obj: Any, repo_id: str, *, tokenizer: Any = None, task: str | None = None,
+    private: bool = False, license: str = "apache-2.0",  # noqa: A002
+    tags: builtins.list[str] | None = None, base_model: str | None = None,
+    commit_message: str = "Upload with zoo", token: str | None = None,
+) -> str:
+    """Upload a model (or any component with ``save``) to the Hub; return the commit id.
+
+    One commit holds ``config.json``, the weights or the component's files, and the
+    tokenizer's files when ``tokenizer`` is given (an object or a folder); a second adds the
+    model card ``README.md``, whose usage snippet loads the first commit exactly. ``task``
+    (the card's ``pipeline_tag``) defaults to the task of the catalogue entries built on the
+    same component. The returned id is the last commit.
+
+    Example:
+        >>> rev = zoo.push(model, "me/tiny-bert", tokenizer=zoo.load_tokenizer("bert-base"))
+        >>> zoo.load(f"hf:me/tiny-bert@{rev}")
+    """
+    from huggingface_hub import HfApi
+
+    check_repo_id(repo_id)
+    api = HfApi(token=token)
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+        folder = save(obj, tmp, tokenizer=tokenizer)
+        meta = json.loads((folder / CONFIG_NAME).read_text("utf-8"))["zoo"]
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        files = api.upload_folder(repo_id=repo_id, folder_path=folder,
+                                  commit_message=commit_message)
+    card = model_card(repo_id, meta, revision=files.oid, license=license, tags=tags,
+                      base_model=base_model, task=task)
+    done = api.upload_file(path_or_fileobj=str(card).encode("utf-8"), path_in_repo="README.md",
+                           repo_id=repo_id, commit_message="Model card")
+    return str(done.oid)
+
+
+def model_card(repo_id: str, meta: dict[str, Any], *, revision: str | None = None,
+               license: str = "apache-2.0", tags: builtins.list[str] | None = None,  # noqa: A002
+               base_model: str | None = None, task: str | None = None) -> Any:
+    """A ``huggingface_hub.ModelCard`` for a folder with zoo ``meta``; its snippet loads
+    ``hf:repo_id@revision``."""
+    from huggingface_hub import ModelCard, ModelCardData
+
+    component = meta["component"]
+    kind, _, name = component.partition(":")
+    pipeline = (task or task_of(component)) if kind != "tokenizer" else None
+    data = ModelCardData(library_name="zoo", license=license, base_model=base_model,
+                         tags=builtins.list(dict.fromkeys(["zoo", kind, name, *(tags or [])])),
+                         pipeline_tag=pipeline)
+    ref = f"hf:{repo_id}@{revision}" if revision else f"hf:{repo_id}"
+    lines = [f"# {repo_id}", "",
+             f"A `{component}` from the `{meta.get('plugin', '')}` plugin of "
+             "[zoo](https://pypi.org/project/zoo-core/).", "", "```python",
+             "import zoo_core as zoo", "", f'obj = zoo.load("{ref}")']
+    if (meta.get("tokenizer") or {}).get("component"):
+        lines.append(f'tokenizer = zoo.load_tokenizer("{ref}")')
+    lines += ["```", ""]
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))
