@@ -101,7 +101,7 @@ def to_labels(preds: Tensor, target: Tensor, num_classes: int, mode: str,
     return preds, target, False
 
 
-_BLOCK = 1 << 15  # pixels per block of the CPU arg-max: C x _BLOCK scores stay in cache
+_BLOCK = 1 << 16  # pixels per block of the CPU arg-max: C x _BLOCK scores stay in cache
 
 
 def argmax_labels(scores: Tensor) -> Tensor:
