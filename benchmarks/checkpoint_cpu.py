@@ -157,3 +157,7 @@ def main() -> None:
                      peer=("transformers BertModel", hf_none[2]), ours=zoo_none[2],
                      higher_is_better=False)
     bench.finish()
+
+
+if __name__ == "__main__":
+    main()
