@@ -200,7 +200,7 @@ class _Common:
             even_m=False, softcap=s.softcap > 0, alibi=call.slopes is not None,
             kpm=call.kpm is not None, window_left=s.window_left >= 0,
             window_right=s.window_right >= 0, dropout=p > 0)
-        self.key = (q.dtype, s.groups, self.features,
+        self.key = (q.dtype, s.head_dim, s.groups, self.features,
                     1 << max(s.max_seqlen_q, 1).bit_length(),
                     1 << max(s.max_seqlen_k, 1).bit_length())
 
