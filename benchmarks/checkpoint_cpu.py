@@ -86,6 +86,44 @@ def hf_held(model: transformers.BertModel) -> list[Any]:
     return [hook]
 
 
+def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
+    """Each policy's steps alternate with steps of the un-checkpointed model (A B A B ...)."""
+    def build(policy: str) -> Any:
+        torch.manual_seed(0)
+        model = zoo.create("model:bert", preset="base", num_layers=args.layers).train()
+        if policy != "none":
+            model.set_grad_checkpointing(policy, inputs=inputs, **dict(POLICIES)[policy])
+        return model
+
+    def step(model: Any) -> None:
+        model.zero_grad(set_to_none=True)
+        model(**inputs).last_hidden_state.float().pow(2).mean().backward()
+
+    def saved(model: Any) -> int:
+        with counting(model) as counter:
+            out = model(**inputs)
+        del out
+        return counter.total
+
+    base = build("none")
+    base_bytes = saved(base)
+    shape = f"BERT-base shape, {args.layers} layers, {args.batch}x{args.seq}"
+    for policy in args.interleaved:
+        model = build(policy)
+        nbytes = saved(model)
+        bench.compare(f"checkpointing {policy}, {shape}: step time (interleaved)", unit="s",
+                      peer=("zoo none (no checkpointing)", lambda: step(base)),
+                      ours=lambda model=model: step(model), repeats=args.repeats,
+                      goal=1 / 1.25 if policy == "sqrt" else None)
+        bench.record(f"checkpointing {policy}, {shape}: saved activations", unit="bytes",
+                     peer=("zoo none (no checkpointing)", base_bytes), ours=nbytes,
+                     higher_is_better=False, goal=1 / 0.05 if policy == "sqrt" else None)
+        print(f"    {policy}: {nbytes / base_bytes:.4f}x the saved activations of none "
+              f"({nbytes / 2**20:.1f} MiB of {base_bytes / 2**20:.1f})", flush=True)
+        del model
+    bench.finish()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=4)
@@ -95,6 +133,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="2 layers, batch 2 x 256")
+    ap.add_argument("--interleaved", nargs="+", metavar="POLICY",
+                    help="time these zoo policies step by step against none, alternating "
+                         "(what a shared machine needs); no transformers run")
     ap.add_argument("--zoo-only", nargs="*", metavar="POLICY",
                     help="measure only these zoo policies (none first), and no transformers run")
     args = ap.parse_args()
@@ -113,6 +154,10 @@ def main() -> None:
             model.set_grad_checkpointing(policy, inputs=inputs, **options)
         label = policy + (f"({options['fraction']:.0%})" if "fraction" in options else "")
         return ("zoo " + label, *measure(model, inputs, args.repeats, dev, []))
+
+    if args.interleaved:
+        interleaved(args, bench, inputs)
+        return
 
     def hf_run(ckpt: bool) -> tuple[str, int, float]:
         torch.manual_seed(0)
