@@ -6,16 +6,21 @@ for the policies none / every / every-k / sqrt / budget(30%) / selective, and th
 ``transformers.BertModel`` without and with ``gradient_checkpointing_enable()``, in the same
 run. Saved-activation bytes are counted with ``saved_tensors_hooks`` (plus the inputs each
 checkpoint holds), once per storage, parameters excluded; step time is the median of
-``--repeats`` steps after one warm-up step.
+``--repeats`` steps after one warm-up step. Figures go through benchmarks/_harness.py
+(``record``: each policy beside the no-checkpointing run of the same model, measured in this
+run); the goal of issue 19 is sqrt at <= 1.25x the time of none with <= 0.05x its memory.
 
-    python benchmarks/checkpoint_cpu.py [--batch 4] [--seq 512] [--repeats 2] [--device cpu]
+    python benchmarks/checkpoint_cpu.py [--batch 4] [--seq 512] [--repeats 2] [--threads 2]
+    python benchmarks/checkpoint_cpu.py --quick      # 2 layers, batch 2 x 256 (development)
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +29,9 @@ from zoo_checkpoint import _engine
 from zoo_checkpoint.profiler import counting
 
 import zoo_core as zoo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Bench  # noqa: E402
 
 POLICIES: list[tuple[str, dict[str, Any]]] = [
     ("none", {}), ("every", {}), ("every-k", {"k": 2}), ("sqrt", {}),
@@ -78,6 +86,44 @@ def hf_held(model: transformers.BertModel) -> list[Any]:
     return [hook]
 
 
+def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
+    """Each policy's steps alternate with steps of the un-checkpointed model (A B A B ...)."""
+    def build(policy: str) -> Any:
+        torch.manual_seed(0)
+        model = zoo.create("model:bert", preset="base", num_layers=args.layers).train()
+        if policy != "none":
+            model.set_grad_checkpointing(policy, inputs=inputs, **dict(POLICIES)[policy])
+        return model
+
+    def step(model: Any) -> None:
+        model.zero_grad(set_to_none=True)
+        model(**inputs).last_hidden_state.float().pow(2).mean().backward()
+
+    def saved(model: Any) -> int:
+        with counting(model) as counter:
+            out = model(**inputs)
+        del out
+        return counter.total
+
+    base = build("none")
+    base_bytes = saved(base)
+    shape = f"BERT-base shape, {args.layers} layers, {args.batch}x{args.seq}"
+    for policy in args.interleaved:
+        model = build(policy)
+        nbytes = saved(model)
+        bench.compare(f"checkpointing {policy}, {shape}: step time (interleaved)", unit="s",
+                      peer=("zoo none (no checkpointing)", lambda: step(base)),
+                      ours=lambda model=model: step(model), repeats=args.repeats,
+                      goal=1 / 1.25 if policy == "sqrt" else None)
+        bench.record(f"checkpointing {policy}, {shape}: saved activations", unit="bytes",
+                     peer=("zoo none (no checkpointing)", base_bytes), ours=nbytes,
+                     higher_is_better=False, goal=1 / 0.05 if policy == "sqrt" else None)
+        print(f"    {policy}: {nbytes / base_bytes:.4f}x the saved activations of none "
+              f"({nbytes / 2**20:.1f} MiB of {base_bytes / 2**20:.1f})", flush=True)
+        del model
+    bench.finish()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=4)
@@ -85,10 +131,18 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="2 layers, batch 2 x 256")
+    ap.add_argument("--interleaved", nargs="+", metavar="POLICY",
+                    help="time these zoo policies step by step against none, alternating "
+                         "(what a shared machine needs); no transformers run")
     ap.add_argument("--zoo-only", nargs="*", metavar="POLICY",
                     help="measure only these zoo policies (none first), and no transformers run")
     args = ap.parse_args()
+    if args.quick:
+        args.layers, args.batch, args.seq = 2, 2, 256
     dev = args.device
+    bench = Bench("checkpoint_cpu", threads=args.threads, device=dev)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1, 30522, (args.batch, args.seq), generator=g).to(dev)
     mask = torch.ones_like(ids)
@@ -100,6 +154,10 @@ def main() -> None:
             model.set_grad_checkpointing(policy, inputs=inputs, **options)
         label = policy + (f"({options['fraction']:.0%})" if "fraction" in options else "")
         return ("zoo " + label, *measure(model, inputs, args.repeats, dev, []))
+
+    if args.interleaved:
+        interleaved(args, bench, inputs)
+        return
 
     def hf_run(ckpt: bool) -> tuple[str, int, float]:
         torch.manual_seed(0)
@@ -119,31 +177,31 @@ def main() -> None:
     for side, key in order:
         done[(side, key)] = zoo_run(*POLICIES[key]) if side == "zoo" else hf_run(key)
         print("measured", done[(side, key)], flush=True)
-    if args.zoo_only is not None:
-        for name, nbytes, secs in done.values():
-            base = done[order[0]]
-            print(f"| {name} | {nbytes / 2**20:.1f} | {nbytes / base[1]:.3f} | {secs:.2f} | "
-                  f"{secs / base[2]:.2f} |")
-        return
-    rows = [done[("zoo", i)] for i in range(len(POLICIES))] + [done[("hf", False)],
-                                                                done[("hf", True)]]
-
-    zoo_none, hf_none = rows[0], rows[len(POLICIES)]
-    print(f"device: {dev} ({torch.get_num_threads()} threads), BERT-base shape, "
-          f"{args.layers} layers, batch {args.batch}x{args.seq}, fp32, median of "
-          f"{args.repeats} steps after 1 warm-up")
-    print("| run | saved activations (MiB) | bytes × own none | step (s) | time × own none |")
-    print("|---|---:|---:|---:|---:|")
-    for i, (name, nbytes, secs) in enumerate(rows):
-        base = zoo_none if i < len(POLICIES) else hf_none
-        print(f"| {name} | {nbytes / 2**20:.1f} | {nbytes / base[1]:.3f} | {secs:.2f} | "
-              f"{secs / base[2]:.2f} |")
-    hf_point = (rows[-1][1] / hf_none[1], rows[-1][2] / hf_none[2])
-    better = [r[0] for r in rows[1:len(POLICIES)]
-              if r[1] / zoo_none[1] <= hf_point[0] and r[2] / zoo_none[2] <= hf_point[1]]
-    print(f"zoo none vs HF none step time: {zoo_none[2] / hf_none[2]:.2f}x; policies at or "
-          f"below HF's (bytes, time) ratios {hf_point[0]:.3f}, {hf_point[1]:.2f}: "
-          f"{', '.join(better) or 'none'}")
+    zoo_none = done[("zoo", 0)]
+    shape = f"BERT-base shape, {args.layers} layers, {args.batch}x{args.seq}"
+    for key, (name, nbytes, secs) in done.items():
+        if key == ("zoo", 0) or key[0] != "zoo":
+            continue
+        policy = name.removeprefix("zoo ")
+        goal = 1 / 1.25 if policy == "sqrt" else None
+        bench.record(f"checkpointing {policy}, {shape}: step time", unit="s",
+                     peer=("zoo none (no checkpointing)", zoo_none[2]), ours=secs,
+                     higher_is_better=False, goal=goal,
+                     memory_ratio=round(nbytes / zoo_none[1], 4),
+                     saved_mib=round(nbytes / 2**20, 1),
+                     none_saved_mib=round(zoo_none[1] / 2**20, 1))
+        print(f"    {policy}: {nbytes / zoo_none[1]:.3f}x the saved activations of none "
+              f"({nbytes / 2**20:.1f} MiB of {zoo_none[1] / 2**20:.1f})"
+              + (" (goal <= 0.05x)" if policy == "sqrt" else ""), flush=True)
+    if ("hf", True) in done:
+        hf_none, hf_ckpt = done[("hf", False)], done[("hf", True)]
+        bench.record(f"HF gradient_checkpointing_enable(), {shape}: step time", unit="s",
+                     peer=("HF none", hf_none[2]), ours=hf_ckpt[2], higher_is_better=False,
+                     memory_ratio=round(hf_ckpt[1] / hf_none[1], 4))
+        bench.record(f"no checkpointing, {shape}: step time", unit="s",
+                     peer=("transformers BertModel", hf_none[2]), ours=zoo_none[2],
+                     higher_is_better=False)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import random
 
 import pytest
@@ -70,7 +71,15 @@ def test_profile_table_and_plot(tmp_path):
     assert "| none |" in prof.table() and "1.000" in prof.table()
     assert "sqrt" in prof.pareto()  # the fewest bytes is always on the front
     png = tmp_path / "pareto.png"
-    prof.plot(png)
+    old = os.umask(0o027)
+    try:
+        fig = prof.plot(png)
+    finally:
+        os.umask(old)
     assert png.read_bytes()[:4] == b"\x89PNG"
+    assert png.stat().st_mode & 0o777 == 0o640  # the umask's mode, not mkstemp's 0600
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert [t.split(":")[0] for t in legend if ":" in t] == names  # every policy named once
+    assert not fig.axes[0].texts  # no labels drawn over the points
     assert len(prof.blocks.blocks) == 6 and all(b.saved_bytes > b.input_bytes
                                                 for b in prof.blocks.blocks)

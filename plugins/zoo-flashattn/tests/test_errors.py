@@ -43,7 +43,7 @@ CU = torch.tensor([0, 4, 10], dtype=torch.int32)
 ], ids=["dtype", "kv_shape", "gqa", "head_dim", "rank", "window_low", "window_type", "dropout",
         "softcap", "alibi", "kpm", "cu_monotonic", "cu_total", "cu_pair", "max_seqlen"])
 def test_bad_input_names_the_value(args, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(zoo.InputError, match=match):
         ATTN(*args, **kwargs)
 
 

@@ -35,7 +35,7 @@ from torch.utils.checkpoint import (
     create_selective_checkpoint_contexts,
 )
 
-from zoo_core import ZooError
+from zoo_core import ConfigError, ZooError
 
 MODES = ("full", "selective", "segment")
 
@@ -211,7 +211,7 @@ class Checkpointed:
     def __init__(self, block: nn.Module, mode: str, group: SegmentGroup | None = None,
                  pos: int = 0) -> None:
         if mode not in MODES:
-            raise ZooError(f"checkpoint mode {mode!r} is unknown; valid: {MODES}")
+            raise ConfigError(f"checkpoint mode {mode!r} is unknown; valid: {MODES}")
         self.block, self.mode, self.group, self.pos = block, mode, group, pos
         self.previous = block.__dict__.get("forward")  # an instance forward we replace
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from zoo_core import ZooError
+from zoo_core import ConfigError
 
 from .profiler import BlockProfile
 
@@ -47,7 +47,7 @@ def plan_budget(prof: BlockProfile, budget: int, resolution: int = 4000) -> Plan
     options = [_options(prof, j) for j in range(n)]
     minimum = minimum_bytes(prof)
     if budget < minimum:
-        raise ZooError(
+        raise ConfigError(
             f"budget={budget!r} bytes is below the minimum achievable {minimum} bytes "
             f"({minimum / max(prof.total_none, 1):.1%} of the {prof.total_none} bytes saved "
             "without checkpointing) on these inputs; raise the budget, or use policy='sqrt'")

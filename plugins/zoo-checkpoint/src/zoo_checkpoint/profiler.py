@@ -17,16 +17,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
+
+import zoo_core as zoo
 
 from . import _engine
 from ._engine import SAVE_OPS, unwrap, wrap
@@ -235,30 +235,40 @@ class Profile:
                            for _, bb, bt in self.rows)]
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Any:
-        """Saved bytes vs step time, one point per policy; PNG written atomically."""
-        from matplotlib.figure import Figure
+        """Saved bytes vs step time, one marker per policy, named in the legend.
 
-        fig = Figure(figsize=(5.5, 4))
+        Returns a matplotlib ``Figure`` of its own (no pyplot state); with ``path`` the PNG
+        is written atomically with the umask's mode. Needs ``zoo-checkpoint[plot]``.
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError as e:
+            raise zoo.ZooError("plotting needs matplotlib: "
+                               "pip install 'zoo-checkpoint[plot]'") from e
+        base_b, base_t = self.rows[0][1], self.rows[0][2]
+        fig = Figure(figsize=(7.5, 4.2), layout="constrained")
         ax = fig.add_subplot()
-        front = set(self.pareto())
-        for name, nbytes, secs in self.rows:
-            ax.scatter(secs, nbytes / 2**20, color="C0" if name in front else "C7")
-            ax.annotate(name, (secs, nbytes / 2**20), textcoords="offset points", xytext=(4, 4))
-        ax.set_xlabel("step time (s)")
+        front = self.pareto()
+        points = {name: (secs, nbytes / 2**20) for name, nbytes, secs in self.rows}
+        if len(front) > 1:  # the Pareto front, as a staircase from fast to frugal
+            xs, ys = zip(*sorted(points[n] for n in front), strict=True)
+            ax.step(xs, ys, where="post", color="0.75", lw=1, zorder=1,
+                    label="Pareto front")
+        markers = "osD^vP*Xh<>"
+        for i, (name, nbytes, secs) in enumerate(self.rows):
+            ax.scatter(secs, nbytes / 2**20, s=60, marker=markers[i % len(markers)],
+                       color=f"C{i % 10}", zorder=2, edgecolors="black" if name in front
+                       else "none", label=f"{name}: {nbytes / base_b:.3f}x memory, "
+                                          f"{secs / base_t:.2f}x time")
+        ax.set_xlabel("step time, forward + backward (s)")
         ax.set_ylabel("saved activations (MiB)")
         ax.set_title("gradient checkpointing: memory vs recompute")
-        fig.tight_layout()
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
+                  title="policy (ratios to none; outlined: on the front)", title_fontsize=8)
         if path is not None:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    fig.savefig(f, format="png", dpi=120)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            with zoo.atomic_path(path) as tmp:
+                fig.savefig(tmp, format="png", dpi=120)
         return fig
 
 
@@ -271,7 +281,7 @@ def profile(model: nn.Module, inputs: dict[str, Any] | None = None,
 
     inputs = inputs if inputs is not None else model.example_inputs()
     out = Profile(blocks=profile_blocks(model, inputs, declared_blocks(model)))
-    for spec in policies:
+    for spec in zoo.progress(policies, desc="checkpoint policies", unit="policy"):
         name, options = (spec, {}) if isinstance(spec, str) else spec
         twin = Checkpoint(policy=name, inputs=inputs, **options).apply(copy.deepcopy(model))
         label = name if not options else f"{name}({', '.join(f'{v}' for v in options.values())})"

@@ -36,7 +36,7 @@ from typing import Any
 from torch import nn
 
 import zoo_core as zoo
-from zoo_core import ZooError
+from zoo_core import ConfigError
 
 from ._engine import SegmentGroup, unwrap, wrap
 
@@ -50,15 +50,15 @@ def declared_blocks(model: nn.Module) -> list[nn.Module]:
            "blocks, in forward order, each called as block(...))")
     if not getattr(model, "supports_grad_checkpointing", False) \
             or not hasattr(model, "grad_checkpointing_blocks"):
-        raise ZooError(f"{type(model).__name__} declares no checkpointing blocks; {how}")
+        raise ConfigError(f"{type(model).__name__} declares no checkpointing blocks; {how}")
     blocks = list(model.grad_checkpointing_blocks())
     if not blocks:
-        raise ZooError(f"{type(model).__name__}.grad_checkpointing_blocks() returned no block; "
-                       f"{how}")
+        raise ConfigError(f"{type(model).__name__}.grad_checkpointing_blocks() returned no block; "
+                          f"{how}")
     bad = [b for b in blocks if not isinstance(b, nn.Module)]
     if bad:
-        raise ZooError(f"{type(model).__name__}.grad_checkpointing_blocks() returned "
-                       f"{bad[0]!r}, which is not an nn.Module; {how}")
+        raise ConfigError(f"{type(model).__name__}.grad_checkpointing_blocks() returned "
+                          f"{bad[0]!r}, which is not an nn.Module; {how}")
     return blocks
 
 
@@ -94,19 +94,19 @@ class Checkpoint(zoo.Transform):
         if policy not in POLICIES:
             near = difflib.get_close_matches(str(policy), POLICIES, n=1)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ZooError(f"unknown checkpointing policy {policy!r}{hint}; valid policies: "
-                           f"{', '.join(POLICIES)}")
+            raise ConfigError(f"unknown checkpointing policy {policy!r}{hint}; valid policies: "
+                              f"{', '.join(POLICIES)}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ZooError(f"k={k!r} must be a positive int (blocks per every-k segment)")
+            raise ConfigError(f"k={k!r} must be a positive int (blocks per every-k segment)")
         if policy == "budget":
             if (budget is None) == (fraction is None):
-                raise ZooError("policy='budget' takes exactly one of budget= (bytes of saved "
-                               f"activations) or fraction= (of the un-checkpointed bytes); got "
-                               f"budget={budget!r}, fraction={fraction!r}")
+                raise ConfigError("policy='budget' takes exactly one of budget= (bytes of saved "
+                                  f"activations) or fraction= (of the un-checkpointed bytes); got "
+                                  f"budget={budget!r}, fraction={fraction!r}")
             if budget is not None and (not isinstance(budget, int) or budget < 0):
-                raise ZooError(f"budget={budget!r} must be a non-negative int number of bytes")
+                raise ConfigError(f"budget={budget!r} must be a non-negative int number of bytes")
             if fraction is not None and not 0.0 <= float(fraction) <= 1.0:
-                raise ZooError(f"fraction={fraction!r} must lie in [0, 1]")
+                raise ConfigError(f"fraction={fraction!r} must lie in [0, 1]")
         self.policy, self.k, self.budget, self.fraction = policy, k, budget, fraction
         self.inputs = inputs
         self.last_plan: Any = None

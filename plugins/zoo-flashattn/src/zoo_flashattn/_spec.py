@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from zoo_core import InputError
+
 MAX_HEAD_DIM = 256
 _SEED_MOD = 2**31
 
@@ -68,10 +70,6 @@ class Call:
     cu_k: Tensor | None
 
 
-def _bad(msg: str) -> ValueError:
-    return ValueError(msg)
-
-
 def _window(window: Any, causal: bool) -> tuple[int, int]:
     if window is None:
         left, right = -1, -1
@@ -79,12 +77,12 @@ def _window(window: Any, causal: bool) -> tuple[int, int]:
         ok = isinstance(window, (tuple, list)) and len(window) == 2 and all(
             isinstance(w, int) and not isinstance(w, bool) for w in window)
         if not ok:
-            raise _bad(f"window={window!r} must be a pair of ints (left, right); "
-                       "use -1 for an unbounded side, e.g. window=(256, 0)")
+            raise InputError(f"window={window!r} must be a pair of ints (left, right); "
+                             "use -1 for an unbounded side, e.g. window=(256, 0)")
         left, right = window
         if left < -1 or right < -1:
-            raise _bad(f"window={window!r}: values must be >= -1 (-1 = unbounded), "
-                       "e.g. window=(128, 0) for a causal sliding window of 129 keys")
+            raise InputError(f"window={window!r}: values must be >= -1 (-1 = unbounded), "
+                             "e.g. window=(128, 0) for a causal sliding window of 129 keys")
     if causal:
         right = 0
     return left, right
@@ -93,16 +91,16 @@ def _window(window: Any, causal: bool) -> tuple[int, int]:
 def _cu_seqlens(cu: Any, name: str, total: int, device: torch.device) -> tuple[Tensor, int]:
     if not isinstance(cu, Tensor) or cu.dim() != 1 or cu.numel() < 2 \
             or cu.dtype not in (torch.int32, torch.int64):
-        raise _bad(f"{name} must be a 1-D int32 tensor of B + 1 cumulative lengths starting "
-                   f"at 0, got {cu!r}")
+        raise InputError(f"{name} must be a 1-D int32 tensor of B + 1 cumulative lengths starting "
+                         f"at 0, got {cu!r}")
     vals = cu.tolist()
     steps = [b - a for a, b in zip(vals, vals[1:], strict=False)]
     if vals[0] != 0 or min(steps) < 0:
-        raise _bad(f"{name}={vals!r} must start at 0 and never decrease (cumulative sequence "
-                   "lengths, e.g. [0, 5, 12])")
+        raise InputError(f"{name}={vals!r} must start at 0 and never decrease (cumulative sequence "
+                         "lengths, e.g. [0, 5, 12])")
     if vals[-1] != total:
-        raise _bad(f"{name}[-1]={vals[-1]!r} does not match the packed length {total}; "
-                   "the last entry must be the total number of tokens")
+        raise InputError(f"{name}[-1]={vals[-1]!r} does not match the packed length {total}; "
+                         "the last entry must be the total number of tokens")
     return cu.to(device=device, dtype=torch.int32).contiguous(), max(steps)
 
 
@@ -112,74 +110,76 @@ def validate(q: Any, k: Any, v: Any, *, causal: bool = False, sm_scale: float | 
              dropout_p: float = 0.0, seed: int | None = None, return_lse: bool = False,
              cu_seqlens_q: Tensor | None = None, cu_seqlens_k: Tensor | None = None,
              max_seqlen_q: int | None = None, max_seqlen_k: int | None = None) -> Call:
-    """Check a call's arguments and normalise them; raise ``ValueError`` naming a bad value."""
+    """Check a call's arguments and normalise them; raise ``zoo.InputError`` naming a bad value."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
             raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
     if not (q.dtype == k.dtype == v.dtype):
-        raise _bad(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}; cast them to one")
+        raise InputError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}; "
+                         "cast them to one")
     if not (q.device == k.device == v.device):
-        raise _bad(f"q, k, v are on different devices: {q.device}, {k.device}, {v.device}")
+        raise InputError(f"q, k, v are on different devices: {q.device}, {k.device}, {v.device}")
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
     if varlen and (cu_seqlens_q is None or cu_seqlens_k is None):
-        raise _bad("the varlen form needs both cu_seqlens_q and cu_seqlens_k")
+        raise InputError("the varlen form needs both cu_seqlens_q and cu_seqlens_k")
     want = 3 if varlen else 4
     layout = "(total, H, D) with cu_seqlens" if varlen else "(B, H, S, D)"
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dim() != want:
-            raise _bad(f"{name} has shape {tuple(t.shape)}; expected {layout}")
+            raise InputError(f"{name} has shape {tuple(t.shape)}; expected {layout}")
     if k.shape != v.shape:
-        raise _bad(f"k shape {tuple(k.shape)} != v shape {tuple(v.shape)}; they must match")
+        raise InputError(f"k shape {tuple(k.shape)} != v shape {tuple(v.shape)}; they must match")
     d = q.shape[-1]
     if k.shape[-1] != d:
-        raise _bad(f"head dims differ: q has {d}, k/v have {k.shape[-1]}")
+        raise InputError(f"head dims differ: q has {d}, k/v have {k.shape[-1]}")
     if not 1 <= d <= MAX_HEAD_DIM:
-        raise _bad(f"head dim {d!r} is not supported; valid: 1..{MAX_HEAD_DIM}. Split wider "
-                   "heads or use more heads")
+        raise InputError(f"head dim {d!r} is not supported; valid: 1..{MAX_HEAD_DIM}. Split wider "
+                         "heads or use more heads")
     h, hkv = (q.shape[1], k.shape[1])
     if hkv == 0 or h % hkv:
-        raise _bad(f"{hkv!r} key/value heads do not divide {h} query heads (GQA needs "
-                   "H % Hkv == 0)")
+        raise InputError(f"{hkv!r} key/value heads do not divide {h} query heads (GQA needs "
+                         "H % Hkv == 0)")
     if varlen:
         cu_q, sq = _cu_seqlens(cu_seqlens_q, "cu_seqlens_q", q.shape[0], q.device)
         cu_k, sk = _cu_seqlens(cu_seqlens_k, "cu_seqlens_k", k.shape[0], q.device)
         if cu_q.numel() != cu_k.numel():
-            raise _bad(f"cu_seqlens_q has {cu_q.numel()} entries, cu_seqlens_k "
-                       f"{cu_k.numel()}; both must be B + 1")
+            raise InputError(f"cu_seqlens_q has {cu_q.numel()} entries, cu_seqlens_k "
+                             f"{cu_k.numel()}; both must be B + 1")
         b = cu_q.numel() - 1
         for name, given, actual in (("max_seqlen_q", max_seqlen_q, sq),
                                     ("max_seqlen_k", max_seqlen_k, sk)):
             if given is not None and given < actual:
-                raise _bad(f"{name}={given!r} is below the longest sequence ({actual}); "
-                           "leave it None to compute it")
+                raise InputError(f"{name}={given!r} is below the longest sequence ({actual}); "
+                                 "leave it None to compute it")
         if key_padding_mask is not None:
-            raise _bad("key_padding_mask cannot be combined with cu_seqlens: the varlen form "
-                       "already drops the padding")
+            raise InputError("key_padding_mask cannot be combined with cu_seqlens: the varlen form "
+                             "already drops the padding")
     else:
         cu_q = cu_k = None
         b, sq, sk = q.shape[0], q.shape[2], k.shape[2]
         if k.shape[0] != b:
-            raise _bad(f"batch sizes differ: q has {b}, k/v have {k.shape[0]}")
+            raise InputError(f"batch sizes differ: q has {b}, k/v have {k.shape[0]}")
     left, right = _window(window, causal)
     if sm_scale is None:
         sm_scale = 1.0 / math.sqrt(d)
     if not (isinstance(sm_scale, (int, float)) and math.isfinite(sm_scale) and sm_scale > 0):
-        raise _bad(f"sm_scale={sm_scale!r} must be a positive finite float (default 1/sqrt(D))")
+        raise InputError(f"sm_scale={sm_scale!r} must be a positive finite float "
+                         "(default 1/sqrt(D))")
     cap = 0.0 if softcap is None else softcap
     if not (isinstance(cap, (int, float)) and math.isfinite(cap) and cap >= 0):
-        raise _bad(f"softcap={softcap!r} must be a positive float, or None/0 for no capping")
+        raise InputError(f"softcap={softcap!r} must be a positive float, or None/0 for no capping")
     if not (isinstance(dropout_p, (int, float)) and 0.0 <= dropout_p < 1.0):
-        raise _bad(f"dropout_p={dropout_p!r} must be in [0, 1)")
+        raise InputError(f"dropout_p={dropout_p!r} must be in [0, 1)")
     if seed is not None and not isinstance(seed, int):
-        raise _bad(f"seed={seed!r} must be an int or None")
+        raise InputError(f"seed={seed!r} must be an int or None")
     seed_val = None if seed is None else seed % _SEED_MOD
     slopes = None
     if alibi_slopes is not None:
         if not isinstance(alibi_slopes, Tensor) or tuple(alibi_slopes.shape) not in ((h,), (b, h)):
             shape = tuple(alibi_slopes.shape) if isinstance(alibi_slopes, Tensor) else alibi_slopes
-            raise _bad(f"alibi_slopes has shape {shape!r}; expected ({h},) or ({b}, {h})")
+            raise InputError(f"alibi_slopes has shape {shape!r}; expected ({h},) or ({b}, {h})")
         slopes = alibi_slopes.to(device=q.device, dtype=torch.float32).expand(b, h).contiguous()
     kpm = None
     if key_padding_mask is not None:
@@ -187,8 +187,8 @@ def validate(q: Any, k: Any, v: Any, *, causal: bool = False, sm_scale: float | 
                 or tuple(key_padding_mask.shape) != (b, sk):
             got = (tuple(key_padding_mask.shape), key_padding_mask.dtype) \
                 if isinstance(key_padding_mask, Tensor) else key_padding_mask
-            raise _bad(f"key_padding_mask {got!r} must be a bool tensor of shape ({b}, {sk}), "
-                       "True = attend")
+            raise InputError(f"key_padding_mask {got!r} must be a bool tensor of shape "
+                             f"({b}, {sk}), True = attend")
         kpm = key_padding_mask.to(q.device).contiguous()
     spec = Spec(batch=b, heads=h, kv_heads=hkv, head_dim=d,
                 max_seqlen_q=max_seqlen_q or sq if varlen else sq,

@@ -24,13 +24,13 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from zoo_core import Backend, Kernel, UnsupportedError
-from zoo_core._errors import unknown
+from zoo_core import Backend, InputError, Kernel
 
 from . import sdpa_backend, torch_backend, triton_backend
 from ._spec import Call, validate, with_seed
@@ -61,6 +61,21 @@ def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | N
     return out.reshape(b, h, sq, d), lse if q.dtype == torch.float64 else lse.float()
 
 
+def _as_call(*args: Any, **kwargs: Any) -> Call:
+    """A call validated once: a ``Call`` passes through, raw arguments are validated."""
+    if len(args) == 1 and not kwargs and isinstance(args[0], Call):
+        return args[0]
+    return validate(*args, **kwargs)
+
+
+def _supports(verdict: Callable[[Call, bool], bool | str]) -> Callable[..., bool | str]:
+    """A backend's ``supports(*call, forced=True)`` from its verdict on a validated call."""
+    def supports(*args: Any, forced: bool = True, **kwargs: Any) -> bool | str:
+        return verdict(_as_call(*args, **kwargs), forced)
+
+    return supports
+
+
 class Attention(Kernel):
     """Softmax attention ``attn(q, k, v, **options)``; ``backend=`` forces one.
 
@@ -78,51 +93,27 @@ class Attention(Kernel):
     name = "attention"
 
     def __init__(self) -> None:
-        def check(fn: Any) -> Any:
-            return lambda *a, **kw: fn(validate(*a, **kw))
-
         self.backends = {
-            "triton": Backend("triton", triton_backend.attention,
-                              check(triton_backend.supports)),
-            "sdpa": Backend("sdpa", sdpa_backend.attention, check(sdpa_backend.supports)),
-            "torch": Backend("torch", torch_backend.attention, check(lambda c: True)),
+            "triton": Backend("triton", triton_backend.attention, _supports(
+                lambda call, forced: triton_backend.supports(call, auto=not forced))),
+            "sdpa": Backend("sdpa", sdpa_backend.attention,
+                            _supports(lambda call, forced: sdpa_backend.supports(call))),
+            "torch": Backend("torch", torch_backend.attention),
         }
 
-    def _why(self, name: str, call: Call, auto: bool) -> str | None:
-        if name not in self.backends:
-            raise unknown(f"backend of kernel {self.name!r}", name, self.backends)
-        if name == "triton":
-            verdict = triton_backend.supports(call, auto=auto)
-        elif name == "sdpa":
-            verdict = sdpa_backend.supports(call)
-        else:
-            verdict = True
-        return None if verdict is True else str(verdict)
-
-    def _choose(self, call: Call, backend: str | None) -> str:
-        if backend is not None:
-            reason = self._why(backend, call, auto=False)
-            if reason:
-                raise UnsupportedError(f"kernel {self.name!r}, backend {backend!r}: {reason}. "
-                                       "Leave backend=None to pick a supporting one.")
-            return backend
-        reasons = []
-        for name in self.backends:
-            reason = self._why(name, call, auto=True)
-            if reason is None:
-                return name
-            reasons.append(f"{name}: {reason}")
-        raise UnsupportedError(f"no backend of kernel {self.name!r} supports this call: "
-                               + "; ".join(reasons))
-
     def select(self, *args: Any, backend: str | None = None, **kwargs: Any) -> str:
-        """The backend that would run this call (``triton`` is auto-picked on CUDA only)."""
-        return self._choose(validate(*args, **kwargs), backend)
+        """The backend that would run this call (``triton`` is auto-picked on CUDA only).
+
+        The core's ``Kernel.select`` decides; ``forced`` tells each backend whether it was
+        asked for by name (the Triton interpreter on CPU runs only then).
+        """
+        return super().select(_as_call(*args, **kwargs), backend=backend,
+                              forced=backend is not None)
 
     def __call__(self, q: Tensor, k: Tensor, v: Tensor, *, backend: str | None = None,
                  **options: Any) -> Any:
         call = validate(q, k, v, **options)
-        name = self._choose(call, backend)
+        name = self.select(call, backend=backend)
         if name != "sdpa":
             call = with_seed(call)
         out, lse = self.backends[name].fn(call)
@@ -132,7 +123,8 @@ class Attention(Kernel):
         """Naive attention in float64 over the materialised score matrix (for checks)."""
         call = validate(q, k, v, **options)
         if call.spec.dropout_p > 0 and call.spec.seed is None:
-            raise ValueError("the reference needs an explicit seed with dropout_p > 0")
+            raise InputError("the reference needs an explicit seed with dropout_p > 0; "
+                             "pass seed=<int>")
         if not call.spec.varlen:
             out, lse = _naive_dense(q, k, v, call, call.slopes, call.kpm, 0)
         else:

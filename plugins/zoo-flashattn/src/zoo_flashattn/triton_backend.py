@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -137,6 +137,44 @@ def _lastdim(x: Tensor) -> Tensor:
     return x if x.stride(-1) == 1 else x.contiguous()
 
 
+class Dims(NamedTuple):
+    """Sizes every kernel reads (longest sequences when packed)."""
+
+    seqlen_q: int
+    seqlen_k: int
+    heads: int
+    kv_heads: int
+    groups: int
+
+
+class Scalars(NamedTuple):
+    """The call's numeric options, passed at run time."""
+
+    sm_scale: float
+    softcap: float  # 1.0 when off (never divided by then)
+    window_left: int
+    window_right: int
+    seed: int
+    threshold: int  # dropout: keep when hash >> 8 >= threshold = p · 2²⁴
+    drop_scale: float  # 1 / (1 - p)
+
+
+class Features(NamedTuple):
+    """Compile-time choices: one compiled kernel per distinct value."""
+
+    head_dim: int
+    block_d: int  # head_dim rounded up to a power of two (masked loads)
+    precision: str  # tl.dot input precision: "ieee" for fp32, else "tf32" (fp16/bf16 ignore it)
+    varlen: bool
+    even_m: bool  # every query block is full (no row masks on Q, dO)
+    softcap: bool
+    alibi: bool
+    kpm: bool
+    window_left: bool
+    window_right: bool
+    dropout: bool
+
+
 class _Common:
     """Launch arguments shared by the forward and backward kernels of one call."""
 
@@ -144,7 +182,8 @@ class _Common:
         s, q = call.spec, call.q
         self.call, self.spec, self.varlen = call, s, s.varlen
         self.lse_shape = (s.heads, q.shape[0]) if s.varlen else (s.batch, s.heads, q.shape[2])
-        self.lse_strides = (0, q.shape[0]) if s.varlen else (s.heads * q.shape[2], q.shape[2])
+        self.lse_strides = (0, q.shape[0], 1) if s.varlen else (s.heads * q.shape[2],
+                                                                 q.shape[2], 1)
         dummy = q
         self.slopes = call.slopes if call.slopes is not None else dummy
         self.kpm = call.kpm.view(torch.uint8) if call.kpm is not None else dummy
@@ -152,21 +191,23 @@ class _Common:
         self.cu_q = call.cu_q if call.cu_q is not None else dummy
         self.cu_k = call.cu_k if call.cu_k is not None else dummy
         p = s.dropout_p
-        self.scalars = (s.max_seqlen_q, s.max_seqlen_k)
-        self.opts = (s.sm_scale, s.softcap or 1.0, s.window_left, s.window_right,
-                     s.seed or 0, int(p * 2**24), 1.0 / (1.0 - p))
-        self.flags = dict(
-            HEAD_DIM=s.head_dim, BLOCK_D=_block_d(s.head_dim), VARLEN=s.varlen,
-            SOFTCAP=s.softcap > 0, ALIBI=call.slopes is not None, KPM=call.kpm is not None,
-            WIN_L=s.window_left >= 0, WIN_R=s.window_right >= 0, DROPOUT=p > 0,
-            PREC="ieee" if q.dtype == torch.float32 else "tf32")
-        self.key = (q.dtype, s.head_dim, s.groups,
-                    *sorted((k, v) for k, v in self.flags.items() if k != "HEAD_DIM"),
+        self.dims = Dims(s.max_seqlen_q, s.max_seqlen_k, s.heads, s.kv_heads, s.groups)
+        self.scalars = Scalars(s.sm_scale, s.softcap or 1.0, s.window_left, s.window_right,
+                               s.seed or 0, int(p * 2**24), 1.0 / (1.0 - p))
+        self.features = Features(
+            head_dim=s.head_dim, block_d=_block_d(s.head_dim),
+            precision="ieee" if q.dtype == torch.float32 else "tf32", varlen=s.varlen,
+            even_m=False, softcap=s.softcap > 0, alibi=call.slopes is not None,
+            kpm=call.kpm is not None, window_left=s.window_left >= 0,
+            window_right=s.window_right >= 0, dropout=p > 0)
+        self.key = (q.dtype, s.head_dim, s.groups, self.features,
                     1 << max(s.max_seqlen_q, 1).bit_length(),
                     1 << max(s.max_seqlen_k, 1).bit_length())
 
-    def even_m(self, block_m: int) -> bool:
-        return not self.varlen and self.spec.max_seqlen_q % block_m == 0
+    def features_for(self, block_m: int) -> Features:
+        """The features of a launch with query blocks of ``block_m`` rows."""
+        even = not self.varlen and self.spec.max_seqlen_q % block_m == 0
+        return self.features._replace(even_m=even)
 
 
 def forward(c: _Common, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -176,16 +217,15 @@ def forward(c: _Common, q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor
     s = c.spec
     out = torch.empty_like(q)
     lse = torch.empty(c.lse_shape, device=q.device, dtype=torch.float32)
+    strides = [_strides(x, c.varlen) for x in (q, k, v, out)]
 
     def launch(cfg: tuple[int, int, int, int]) -> None:
         bm, bn, warps, stages = cfg
         grid = (triton.cdiv(s.max_seqlen_q, bm), s.batch * s.heads)
         fwd.fwd_kernel[grid](
-            q, k, v, out, lse, c.slopes, c.kpm, c.cu_q, c.cu_k,
-            *_strides(q, c.varlen), *_strides(k, c.varlen), *_strides(v, c.varlen),
-            *_strides(out, c.varlen), *c.lse_strides, c.s_kpm, *c.scalars, s.heads, s.groups,
-            *c.opts, BLOCK_M=bm, BLOCK_N=bn, EVEN_M=c.even_m(bm), num_warps=warps,
-            num_stages=stages, **c.flags)
+            q, k, v, out, lse, c.slopes, c.kpm, c.cu_q, c.cu_k, *strides, c.lse_strides,
+            c.s_kpm, c.dims, c.scalars, BLOCK_M=bm, BLOCK_N=bn, F=c.features_for(bm),
+            num_warps=warps, num_stages=stages)
 
     launch(_pick("fwd", c.key, _FWD, s.head_dim, s.max_seqlen_k, launch))
     return out, lse
@@ -200,32 +240,30 @@ def backward(c: _Common, do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tenso
     do = _lastdim(do)
     delta = torch.empty_like(lse)
     grid = (triton.cdiv(s.max_seqlen_q, 64), s.batch * s.heads)
-    fwd.delta_kernel[grid](out, do, delta, *_strides(out, c.varlen), *_strides(do, c.varlen),
-                           *c.lse_strides, c.cu_q, s.max_seqlen_q, s.heads,
-                           HEAD_DIM=s.head_dim, BLOCK_D=_block_d(s.head_dim), BLOCK_M=64,
-                           VARLEN=c.varlen)
+    fwd.delta_kernel[grid](out, do, delta, c.cu_q, _strides(out, c.varlen),
+                           _strides(do, c.varlen), c.lse_strides, c.dims, BLOCK_M=64,
+                           F=c.features_for(64))
     lse2 = (lse * 1.4426950408889634).masked_fill(lse == float("-inf"), float("inf"))
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    common = (*_strides(q, c.varlen), *_strides(k, c.varlen), *_strides(v, c.varlen),
-              *_strides(do, c.varlen))
+    tensors = (q, k, v, do, lse2, delta)
+    strides = [_strides(x, c.varlen) for x in (q, k, v, do)]
 
     def launch_kv(cfg: tuple[int, int, int, int]) -> None:
         bm, bn, warps, stages = cfg
         grid = (triton.cdiv(s.max_seqlen_k, bn), s.batch * s.kv_heads)
         bwd.dkdv_kernel[grid](
-            q, k, v, do, lse2, delta, dk, dv, c.slopes, c.kpm, c.cu_q, c.cu_k, *common,
-            *_strides(dk, c.varlen), *_strides(dv, c.varlen), *c.lse_strides, c.s_kpm,
-            *c.scalars, s.heads, s.kv_heads, s.groups, *c.opts, BLOCK_M=bm, BLOCK_N=bn,
-            EVEN_M=c.even_m(bm), num_warps=warps, num_stages=stages, **c.flags)
+            *tensors, dk, dv, c.slopes, c.kpm, c.cu_q, c.cu_k, *strides,
+            _strides(dk, c.varlen), _strides(dv, c.varlen), c.lse_strides, c.s_kpm, c.dims,
+            c.scalars, BLOCK_M=bm, BLOCK_N=bn, F=c.features_for(bm), num_warps=warps,
+            num_stages=stages)
 
     def launch_q(cfg: tuple[int, int, int, int]) -> None:
         bm, bn, warps, stages = cfg
         grid = (triton.cdiv(s.max_seqlen_q, bm), s.batch * s.heads)
         bwd.dq_kernel[grid](
-            q, k, v, do, lse2, delta, dq, c.slopes, c.kpm, c.cu_q, c.cu_k, *common,
-            *_strides(dq, c.varlen), *c.lse_strides, c.s_kpm, *c.scalars, s.heads, s.groups,
-            *c.opts, BLOCK_M=bm, BLOCK_N=bn, EVEN_M=c.even_m(bm), num_warps=warps,
-            num_stages=stages, **c.flags)
+            *tensors, dq, c.slopes, c.kpm, c.cu_q, c.cu_k, *strides, _strides(dq, c.varlen),
+            c.lse_strides, c.s_kpm, c.dims, c.scalars, BLOCK_M=bm, BLOCK_N=bn,
+            F=c.features_for(bm), num_warps=warps, num_stages=stages)
 
     launch_kv(_pick("dkdv", c.key, _DKDV, s.head_dim, s.max_seqlen_k, launch_kv))
     launch_q(_pick("dq", c.key, _DQ, s.head_dim, s.max_seqlen_k, launch_q))

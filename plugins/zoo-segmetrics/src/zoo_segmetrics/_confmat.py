@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import ConfigError, InputError
 
 MODES = ("multiclass", "binary", "multilabel")
 
@@ -30,27 +30,28 @@ MODES = ("multiclass", "binary", "multilabel")
 def check_config(num_classes: int, ignore_index: int | None, mode: str, threshold: float) -> None:
     """Raise a clear error for an invalid metric configuration."""
     if mode not in MODES:
-        raise ZooError(f"mode={mode!r} is not a segmentation mode; valid modes: {MODES}")
+        raise ConfigError(f"mode={mode!r} is not a segmentation mode; valid modes: {MODES}")
     least = 1 if mode == "multilabel" else 2
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) \
             or num_classes < least:
-        raise ZooError(f"num_classes={num_classes!r} is invalid: a {mode} metric needs an "
+        raise ConfigError(f"num_classes={num_classes!r} is invalid: a {mode} metric needs an "
                        f"integer >= {least} (background counts as a class)")
     if mode == "binary" and num_classes != 2:
-        raise ZooError(f"num_classes={num_classes!r} with mode='binary': binary segmentation "
+        raise ConfigError(f"num_classes={num_classes!r} with mode='binary': binary segmentation "
                        "has exactly 2 classes (background, foreground); use mode='multiclass'")
     if ignore_index is not None and (isinstance(ignore_index, bool)
                                      or not isinstance(ignore_index, int)):
-        raise ZooError(f"ignore_index={ignore_index!r} must be an int label or None")
+        raise ConfigError(f"ignore_index={ignore_index!r} must be an int label or None")
     if not 0.0 <= float(threshold) <= 1.0:
-        raise ZooError(f"threshold={threshold!r} must lie in [0, 1] (it applies to probabilities)")
+        raise ConfigError(f"threshold={threshold!r} must lie in [0, 1] (it applies to "
+                          "probabilities)")
 
 
 def _check_target(target: Tensor) -> None:
     if not isinstance(target, Tensor):
-        raise ZooError(f"target must be a torch.Tensor of class indices, got {type(target)!r}")
+        raise InputError(f"target must be a torch.Tensor of class indices, got {type(target)!r}")
     if target.is_floating_point() or target.is_complex():
-        raise ZooError(f"target has dtype {target.dtype}: targets are class indices; pass an "
+        raise InputError(f"target has dtype {target.dtype}: targets are class indices; pass an "
                        "integer tensor (target.long()), not scores or one-hot floats")
 
 
@@ -71,7 +72,7 @@ def to_labels(preds: Tensor, target: Tensor, num_classes: int, mode: str,
     """
     _check_target(target)
     if not isinstance(preds, Tensor):
-        raise ZooError(f"preds must be a torch.Tensor, got {type(preds)!r}")
+        raise InputError(f"preds must be a torch.Tensor, got {type(preds)!r}")
     C = num_classes
     if preds.is_floating_point():
         if mode == "multilabel":
@@ -79,14 +80,14 @@ def to_labels(preds: Tensor, target: Tensor, num_classes: int, mode: str,
             return _binarize(preds, threshold), target, True
         if preds.dim() == target.dim() + 1:
             if preds.shape[1] != C or preds.shape[:1] + preds.shape[2:] != target.shape:
-                raise ZooError(
+                raise InputError(
                     f"preds of shape {tuple(preds.shape)} do not fit target of shape "
                     f"{tuple(target.shape)} with num_classes={C}: scores must be (N, C, ...) "
                     f"= {(target.shape[0], C, *target.shape[1:]) if target.dim() else '?'}")
-            return preds.max(1).indices, target, True  # max(1) runs ~2x faster than argmax(1)
+            return argmax_labels(preds), target, True
         if mode == "binary" and preds.shape == target.shape:
             return _binarize(preds, threshold), target, True
-        raise ZooError(
+        raise InputError(
             f"float preds of shape {tuple(preds.shape)} for target of shape "
             f"{tuple(target.shape)}: give class indices as an integer tensor (preds.long()) or "
             f"scores of shape (N, C, ...) with C={C} (or mode='binary' for foreground "
@@ -100,9 +101,51 @@ def to_labels(preds: Tensor, target: Tensor, num_classes: int, mode: str,
     return preds, target, False
 
 
+_BLOCK = 1 << 16  # pixels per block of the CPU arg-max: C x _BLOCK scores stay in cache
+
+
+def argmax_labels(scores: Tensor) -> Tensor:
+    """``scores.argmax(1)`` of (N, C, ...) scores as labels (N, ...); the first maximum wins.
+
+    On CPU, ATen's arg-max over the strided class axis reads each score one at a time; here
+    each block of pixels takes four vectorised ops: the column maximum ``m`` (a vertical
+    reduction), ``E = (x == m)`` as 0/1 floats, and one small matmul ``[0..C-1; 1..1] @ E``
+    that gives the index of the maximum and the number of maxima. Pixels with a tie (or a
+    NaN score, which matches nothing) go to ``argmax`` itself, so the result is exact.
+    Labels are uint8 when C <= 256.
+    """
+    if scores.device.type != "cpu" or scores.numel() == 0:
+        return scores.argmax(1)
+    n, c = scores.shape[:2]
+    x = scores.reshape(n, c, -1)
+    pixels = x.shape[2]
+    labels = torch.empty(n, pixels, dtype=torch.uint8 if c <= 256 else torch.long)
+    dt = torch.float32 if scores.dtype != torch.float64 else torch.float64
+    weights = torch.stack([torch.arange(c, dtype=dt), torch.ones(c, dtype=dt)])  # (2, C)
+    block = min(_BLOCK, pixels)
+    best = torch.empty(1, block, dtype=scores.dtype)
+    eq = torch.empty(c, block, dtype=dt)
+    index_count = torch.empty(2, block, dtype=dt)
+    ties = []
+    for i in range(n):
+        for start in range(0, pixels, block):
+            xb = x[i, :, start:start + block]  # (C, b)
+            b = xb.shape[1]
+            torch.amax(xb, 0, keepdim=True, out=best[:, :b])
+            torch.eq(xb, best[:, :b], out=eq[:, :b])
+            torch.mm(weights, eq[:, :b], out=index_count[:, :b])
+            labels[i, start:start + b] = index_count[0, :b]
+            ties.append(index_count[1, :b] != 1)
+    tied = torch.cat(ties).view(n, pixels)
+    if tied.any():
+        img, pix = tied.nonzero(as_tuple=True)
+        labels[img, pix] = x[img, :, pix].argmax(1).to(labels.dtype)
+    return labels.view(scores.shape[:1] + scores.shape[2:])
+
+
 def _same_shape(preds: Tensor, target: Tensor, what: str) -> None:
     if preds.shape != target.shape:
-        raise ZooError(f"shape mismatch: preds {tuple(preds.shape)} vs target "
+        raise InputError(f"shape mismatch: preds {tuple(preds.shape)} vs target "
                        f"{tuple(target.shape)}; preds must be {what}")
 
 
@@ -119,12 +162,12 @@ def raise_out_of_range(labels: Tensor, target: Tensor, num_classes: int,
     hi = 2 if mode == "multilabel" else num_classes
     bad = _bad_values(target, hi, ignore_index)
     if bad:
-        raise ZooError(f"target holds labels {bad} outside [0, {hi}) that are not "
+        raise InputError(f"target holds labels {bad} outside [0, {hi}) that are not "
                        f"ignore_index={ignore_index!r}; fix num_classes or the labels, or "
                        "set ignore_index to the void label")
     bad = _bad_values(labels, hi, None)
     if bad:
-        raise ZooError(f"preds hold labels {bad} outside [0, {hi}); predictions must be "
+        raise InputError(f"preds hold labels {bad} outside [0, {hi}); predictions must be "
                        f"class indices in [0, {hi}) (num_classes={num_classes!r})")
 
 
@@ -134,66 +177,81 @@ def check_preds(labels: Tensor, target: Tensor, num_classes: int, mode: str) -> 
     lo_p, hi_p = torch.aminmax(labels)
     if int(lo_p) < 0 or int(hi_p) >= hi:
         bad = _bad_values(labels, hi, None)
-        raise ZooError(f"preds hold labels {bad} outside [0, {hi}); predictions must be "
-                       f"class indices in [0, {hi}) (num_classes={num_classes!r})")
+        raise InputError(f"preds hold labels {bad} outside [0, {hi}); predictions must be "
+                         f"class indices in [0, {hi}) (num_classes={num_classes!r})")
 
 
 def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: int | None,
               mode: str, per_image: bool = False, validate: bool = True) -> Tensor:
     """Bincount confusion matrix on the inputs' device, int64.
 
-    ``labels`` must already lie in [0, C) (see :func:`check_preds`). With ``validate``, target
-    labels outside [0, C) that are not ``ignore_index`` raise: the ignored pixels go to one
-    spare bin right after the C*C cells, so a bad label shows as an index out of
-    [0, C*C] or as more pixels in the spare bin than were ignored; this costs one min/max and
-    one count instead of masked passes over the target.
+    ``labels`` must already lie in [0, C) (see :func:`check_preds`). Multiclass: one
+    ``bincount`` of ``target * C + label`` over every pixel, ignored ones included: the target
+    values from ``min(0, ignore_index)`` to ``max(C - 1, ignore_index)`` each get a row of C
+    bins, the ignored row is dropped afterwards, and with ``validate`` a count in any other
+    row outside [0, C) is a bad target label. That is two passes over the inputs (the index,
+    its min/max) besides the count; no mask is built.
 
     Returns:
         multiclass/binary: (C, C), or (N, C, C) with ``per_image``;
         multilabel: (C, 2, 2), or (N, C, 2, 2) with ``per_image``.
     """
+    if mode == "multilabel":
+        return _multilabel(labels, target, num_classes, ignore_index, per_image, validate)
     C = num_classes
     n = target.shape[0] if target.dim() else 1
-    t = target if target.dtype == torch.long else target.long()
-    if mode == "multilabel":
-        # each (class, pixel) pair is a 2x2 cell: bin = class * 4 + target * 2 + pred
-        if validate:
-            ok = (t == 0) | (t == 1)
-            if ignore_index is not None:
-                ok |= t == ignore_index
-            if not bool(ok.all()):
-                raise_out_of_range(labels, target, C, ignore_index, mode)
-        t = t.reshape(n, C, -1)
-        cls = torch.arange(C, device=t.device).view(1, C, 1) * 4
-        idx = cls + t * 2 + labels.reshape(n, C, -1)  # (N, C, P)
-        cells, shape = 4 * C, (C, 2, 2)
-    else:
-        t = t.reshape(n, -1)
-        idx = t * C + labels.reshape(n, -1)  # (N, P)
-        cells, shape = C * C, (C, C)
-    ignored = 0
-    if ignore_index is not None:
-        mask = t == ignore_index
-        idx.masked_fill_(mask, cells)  # the ignored go to the spare bin
-        ignored = int(mask.sum())
+    low = min(0, ignore_index) if ignore_index is not None else 0  # target value of row 0
+    rows = (max(C - 1, ignore_index) if ignore_index is not None else C - 1) - low + 1
+    wide = target.dtype in (torch.int32, torch.int64) or rows * C >= 2**31
+    idx = torch.empty(n, target[0].numel() if target.dim() else 1, device=target.device,
+                      dtype=torch.int64 if wide else torch.int32)
+    torch.add(labels.reshape(n, -1), target.reshape(n, -1), alpha=C, out=idx)  # t * C + p
+    if low:
+        idx -= low * C
     if validate and idx.numel():
-        lo, hi = torch.aminmax(idx)
-        if int(lo) < 0 or int(hi) > cells:
+        lo, hi = torch.stack(torch.aminmax(idx)).tolist()
+        if lo < 0 or hi >= rows * C:
             raise_out_of_range(labels, target, C, ignore_index, mode)
     if per_image:
-        idx = idx + torch.arange(n, device=idx.device).view(-1, *[1] * (idx.dim() - 1)) \
-            * (cells + 1)
-        counts = torch.bincount(idx.reshape(-1), minlength=n * (cells + 1))
-        counts = counts.view(n, cells + 1)
-        spare_count = counts[:, cells].sum()
-        counts = counts[:, :cells].reshape(n, *shape)
-    else:
-        counts = torch.bincount(idx.reshape(-1), minlength=cells + 1)
-        spare_count = counts[cells]
-        counts = counts[:cells].reshape(shape)
-    if validate and int(spare_count) != ignored:  # a target label aliased the spare bin
-        raise_out_of_range(labels, target, C, ignore_index, mode)
-    return counts
+        idx += torch.arange(n, device=idx.device, dtype=idx.dtype).view(n, 1) * (rows * C)
+    counts = torch.bincount(idx.view(-1), minlength=n * rows * C)[:n * rows * C]
+    counts = counts.view(n, rows, C)
+    if validate:
+        other = torch.ones(rows, dtype=torch.bool)
+        other[-low:C - low] = False
+        if ignore_index is not None:
+            other[ignore_index - low] = False
+        if bool(counts[:, other.to(counts.device)].any()):
+            raise_out_of_range(labels, target, C, ignore_index, mode)
+    cm = counts[:, -low:C - low]
+    if ignore_index is not None and 0 <= ignore_index < C:
+        cm[:, ignore_index] = 0  # the ignored pixels, whatever their prediction
+    return cm if per_image else cm.sum(0) if n > 1 else cm[0]
+
+
+def _multilabel(labels: Tensor, target: Tensor, C: int, ignore_index: int | None,
+                per_image: bool, validate: bool) -> Tensor:
+    """(C, 2, 2) matrices: each (class, pixel) pair is a cell ``class * 4 + target * 2 + pred``;
+    ignored pixels go to one spare bin after the 4C cells."""
+    n = target.shape[0] if target.dim() else 1
+    t = target if target.dtype == torch.long else target.long()
+    if validate:
+        ok = (t == 0) | (t == 1)
+        if ignore_index is not None:
+            ok |= t == ignore_index
+        if not bool(ok.all()):
+            raise_out_of_range(labels, target, C, ignore_index, "multilabel")
+    t = t.reshape(n, C, -1)
+    cls = torch.arange(C, device=t.device).view(1, C, 1) * 4
+    idx = cls + t * 2 + labels.reshape(n, C, -1)  # (N, C, P)
+    cells = 4 * C
+    if ignore_index is not None:
+        idx.masked_fill_(t == ignore_index, cells)  # the ignored go to the spare bin
+    if per_image:
+        idx = idx + torch.arange(n, device=idx.device).view(-1, 1, 1) * (cells + 1)
+    counts = torch.bincount(idx.reshape(-1), minlength=n * (cells + 1))
+    counts = counts.view(n, cells + 1)[:, :cells].reshape(n, C, 2, 2)
+    return counts if per_image else counts.sum(0)
 
 
 def stats(cm: Tensor, multilabel: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from torch import Tensor
 
 import zoo_core as zoo
-from zoo_core import ZooError
+from zoo_core import ConfigError, InputError, ZooError
 
 from ._confmat import check_config, check_preds, confusion, to_labels
 from .segmentation import scores
@@ -35,7 +34,7 @@ def normalize_matrix(cm: Tensor, normalize: str | None) -> Tensor:
     """``cm`` as float64, divided by row sums (``"true"``), column sums (``"pred"``) or the
     total (``"all"``); rows/columns with no pixel stay 0."""
     if normalize not in NORMALIZE:
-        raise ZooError(f"normalize={normalize!r} is unknown; valid: {NORMALIZE}")
+        raise ConfigError(f"normalize={normalize!r} is unknown; valid: {NORMALIZE}")
     m = cm.double()
     if normalize is None:
         return m
@@ -61,11 +60,11 @@ class ConfusionMatrix(zoo.Metric):
                  threshold: float = 0.5) -> None:
         super().__init__()
         if mode == "multilabel":
-            raise ZooError("metric:confusion takes mode 'multiclass' or 'binary'; for "
-                           "per-class 2x2 matrices use metric:segmentation(mode='multilabel')")
+            raise ConfigError("metric:confusion takes mode 'multiclass' or 'binary'; for "
+                              "per-class 2x2 matrices use metric:segmentation(mode='multilabel')")
         check_config(num_classes, ignore_index, mode, threshold)
         if normalize not in NORMALIZE:
-            raise ZooError(f"normalize={normalize!r} is unknown; valid: {NORMALIZE}")
+            raise ConfigError(f"normalize={normalize!r} is unknown; valid: {NORMALIZE}")
         self.num_classes, self.ignore_index, self.normalize = num_classes, ignore_index, normalize
         self.mode, self.threshold = mode, threshold
         self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.long))
@@ -104,8 +103,8 @@ class ConfusionMatrix(zoo.Metric):
         if class_names is None:
             return [str(i) for i in range(self.num_classes)]
         if len(class_names) != self.num_classes:
-            raise ZooError(f"class_names has {len(class_names)} names for num_classes="
-                           f"{self.num_classes}; give one name per class")
+            raise InputError(f"class_names has {len(class_names)} names for num_classes="
+                             f"{self.num_classes}; give one name per class")
         return [str(n) for n in class_names]
 
     def table(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
@@ -127,21 +126,20 @@ class ConfusionMatrix(zoo.Metric):
     def plot(self, path: str | os.PathLike[str] | None = None,
              class_names: Sequence[str] | None = None, normalize: str | None = "true",
              title: str | None = None) -> Any:
-        """Render the matrix as a heat map (matplotlib); write a PNG when ``path`` is given.
+        """Render the matrix as a heat map; write a PNG when ``path`` is given.
 
-        Returns the matplotlib ``Figure``. The file is written atomically (temp file + rename).
+        Returns a matplotlib ``Figure`` of its own (``matplotlib.figure.Figure``: no pyplot,
+        no backend switch, nothing global touched). The file is written atomically, with the
+        mode the umask gives. Needs ``pip install 'zoo-segmetrics[plot]'``.
         """
         try:
-            import matplotlib
-
-            matplotlib.use("Agg", force=False)
             from matplotlib.figure import Figure
-        except ImportError as e:  # pragma: no cover - matplotlib is an optional extra
+        except ImportError as e:
             raise ZooError("plotting needs matplotlib: pip install 'zoo-segmetrics[plot]'") from e
         names = self._names(class_names)
         m = normalize_matrix(self.confmat, normalize).cpu().numpy()
         size = max(4.0, 0.45 * self.num_classes + 2)
-        fig = Figure(figsize=(size, size * 0.9))
+        fig = Figure(figsize=(size, size * 0.9), layout="constrained")
         ax = fig.add_subplot()
         im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else None)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -157,19 +155,7 @@ class ConfusionMatrix(zoo.Metric):
                     text = f"{m[i, j]:.2f}" if normalize else f"{int(m[i, j])}"
                     ax.text(j, i, text, ha="center", va="center", fontsize=8,
                             color="white" if m[i, j] > 0.5 * m.max() else "black")
-        fig.tight_layout()
         if path is not None:
-            _save_atomic(fig, Path(path))
+            with zoo.atomic_path(Path(path)) as tmp:
+                fig.savefig(tmp, format="png", dpi=120)
         return fig
-
-
-def _save_atomic(fig: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

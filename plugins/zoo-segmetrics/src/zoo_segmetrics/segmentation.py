@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 import zoo_core as zoo
-from zoo_core import ZooError
+from zoo_core import ConfigError
 
 from ._confmat import check_config, check_preds, confusion, stats, to_labels
 
@@ -118,11 +118,11 @@ class SegmentationMetric(zoo.Metric):
         super().__init__()
         check_config(num_classes, ignore_index, mode, threshold)
         if aggregation not in AGGREGATIONS:
-            raise ZooError(f"aggregation={aggregation!r} is unknown; valid: {AGGREGATIONS} "
-                           "('dataset' sums all pixels, 'image' averages per-image scores)")
+            raise ConfigError(f"aggregation={aggregation!r} is unknown; valid: {AGGREGATIONS} "
+                              "('dataset' sums all pixels, 'image' averages per-image scores)")
         if absent_score is not None and float(absent_score) not in (0.0, 1.0):
-            raise ZooError(f"absent_score={absent_score!r} must be None (exclude undefined "
-                           "per-class scores from the means), 0.0 or 1.0")
+            raise ConfigError(f"absent_score={absent_score!r} must be None (exclude undefined "
+                              "per-class scores from the means), 0.0 or 1.0")
         self.num_classes, self.ignore_index, self.mode = num_classes, ignore_index, mode
         self.aggregation, self.absent_score, self.threshold = aggregation, absent_score, threshold
         self.validate = validate
@@ -157,9 +157,9 @@ class SegmentationMetric(zoo.Metric):
 
     def merge(self, other: zoo.Metric) -> SegmentationMetric:
         if isinstance(other, SegmentationMetric) and other._config() != self._config():
-            raise ZooError(f"cannot merge metrics configured differently: {self._config()} vs "
-                           f"{other._config()} (num_classes, ignore_index, mode, aggregation, "
-                           "absent_score, threshold)")
+            raise ConfigError(f"cannot merge metrics configured differently: {self._config()} "
+                              f"vs {other._config()} (num_classes, ignore_index, mode, "
+                              "aggregation, absent_score, threshold)")
         super().merge(other)
         return self
 
