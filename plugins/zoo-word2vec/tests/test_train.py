@@ -83,7 +83,21 @@ def test_progress_bar_shows_words_and_loss(lee, capsys):
     model = zoo.create("model:word2vec", vector_size=8, min_count=5, epochs=1, workers=1)
     model.train(lee[:50], progress=True)
     err = capsys.readouterr().err
-    assert "word/s" in err and "loss=" in err
+    assert "word2vec" in err and "loss=" in err
+
+
+def test_explicit_zero_overrides_are_honoured(lee):
+    """``epochs=0`` trains nothing and ``alpha=0`` moves nothing (not the config's values)."""
+    model = zoo.create("model:word2vec", vector_size=8, min_count=5, epochs=3, workers=1)
+    model.build_vocab(lee[:50])
+    before = model.vectors.detach().clone()
+    assert model.train(lee[:50], epochs=0, progress=False).raw_words == 0
+    assert torch.equal(model.vectors, before)
+    report = model.train(lee[:50], alpha=0.0, min_alpha=0.0, epochs=1, progress=False)
+    assert report.raw_words == sum(map(len, lee[:50]))
+    assert torch.equal(model.vectors, before)
+    with pytest.raises(zoo.ConfigError, match="workers=0"):
+        model.train(lee[:50], workers=0, progress=False)
 
 
 def test_train_errors(lee):
@@ -95,5 +109,5 @@ def test_train_errors(lee):
     model.build_vocab(lee)
     with pytest.raises(zoo.ZooError, match="sentence 1 is a str"):
         model.train([["a"], "some text"], progress=False)
-    with pytest.raises(zoo.ZooError, match="one-shot iterator"):
+    with pytest.raises(zoo.InputError, match="one-shot iterator"):
         model.train(iter(lee), progress=False)

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+import zoo_core as zoo
+
 from .sgd import (
     OutputBlock,
     Workspace,
@@ -201,7 +203,9 @@ class Trainer:
 
     def run(self, corpus: Iterable[Sequence[str]], index: dict[str, int]) -> TrainReport:
         report = TrainReport()
-        bar = _progress_bar(self.total, self.progress and self.rank == 0)
+        show = self.progress if self.rank == 0 else False
+        bar = zoo.progress(total=self.total, desc="word2vec", unit="word",
+                           disable=None if show is None else not show).__enter__()
         threads_before = torch.get_num_threads()
         torch.set_flush_denormal(True)  # subnormal floats are ~100x slower; off again after
         torch.set_num_threads(1)  # parallel over workers; intra-op barriers only cost here
@@ -274,8 +278,9 @@ class Trainer:
                 mean = self._loss[0] / self._loss[1] if self._loss[1] else math.nan
                 report.interval_losses.append((self._done_words, mean))
                 self._loss = [0.0, 0]
-                bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
-            bar.update(raw)
+                bar.update(raw, loss=mean)
+            else:
+                bar.update(raw)
 
     # -- worker threads ----------------------------------------------------------------
     def _gen(self, worker: int) -> torch.Generator:
@@ -338,23 +343,3 @@ class Trainer:
     def _broadcast(self) -> None:
         for p in self._params():
             torch.distributed.broadcast(p, src=0)
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress_bar(total: int, enabled: bool | None) -> Any:
-    if enabled is False:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="word", unit_scale=True, desc="word2vec",
-                disable=None if enabled is None else not enabled, smoothing=0.1)
