@@ -28,11 +28,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 import zoo_core as zoo
 
+from . import compiled
 from .sgd import (
     OutputBlock,
     Workspace,
@@ -112,7 +114,7 @@ class Trainer:
 
     def __init__(self, model: Word2Vec, *, epochs: int, total_words: int, alpha: float,
                  min_alpha: float, workers: int, progress: bool | None, seed: int,
-                 sync_fraction: float = 0.05) -> None:
+                 sync_fraction: float = 0.05, engine: str = "auto") -> None:
         self.model = model
         cfg = model.config
         self.cfg = cfg
@@ -132,6 +134,12 @@ class Trainer:
         self.points, self.codes, self.lengths = (tables.get(k) for k in ("points", "codes",
                                                                         "code_lengths"))
         self.vocab_size = model.config.vocab_size
+        self.engine = _choose_engine(engine, model)
+        if self.engine == "compiled":  # numpy views sharing the weights' memory
+            self.weights_np = {name: p.data.numpy() for name, p in model.named_parameters()}
+            self.tables_np = {k: v.numpy() for k, v in (
+                ("noise", self.noise), ("points", self.points), ("codes", self.codes),
+                ("lengths", self.lengths)) if v is not None}
         self._lock = threading.Lock()
         self._done_words = 0
         self._loss = [0.0, 0]  # sum, predictions since the last report
@@ -151,6 +159,12 @@ class Trainer:
         if n < 2:
             return 0.0, 0, n
         w = cfg.window
+        if self.engine == "compiled":
+            windows = torch.randint(1, w + 1, (n,), generator=gen) if cfg.shrink_windows \
+                else torch.full((n,), w, dtype=torch.long)
+            seed = int(torch.randint(0, 1 << 48, (1,), generator=gen))
+            loss, preds = self._compiled_chunk(ids, sid, windows, chunk.alpha, seed)
+            return loss, preds, n
         if cfg.shrink_windows:
             reduced = torch.randint(1, w + 1, (n,), generator=gen)
             groups = [(b, (reduced == b).nonzero().squeeze(1)) for b in range(1, w + 1)]
@@ -169,6 +183,16 @@ class Trainer:
                 loss += step_loss
                 preds += step_preds
         return loss, preds, n
+
+    def _compiled_chunk(self, ids: Tensor, sid: Tensor, windows: Tensor, alpha: float,
+                        seed: int) -> tuple[float, int]:
+        cfg, t, w = self.cfg, self.tables_np, self.weights_np
+        work = np.empty((2, cfg.vector_size), dtype=np.float32)
+        return compiled.train_chunk(
+            w["vectors"], w.get("syn1neg"), w.get("syn1"), ids.numpy(), sid.numpy(),
+            windows.numpy(), alpha, sg=bool(cfg.sg), hs=bool(cfg.hs), negative=cfg.negative,
+            cbow_mean=bool(cfg.cbow_mean), noise=t.get("noise"), points=t.get("points"),
+            codes=t.get("codes"), code_lengths=t.get("lengths"), seed=seed, work=work)
 
     def step(self, centre: Tensor, ctx: Tensor, valid: Tensor, alpha: float,
              gen: torch.Generator, ws: Workspace) -> tuple[float, int]:
@@ -343,3 +367,21 @@ class Trainer:
     def _broadcast(self) -> None:
         for p in self._params():
             torch.distributed.broadcast(p, src=0)
+
+
+ENGINES = ("auto", "compiled", "torch")
+
+
+def _choose_engine(engine: str, model: Word2Vec) -> str:
+    """``"compiled"`` (the numba loop of :mod:`.compiled`) for float32 weights on the CPU when
+    numba is installed, else ``"torch"`` (batched closed-form steps of :mod:`.sgd`, any device).
+    """
+    if engine not in ENGINES:
+        raise zoo.ConfigError(f"engine={engine!r} is unknown; valid: {ENGINES}")
+    fits = model.vectors.device.type == "cpu" and model.vectors.dtype == torch.float32
+    if engine == "compiled" and not (fits and compiled.available()):
+        raise zoo.ConfigError("engine='compiled' needs float32 weights on the CPU and numba "
+                              "installed (pip install numba); use engine='torch' otherwise")
+    if engine == "auto":
+        return "compiled" if fits and compiled.available() else "torch"
+    return engine

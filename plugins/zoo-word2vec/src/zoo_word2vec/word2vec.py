@@ -241,7 +241,8 @@ class Word2Vec(Model):
     def train(self, sentences: Iterable[Sequence[str]] | bool = True, *,  # type: ignore[override]
               epochs: int | None = None, total_words: int | None = None,
               alpha: float | None = None, min_alpha: float | None = None,
-              workers: int | None = None, progress: bool | None = None) -> Any:
+              workers: int | None = None, progress: bool | None = None,
+              engine: str = "auto") -> Any:
         """Train on a re-iterable corpus of token lists (``nn.Module.train(bool)`` still works).
 
         Args:
@@ -250,6 +251,9 @@ class Word2Vec(Model):
             total_words: raw words per epoch (for the learning-rate schedule); counted by
                 ``build_vocab`` when omitted.
             progress: show a progress bar (None: only on a terminal).
+            engine: ``"compiled"``: the released tool's sequential SGD compiled with numba
+                (CPU, float32; what ``"auto"`` picks there); ``"torch"``: batched closed-form
+                steps in torch ops, on any device (what ``"auto"`` picks elsewhere).
 
         Returns:
             a :class:`TrainReport` (words/s, mean loss per prediction per epoch and interval).
@@ -276,7 +280,8 @@ class Word2Vec(Model):
         workers = cfg.workers if workers is None else workers
         _check_schedule(epochs, alpha, min_alpha, workers)
         trainer = Trainer(self, epochs=epochs, total_words=total_words, alpha=alpha,
-                          min_alpha=min_alpha, workers=workers, progress=progress, seed=cfg.seed)
+                          min_alpha=min_alpha, workers=workers, progress=progress, seed=cfg.seed,
+                          engine=engine)
         index = self.wv.key_to_index
         with torch.no_grad():
             self.last_report = trainer.run(sentences, index)
