@@ -115,8 +115,11 @@ def noise_table(cdf: Tensor, size: int | None = None) -> Tensor:
     size, 100 slots per word between 1e6 and 1e7, resolves probabilities down to ~1e-7.
     """
     size = size or int(min(10_000_000, max(1_000_000, 100 * cdf.numel())))
-    mids = (torch.arange(size, dtype=torch.float64) + 0.5) / size
-    return torch.searchsorted(cdf, mids).clamp_(max=cdf.numel() - 1).to(torch.int32)
+    # slots whose midpoint (i + 0.5) / size is <= cdf[w], then each word's share of them
+    upto = torch.floor(cdf * size - 0.5).add_(1).clamp_(0, size).long()
+    upto[-1] = size
+    slots = torch.diff(upto, prepend=upto.new_zeros(1))
+    return torch.repeat_interleave(torch.arange(cdf.numel(), dtype=torch.int32), slots)
 
 
 def huffman(counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
