@@ -5,6 +5,9 @@ and converted to word ids in chunks of about ``batch_words`` raw words. A worker
 chunk, draws every centre word's reduced window ``b`` (uniform in ``1..window``, as in the
 released tool), groups the centre words by ``b`` so each group's windows have the same width
 ``2b``, and runs closed-form steps (:mod:`zoo_word2vec.sgd`) over batches of centre words.
+With the compiled engine (the default for float32 weights on the CPU) the worker instead
+hands the subsampled chunk and its reduced windows to one numba loop
+(:mod:`zoo_word2vec.compiled`) that steps through it word by word, as the released tool does.
 ``workers`` threads train different chunks at once on the shared weights (Hogwild); PyTorch
 releases the GIL inside its kernels, so the threads use separate cores.
 

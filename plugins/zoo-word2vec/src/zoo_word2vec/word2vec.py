@@ -102,7 +102,9 @@ class Word2Vec(Model):
     ``syn1``, with the vocabulary (words and counts) kept as tensors in the state dict.
 
     ``forward`` is the differentiable loss of a batch of predictions (for autograd users and
-    the checks); :meth:`train` uses closed-form updates instead (:mod:`zoo_word2vec.sgd`).
+    the checks); :meth:`train` uses closed-form updates instead: the released tool's
+    sequential SGD compiled with numba on the CPU (:mod:`zoo_word2vec.compiled`), batched
+    steps in torch ops elsewhere (:mod:`zoo_word2vec.sgd`).
     """
 
     config_class = Word2VecConfig

@@ -158,11 +158,12 @@ class _GRU(torch.autograd.Function):
         saved = gx.new_empty(steps, batch, 4 * hid)     # (T, B, 4H): r, z, n, W_hn h + b_hn
         h_prev = gx.new_empty(steps, batch, hid)
         y = gx.new_empty(steps, batch, hid)
+        recurrent = _StepProduct(w_hh, batch)
         h = h0
         for t in _order(steps, reverse):
             h_prev[t] = h
             x_r, x_z, x_n = gx[t].chunk(3, 1)
-            gh = F.linear(h, w_hh, b_hh)
+            gh = recurrent(h) if b_hh is None else recurrent(h).add_(b_hh)
             r, z, n, h_n = saved[t].chunk(4, 1)
             h_n.copy_(gh[:, 2 * hid:])
             torch.add(x_r, gh[:, :hid], out=r).sigmoid_()
@@ -188,6 +189,7 @@ class _GRU(torch.autograd.Function):
         keep = None if mask is None else mask.to(dy.dtype)
         d_gx = saved.new_empty(steps, batch, 3 * hid)
         d_gh = saved.new_empty(steps, batch, 3 * hid)
+        back = _StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
         dh = dh.clone()
         for t in _order(steps, not ctx.reverse):
             r, z, n, h_n = saved[t].chunk(4, 1)
@@ -202,7 +204,7 @@ class _GRU(torch.autograd.Function):
             dhr.copy_(dxr)
             dhz.copy_(dxz)
             torch.mul(dxn, r, out=dhn_)
-            dh = torch.addmm(dhn * z, d_gh[t], w_hh)
+            dh = back(d_gh[t]).addcmul_(dhn, z)
             if keep is not None:
                 dh = dh + dh_carry
         flat = d_gh.reshape(-1, 3 * hid)
