@@ -33,7 +33,7 @@ from torch.nn.utils.rnn import PackedSequence
 import zoo_core as zoo
 
 from .layers import GRUCell, LSTMCell, RNNCell
-from .layers.fused import elman_recurrence, gru_recurrence, lstm_recurrence
+from .layers.fused import elman_recurrence, gru_recurrence, lstm_layer
 from .layers.sequence import Batch, prepare
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -156,6 +156,8 @@ class RecurrentLayer(nn.ModuleList):
                 ) -> tuple[Tensor, list[State]]:
         """x (T, B, I); one initial state per direction → y (T, B, D·P), final states."""
         cells: list[Any] = list(self)
+        if self.fused and all(isinstance(c, LSTMCell) and c.plain for c in cells):
+            return self._lstm(cells, x, states, mask)  # projection inside the recurrence
         if all(c.plain for c in cells):  # one product for every step and direction
             w = torch.cat([c.weight_ih for c in cells])
             b = None if cells[0].bias_ih is None else torch.cat([c.bias_ih for c in cells])
@@ -170,13 +172,20 @@ class RecurrentLayer(nn.ModuleList):
         return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
 
 
+    def _lstm(self, cells: list[Any], x: Tensor, states: list[Any], mask: Tensor | None
+              ) -> tuple[Tensor, list[State]]:
+        outs, finals = [], []
+        for d, (cell, (h0, c0)) in enumerate(zip(cells, states, strict=True)):
+            y, h, c = lstm_layer(x, cell.weight_ih, cell.bias_ih, h0, c0, cell.weight_hh,
+                                 cell.bias_hh, cell.weight_hr, mask, d == 1)
+            outs.append(y)
+            finals.append((h, c))
+        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
+
+
 def _run(cell: Any, gx: Tensor, state: State, mask: Tensor | None, reverse: bool,
          fused: bool) -> tuple[Tensor, State]:
     if fused and cell.plain:
-        if isinstance(cell, LSTMCell):
-            y, h, c = lstm_recurrence(gx, state[0], state[1], cell.weight_hh, cell.bias_hh,
-                                      cell.weight_hr, mask, reverse)
-            return y, (h, c)
         if isinstance(cell, GRUCell):
             return gru_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse)
         return elman_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse,

@@ -1,10 +1,11 @@
 """Whole-sequence recurrences with hand-written backpropagation through time.
 
-The input projections W_ih x_t + b_ih of all steps arrive precomputed in one matrix product
-(``gx``, (T, B, G)); the loop here does only the recurrent product and the gate arithmetic, in
-place on preallocated buffers. Backward walks the steps in reverse computing the gate
-gradients δ_t and the carried dh, dc; the weight gradients are then single products over all
-steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ H_prev, rather than T small outer products.
+The input projections W_ih x_t + b_ih of all steps are one matrix product (``gx``, (T, B, G),
+done by the caller, or inside the LSTM's function); the loop here does only the recurrent
+product and the gate arithmetic, in place on preallocated buffers. Backward walks the steps
+in reverse computing the gate gradients δ_t and the carried dh, dc; the weight gradients are
+then single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ H_prev, rather than T
+small outer products.
 
 Variable lengths use a step mask k_t ∈ {0, 1} (T, B, 1): a masked step leaves the state as it
 was and outputs zeros, so final states are those at each sequence's true length, and a reverse
@@ -49,36 +50,43 @@ class _StepProduct:
             except (RuntimeError, AttributeError):  # no oneDNN in this build
                 self.packed = None
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         if self.packed is not None:
-            return torch.ops.mkldnn._linear_pointwise(x, self.packed, None, "none", [], "")
-        return x @ self.weight.t()
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, bias, "none", [], "")
+        return F.linear(x, self.weight, bias)
 
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn,
                                                                "_linear_pointwise")
 
 
+def _doubled_g(t: Tensor, hid: int) -> Tensor:
+    """A copy of the gate-stacked ``t`` (4H, ...) with the g rows times 2."""
+    t = t.clone()
+    t[2 * hid: 3 * hid].mul_(2)
+    return t
+
+
 class _LSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: FunctionCtx, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor,
-                b_hh: Tensor | None, w_hr: Tensor | None, mask: Tensor | None,
-                reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
-        steps, batch, four_h = gx.shape
+    def forward(ctx: FunctionCtx, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor,
+                c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
+                mask: Tensor | None, reverse: bool) -> tuple[Tensor, Tensor, Tensor]:
+        steps, batch, _ = x.shape
         hid, out = c0.shape[-1], h0.shape[-1]
-        # (T, B, 4H): W_ih x_t + b_ih + b_hh, then W_hh h_{t−1} added and the gates in place.
-        # The g rows are doubled (in the sums and in W_hh) so that one σ over all four gates
-        # gives tanh(g) = 2σ(2g) − 1 with one more fused step.
-        acts = gx + b_hh if b_hh is not None else gx.clone()
-        acts[..., 2 * hid: 3 * hid].mul_(2)
-        w_gates = w_hh.clone()
-        w_gates[2 * hid: 3 * hid].mul_(2)
-        recurrent = _StepProduct(w_gates, batch)
-        c_prev = gx.new_empty(steps, batch, hid)        # c_{t−1}
-        tanh_c = gx.new_empty(steps, batch, hid)        # tanh(c_t)
-        h_prev = gx.new_empty(steps, batch, out)        # h_{t−1}
-        m_all = gx.new_empty(steps, batch, hid) if w_hr is not None else None
-        y = gx.new_empty(steps, batch, out)             # (T, B, P)
+        # (T, B, 4H): W_ih x_t + b_ih + b_hh for all steps in one product, then W_hh h_{t−1}
+        # added and the gates applied in place. The g rows are doubled (in W_ih, the biases
+        # and W_hh) so that one σ over all four gates gives tanh(g) = 2σ(2g) − 1.
+        bias = None if b_ih is None else _doubled_g(b_ih + b_hh, hid)
+        inputs = x.reshape(steps * batch, -1)
+        acts = _StepProduct(_doubled_g(w_ih, hid), steps * batch)(inputs, bias)
+        acts = acts.view(steps, batch, 4 * hid)
+        recurrent = _StepProduct(_doubled_g(w_hh, hid), batch)
+        c_prev = x.new_empty(steps, batch, hid)        # c_{t−1}
+        tanh_c = x.new_empty(steps, batch, hid)        # tanh(c_t)
+        h_prev = x.new_empty(steps, batch, out)        # h_{t−1}
+        m_all = x.new_empty(steps, batch, hid) if w_hr is not None else None
+        y = x.new_empty(steps, batch, out)             # (T, B, P)
         plain = w_hr is None and mask is None
         h, c = h0, c0
         for t in _order(steps, reverse):
@@ -101,14 +109,14 @@ class _LSTM(torch.autograd.Function):
             else:
                 h, c = torch.where(mask[t], h_new, h), torch.where(mask[t], c_new, c)
                 torch.mul(h_new, mask[t], out=y[t])
-        ctx.save_for_backward(acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask)
+        ctx.save_for_backward(x, w_ih, acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask)
         ctx.has_bias, ctx.reverse = b_hh is not None, reverse
         return y, h.clone() if plain else h, c
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: Tensor, dh: Tensor, dc: Tensor) -> tuple[Tensor | None, ...]:
-        acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask = ctx.saved_tensors
+        x, w_ih, acts, c_prev, tanh_c, h_prev, m_all, w_hh, w_hr, mask = ctx.saved_tensors
         steps, batch, four_h = acts.shape
         hid = four_h // 4
         keep = None if mask is None else mask.to(dy.dtype)
@@ -146,7 +154,9 @@ class _LSTM(torch.autograd.Function):
         dw_hr = None
         if d_hnew is not None:
             dw_hr = d_hnew.reshape(-1, d_hnew.shape[-1]).t() @ m_all.reshape(-1, hid)
-        return d_gates, dh, dc, dw_hh, db_hh, dw_hr, None, None
+        dx = (flat @ w_ih).view_as(x) if ctx.needs_input_grad[0] else None
+        dw_ih = flat.t() @ x.reshape(-1, x.shape[-1])
+        return dx, dw_ih, db_hh, dh, dc, dw_hh, db_hh, dw_hr, None, None
 
 
 class _GRU(torch.autograd.Function):
@@ -262,14 +272,17 @@ class _Elman(torch.autograd.Function):
         return d_pre, dh, dw_hh, db_hh, None, None, None
 
 
-def lstm_recurrence(gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
-                    w_hr: Tensor | None = None, mask: Tensor | None = None,
-                    reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
-    """LSTM over all steps: gx (T, B, 4H), h0 (B, P), c0 (B, H), mask (T, B, 1) bool.
+def lstm_layer(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor, c0: Tensor,
+               w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None = None,
+               mask: Tensor | None = None, reverse: bool = False
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """One LSTM direction over all steps, input projection included: x (T, B, I), h0 (B, P),
+    c0 (B, H), mask (T, B, 1) bool (biases both given or both None).
 
     Returns y (T, B, P) with zeros at masked steps, h_T (B, P), c_T (B, H).
     """
-    return _LSTM.apply(gx, h0, c0, w_hh, b_hh, w_hr, mask, reverse)  # type: ignore[no-any-return]
+    return _LSTM.apply(x, w_ih, b_ih, h0, c0, w_hh, b_hh, w_hr,  # type: ignore[no-any-return]
+                       mask, reverse)
 
 
 def gru_recurrence(gx: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
