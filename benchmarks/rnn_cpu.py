@@ -22,10 +22,10 @@ from _harness import Bench  # noqa: E402
 from torch import nn  # noqa: E402
 from zoo_rnn.recurrent import GRU, LSTM  # noqa: E402
 
-CASES = {  # name: (torch.nn class, ours, input size, batch_first)
-    "LSTM time-major, input 512": (nn.LSTM, LSTM, 512, False),
-    "LSTM batch-first, input 256": (nn.LSTM, LSTM, 256, True),
-    "GRU time-major, input 512": (nn.GRU, GRU, 512, False),
+CASES = {  # key: (name, torch.nn class, ours, input size, batch_first)
+    "lstm": ("LSTM time-major, input 512", nn.LSTM, LSTM, 512, False),
+    "lstm-bf": ("LSTM batch-first, input 256", nn.LSTM, LSTM, 256, True),
+    "gru": ("GRU time-major, input 512", nn.GRU, GRU, 512, False),
 }
 
 
@@ -51,8 +51,8 @@ def main() -> None:
     dev = torch.device(args.device)
     bench = Bench("rnn_cpu", threads=args.threads, device=str(dev))
     sync = torch.cuda.synchronize if dev.type == "cuda" else None
-    for name in args.cases.split(","):
-        ref_cls, ours_cls, inputs, batch_first = CASES[name]
+    for key in args.cases.split(","):
+        name, ref_cls, ours_cls, inputs, batch_first = CASES[key]
         torch.manual_seed(0)
         ref = ref_cls(inputs, args.hidden, num_layers=2, batch_first=batch_first).to(dev)
         ours = ours_cls.from_torch(ref)
