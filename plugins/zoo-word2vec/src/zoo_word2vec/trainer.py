@@ -22,6 +22,7 @@ weights are broadcast so every rank holds bit-identical vectors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -241,10 +242,17 @@ class Trainer:
         start = time.perf_counter()
         syncs_done = 0
         try:
+            # a corpus already in memory is converted to ids once, not once per epoch
+            kept: list[Chunk] | None = [] if isinstance(corpus, (list, tuple)) else None
             for epoch in range(self.epochs):
                 self._epoch_loss = [0.0, 0]
-                chunks = iter_chunks(corpus, index, self.cfg.batch_words,
-                                     self.cfg.max_sentence_length, self.rank, self.world)
+                if kept and epoch:
+                    chunks: Iterator[Chunk] = iter(kept)
+                else:
+                    chunks = iter_chunks(corpus, index, self.cfg.batch_words,
+                                         self.cfg.max_sentence_length, self.rank, self.world)
+                    if kept is not None:
+                        chunks = _keeping(chunks, kept)
                 dispatched = epoch * (self.total // self.epochs)
                 for chunk in self._run_chunks(chunks, dispatched, report, bar):
                     del chunk
@@ -274,7 +282,7 @@ class Trainer:
                     bar: Any) -> Iterator[Chunk]:
         """Feed chunks to the workers; yields each chunk after dispatching it."""
         for chunk in chunks:
-            chunk.alpha = self.alpha_at(dispatched)
+            chunk = dataclasses.replace(chunk, alpha=self.alpha_at(dispatched))
             dispatched += chunk.raw_words
             if self.workers == 1:
                 if not hasattr(self, "_ws0"):
@@ -370,6 +378,12 @@ class Trainer:
     def _broadcast(self) -> None:
         for p in self._params():
             torch.distributed.broadcast(p, src=0)
+
+
+def _keeping(chunks: Iterator[Chunk], kept: list[Chunk]) -> Iterator[Chunk]:
+    for chunk in chunks:
+        kept.append(chunk)
+        yield chunk
 
 
 ENGINES = ("auto", "compiled", "torch")
