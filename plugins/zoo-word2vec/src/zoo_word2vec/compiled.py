@@ -172,7 +172,7 @@ def _neg_log_sigmoid(x: float) -> float:
 
 
 if njit is not None:
-    _opts = {"nogil": True, "cache": True, "fastmath": True}
+    _opts = {"nogil": True, "cache": True, "fastmath": True, "error_model": "numpy"}
     _neg_log_sigmoid = njit(inline="always", **_opts)(_neg_log_sigmoid)
     _predict = njit(inline="always", **_opts)(_predict)
     _train_chunk = njit(**_opts)(_train_chunk)
