@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 import time
 from pathlib import Path
 
-import torch
-from zoo_rnn.lm import RNNLM, batchify, perplexity, windows
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from _harness import Bench  # noqa: E402
+from zoo_rnn.lm import RNNLM, batchify, perplexity, windows  # noqa: E402
 
 
 def lee_bytes() -> torch.Tensor:
@@ -72,14 +77,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 avoids OpenMP stalls on a shared machine")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    bench = Bench("rnn_lm_lee", threads=args.threads)
     r = run(args.minutes, args.hidden)
-    print(f"{'model':<28} {'valid perplexity':>16}")
-    print(f"{'byte unigram (add-one)':<28} {r['unigram']:16.2f}")
-    print(f"{'zoo rnn-lm (LSTM 2x' + str(args.hidden) + ')':<28} {r['model']:16.2f}")
-    print(f"ratio model / unigram: {r['model'] / r['unigram']:.3f} "
-          f"({r['windows']:.0f} windows of 32x64 bytes in {r['seconds']:.0f}s)")
-
+    bench.record(f"byte LM valid perplexity, LSTM 2x{args.hidden}, {r['windows']:.0f} windows "
+                 f"of 32x64 in {r['seconds']:.0f}s", peer=("byte unigram (add-one)",
+                                                            r["unigram"]),
+                 ours=r["model"], unit="ppl", higher_is_better=False)
+    bench.finish()
 
 if __name__ == "__main__":
     main()

@@ -21,12 +21,12 @@ def lstm():
 
 @pytest.mark.parametrize("shape", [(4,), (2, 3, 4, 5)])
 def test_wrong_rank(lstm, shape):
-    with pytest.raises(ValueError, match=r"3-D .* or 2-D unbatched.*got shape"):
+    with pytest.raises(zoo.ZooError, match=r"3-D .* or 2-D unbatched.*got shape"):
         lstm(torch.randn(*shape))
 
 
 def test_wrong_features(lstm):
-    with pytest.raises(ValueError, match="7 features per step.*input_size=4"):
+    with pytest.raises(zoo.ZooError, match="7 features per step.*input_size=4"):
         lstm(torch.randn(3, 2, 7))
 
 
@@ -38,7 +38,7 @@ def test_wrong_features(lstm):
     ([5.0, 2.0], r"must hold integers"),
 ])
 def test_bad_lengths(lstm, lengths, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(zoo.ZooError, match=match):
         lstm(torch.randn(5, 2, 4), lengths=torch.tensor(lengths))
 
 
@@ -49,29 +49,29 @@ def test_unsorted_lengths_allowed_when_asked(lstm):
 
 def test_bad_states(lstm):
     x = torch.randn(5, 2, 4)
-    with pytest.raises(ValueError, match=r"h_0 has shape \(1, 2, 5\), expected \(2, 2, 5\)"):
+    with pytest.raises(zoo.ZooError, match=r"h_0 has shape \(1, 2, 5\), expected \(2, 2, 5\)"):
         lstm(x, (torch.zeros(1, 2, 5), torch.zeros(2, 2, 5)))
-    with pytest.raises(ValueError, match=r"c_0 has shape"):
+    with pytest.raises(zoo.ZooError, match=r"c_0 has shape"):
         lstm(x, (torch.zeros(2, 2, 5), torch.zeros(2, 3, 5)))
-    with pytest.raises(ValueError, match=r"LSTM takes hx = \(h_0, c_0\)"):
+    with pytest.raises(zoo.ZooError, match=r"LSTM takes hx = \(h_0, c_0\)"):
         lstm(x, torch.zeros(2, 2, 5))
     gru = GRU.from_config(input_size=4, hidden_size=5)
-    with pytest.raises(ValueError, match="pairs are for the LSTM"):
+    with pytest.raises(zoo.ZooError, match="pairs are for the LSTM"):
         gru(x, (torch.zeros(1, 2, 5), torch.zeros(1, 2, 5)))
 
 
 def test_bad_configs():
-    with pytest.raises(ValueError, match=r"proj_size must be in \[0, hidden_size=4\), got 4"):
+    with pytest.raises(zoo.ZooError, match=r"proj_size must be in \[0, hidden_size=4\), got 4"):
         zoo.create("model:lstm", hidden_size=4, proj_size=4)
-    with pytest.raises(ValueError, match="unknown nonlinearity 'gelu'"):
+    with pytest.raises(zoo.ZooError, match="unknown nonlinearity 'gelu'"):
         zoo.create("model:rnn", nonlinearity="gelu")
-    with pytest.raises(ValueError, match="hidden_size must be a positive int, got 0"):
+    with pytest.raises(zoo.ZooError, match="hidden_size must be a positive int, got 0"):
         zoo.create("model:gru", hidden_size=0)
 
 
 def test_no_torch_counterpart_for_peepholes():
     m = LSTM.from_config(input_size=3, hidden_size=4, peephole=True)
-    with pytest.raises(ValueError, match="no torch.nn counterpart"):
+    with pytest.raises(zoo.ZooError, match="no torch.nn counterpart"):
         m.to_torch()
 
 

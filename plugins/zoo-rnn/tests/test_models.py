@@ -81,7 +81,7 @@ def test_sampling():
     sampled = lm.generate(prompt[:1], 1, temperature=1.0, top_k=3, generator=gen)
     allowed = lm(prompt[:1]).logits[0, -1].topk(3).indices
     assert sampled[0, -1] in allowed
-    with pytest.raises(ValueError, match="top_k must be in"):
+    with pytest.raises(zoo.ZooError, match="top_k must be in"):
         lm.generate(prompt, 1, top_k=0)
 
 
@@ -153,3 +153,19 @@ def test_source_padding_is_invisible():
     b = model(padded, lengths, dec)
     torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-6)
     assert torch.all(b.attention[1, :, 2:] == 0)
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("model:lstm", {"fused": True}), ("model:lstm", {"fused": False}),
+    ("model:gru", {"fused": True}), ("model:rnn", {"fused": False}),
+    ("model:seq2seq", {}), ("model:rnn-lm", {})])
+def test_forward_never_reads_a_device_value(name, overrides):
+    """On the meta device a tensor has no values: any ``.item()``, ``bool(t)`` or ``.tolist()``
+    in the forward pass (a host sync on a GPU) would raise here."""
+    with torch.device("meta"):
+        model = zoo.create(name, preset="tiny", **overrides)
+    inputs = {k: v.to("meta") if isinstance(v, torch.Tensor) else v
+              for k, v in model.example_inputs().items()}
+    out = model(**inputs)
+    first = out[0] if isinstance(out, tuple) else next(iter(vars(out).values()))
+    assert first.device.type == "meta"

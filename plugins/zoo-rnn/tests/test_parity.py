@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell
-from zoo_rnn.recurrent import GRU, LSTM, RNN
+from zoo_rnn.recurrent import GRU, LSTM, RNN, module_path
 
 import zoo_core as zoo
 
@@ -59,12 +59,8 @@ def _check_grads(ours, ref, out_ours, out_ref, inputs_ours, inputs_ref):
 
 
 def _name_map(ours) -> dict[str, str]:
-    """torch.nn parameter name → ours, derived from the converted state dict."""
-    out = {}
-    for torch_name in ours.torch_state_dict():
-        (our_name,) = ours.convert_state_dict({torch_name: None}, "torch")
-        out[torch_name] = our_name
-    return out
+    """torch.nn parameter name (= our state-dict key) → our parameter's module path."""
+    return {key: module_path(key) for key in ours.torch_state_dict()}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -168,9 +164,42 @@ def test_registry_and_layout():
     lstm = zoo.create("model:lstm", input_size=5, hidden_size=6, num_layers=2,
                       bidirectional=True, proj_size=2)
     ref = nn.LSTM(5, 6, num_layers=2, bidirectional=True, proj_size=2)
-    converted = lstm.convert_state_dict(dict(ref.state_dict()), "torch")
-    assert set(converted) == set(lstm.state_dict())
-    assert "layers.1.1.weight_hr" in converted
+    assert list(lstm.state_dict()) == list(ref.state_dict())   # same keys, same order
+    assert zoo.load_state_dict(lstm, ref.state_dict(), layout="torch") == []
+    assert torch.equal(lstm.layers[1][1].weight_hr, ref.weight_hr_l1_reverse)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_drop_in_for_torch_nn(kind):
+    """nn.*'s positional signature, and state dicts loaded both ways with nn's own method."""
+    ours_cls, ref_cls, extra = KINDS[kind]
+    args = (5, 6, 2) + ((extra["nonlinearity"],) if "nonlinearity" in extra else ())
+    kw = {k: v for k, v in extra.items() if k != "nonlinearity"}
+    torch.manual_seed(0)
+    ref = ref_cls(*args, batch_first=True, bidirectional=True, dropout=0.0, **kw)
+    ours = ours_cls(*args, batch_first=True, bidirectional=True, dropout=0.0, **kw)
+    assert ours.config.num_layers == 2 and ours.config.batch_first
+    ours.load_state_dict(ref.state_dict())                       # nn → ours
+    x = torch.randn(3, 4, 5)
+    y, state = ours(x)
+    y_ref, state_ref = ref(x)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    for a, b in zip(_flat(state), _flat(state_ref), strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    twin = ref_cls(*args, batch_first=True, bidirectional=True, **kw)
+    twin.load_state_dict(ours.state_dict())                      # ours → nn
+    torch.testing.assert_close(twin(x)[0], y_ref, **TOL)
+
+
+def test_constructor_errors():
+    with pytest.raises(TypeError, match="multiple values for argument 'hidden_size'"):
+        LSTM(5, 6, hidden_size=6)
+    with pytest.raises(TypeError, match="at most 8 positional"):
+        LSTM(5, 6, 1, True, False, 0.0, False, 0, "extra")
+    with pytest.raises(zoo.ConfigError, match="proj_size"):
+        LSTM(5, 6, proj_size=6)
+    m = GRU(5, 6, dtype=torch.float64)
+    assert m.layers[0][0].weight_hh.dtype == torch.float64
 
 
 def test_dropout_between_layers_only_in_training():

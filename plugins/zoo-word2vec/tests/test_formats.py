@@ -71,3 +71,17 @@ def test_load_into_other_vector_size_fails(lee, tmp_path):
     (tmp_path / "config.json").write_text(cfg)
     with pytest.raises(zoo.WeightsError, match="shape"):
         zoo.load(f"dir:{tmp_path}")
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Vector files are shareable (mode 0o666 & ~umask), not the temp file's 0o600."""
+    import os
+
+    from zoo_word2vec import save_word2vec_format
+
+    old = os.umask(0o022)
+    try:
+        save_word2vec_format(tmp_path / "v.txt", ["a", "b"], torch.zeros(2, 3))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "v.txt").stat().st_mode & 0o777 == 0o644

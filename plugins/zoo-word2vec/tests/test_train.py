@@ -37,15 +37,17 @@ def test_sgns_loss_at_zero_output_weights(lee):
     assert report.interval_losses and all(math.isfinite(v) for _, v in report.interval_losses)
 
 
-@pytest.mark.parametrize("sg, hs", [(1, 0), (0, 0), (1, 1)])
-def test_learns_what_gensim_learns(lee, sg, hs):
-    """Our cosine similarities agree with gensim's about as well as two gensim seeds agree."""
+@pytest.mark.parametrize("sg, hs, engine", [(1, 0, "auto"), (0, 0, "auto"), (1, 1, "auto"),
+                                            (1, 0, "torch"), (0, 0, "torch")])
+def test_learns_what_gensim_learns(lee, sg, hs, engine):
+    """Our cosine similarities agree with gensim's about as well as two gensim seeds agree,
+    with the compiled loop (``auto`` on the CPU) and with the batched torch steps."""
     neg = 0 if hs else 5
     kw = dict(vector_size=32, window=5, min_count=5, sg=sg, hs=hs, negative=neg, epochs=8)
     g1 = GensimWord2Vec(lee, workers=1, seed=1, **kw).wv
     g2 = GensimWord2Vec(lee, workers=1, seed=2, **kw).wv
     model = zoo.create("model:word2vec", workers=2, seed=3, **kw)
-    report = model.train(lee, progress=False)
+    report = model.train(lee, progress=False, engine=engine)
     assert report.epoch_losses[-1] < report.epoch_losses[0]
     ours = model.wv
     words = g1.index_to_key[20:220]
@@ -83,7 +85,23 @@ def test_progress_bar_shows_words_and_loss(lee, capsys):
     model = zoo.create("model:word2vec", vector_size=8, min_count=5, epochs=1, workers=1)
     model.train(lee[:50], progress=True)
     err = capsys.readouterr().err
-    assert "word/s" in err and "loss=" in err
+    assert "word2vec" in err and "loss=" in err
+
+
+def test_explicit_zero_overrides_are_honoured(lee):
+    """``epochs=0`` trains nothing and ``alpha=0`` moves nothing (not the config's values)."""
+    model = zoo.create("model:word2vec", vector_size=8, min_count=5, epochs=3, workers=1)
+    model.build_vocab(lee[:50])
+    before = model.vectors.detach().clone()
+    assert model.train(lee[:50], epochs=0, progress=False).raw_words == 0
+    assert torch.equal(model.vectors, before)
+    report = model.train(lee[:50], alpha=0.0, min_alpha=0.0, epochs=1, progress=False)
+    assert report.raw_words == sum(map(len, lee[:50]))
+    assert torch.equal(model.vectors, before)
+    with pytest.raises(zoo.ConfigError, match="workers=0"):
+        model.train(lee[:50], workers=0, progress=False)
+    with pytest.raises(zoo.ConfigError, match="engine='cuda'"):
+        model.train(lee[:50], engine="cuda", progress=False)
 
 
 def test_train_errors(lee):
@@ -95,5 +113,5 @@ def test_train_errors(lee):
     model.build_vocab(lee)
     with pytest.raises(zoo.ZooError, match="sentence 1 is a str"):
         model.train([["a"], "some text"], progress=False)
-    with pytest.raises(zoo.ZooError, match="one-shot iterator"):
+    with pytest.raises(zoo.InputError, match="one-shot iterator"):
         model.train(iter(lee), progress=False)

@@ -51,11 +51,11 @@ class RNNLMConfig:
         for key in ("vocab_size", "embed_size", "hidden_size", "num_layers"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"RNNLMConfig: {key} must be a positive int, got {value!r}")
+                raise zoo.ConfigError(f"RNNLMConfig: {key} must be a positive int, got {value!r}")
         if self.cell not in CELLS:
-            raise ValueError(f"RNNLMConfig: unknown cell {self.cell!r}; valid: {CELLS}")
+            raise zoo.ConfigError(f"RNNLMConfig: unknown cell {self.cell!r}; valid: {CELLS}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"RNNLMConfig: dropout must be in [0, 1), got {self.dropout!r}")
+            raise zoo.ConfigError(f"RNNLMConfig: dropout must be in [0, 1), got {self.dropout!r}")
 
 
 @dataclass
@@ -117,13 +117,13 @@ class RNNLM(zoo.Model):
                 labels: Tensor | None = None) -> LMOutput:
         """input_ids (B, T) → logits (B, T, V); ``labels`` (B, T), −100 = ignored."""
         if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be (batch, steps), got shape "
-                             f"{tuple(input_ids.shape)}; add a batch dimension with [None]")
+            raise zoo.InputError(f"input_ids must be (batch, steps), got shape "
+                                 f"{tuple(input_ids.shape)}; add a batch dimension with [None]")
         if state is None:
             state = self.init_state(input_ids.shape[0])
         elif len(state) != len(self.layers):
-            raise ValueError(f"state has {len(state)} layer states, the model has "
-                             f"{len(self.layers)} layers; pass the state a forward returned")
+            raise zoo.InputError(f"state has {len(state)} layer states, the model has "
+                                 f"{len(self.layers)} layers; pass the state a forward returned")
         x = self.drop(self.embed(input_ids)).transpose(0, 1)       # (T, B, E)
         new_state = []
         for i, layer in enumerate(self.layers):
@@ -148,10 +148,10 @@ class RNNLM(zoo.Model):
         ``temperature`` 0 means greedy; ``top_k`` keeps the k most likely tokens.
         """
         if temperature < 0:
-            raise ValueError(f"temperature must be ≥ 0 (0 = greedy), got {temperature!r}")
+            raise zoo.InputError(f"temperature must be ≥ 0 (0 = greedy), got {temperature!r}")
         if top_k is not None and not 1 <= top_k <= self.config.vocab_size:
-            raise ValueError(f"top_k must be in [1, vocab_size={self.config.vocab_size}], "
-                             f"got {top_k!r}")
+            raise zoo.InputError(f"top_k must be in [1, vocab_size={self.config.vocab_size}], "
+                                 f"got {top_k!r}")
         was_training = self.training
         self.eval()
         out = self(prompt_ids)
@@ -189,7 +189,7 @@ def batchify(ids: Tensor, batch_size: int) -> Tensor:
     """A token stream (N,) → ``batch_size`` contiguous streams (B, N // B), the tail dropped."""
     n = ids.numel() // batch_size
     if n < 2:
-        raise ValueError(f"{ids.numel()} tokens are too few for batch_size={batch_size}")
+        raise zoo.InputError(f"{ids.numel()} tokens are too few for batch_size={batch_size}")
     return ids[: n * batch_size].view(batch_size, n)
 
 

@@ -5,8 +5,11 @@ in training (Zaremba et al. 2014, arXiv:1409.2329). The reverse direction reads 
 from its last real step back to the first. Each direction of each layer applies its cell's
 equation (``layers/rnn_cell.py``, ``lstm_cell.py``, ``gru_cell.py``) step by step.
 
-The constructor arguments, state shapes and state-dict keys (through the ``"torch"`` layout)
-are those of ``torch.nn.RNN`` / ``LSTM`` / ``GRU``; ``to_torch()`` and ``from_torch()`` convert.
+The layers are drop-ins for ``torch.nn.RNN`` / ``LSTM`` / ``GRU``: the same constructor
+(``LSTM(10, 20, num_layers=2, batch_first=True)``, or a config), state shapes and state-dict
+keys (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``), so ``load_state_dict`` takes
+a ``torch.nn`` module's state dict and ``torch.nn`` takes ours. Parameters live in one cell per
+layer and direction (``layers[l][d]``); state-dict hooks rename them on the way out and in.
 
 Fast path (``fused=True``, the default for the plain cells): the input projections of every
 step and both directions are one matrix product, and the recurrence runs in
@@ -17,6 +20,7 @@ step under autograd.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -29,15 +33,46 @@ from torch.nn.utils.rnn import PackedSequence
 import zoo_core as zoo
 
 from .layers import GRUCell, LSTMCell, RNNCell
-from .layers.fused import elman_recurrence, gru_recurrence, lstm_recurrence
+from .layers.fused import elman_recurrence, gru_recurrence, lstm_layer
 from .layers.sequence import Batch, prepare
 
 State = Tensor | tuple[Tensor, Tensor]
 
-_TORCH_LAYOUT = [
-    (r"^(weight|bias)_(ih|hh|hr)_l(\d+)_reverse$", r"layers.\3.1.\1_\2"),
-    (r"^(weight|bias)_(ih|hh|hr)_l(\d+)$", r"layers.\3.0.\1_\2"),
-]
+_TORCH_KEY = re.compile(r"(\w+?)_l(\d+)(_reverse)?")
+_CELL_PATH = re.compile(r"layers\.(\d+)\.([01])\.(.+)")
+
+
+def torch_key(path: str) -> str:
+    """Our parameter path → its state-dict key: ``layers.1.1.weight_ih`` → ``weight_ih_l1_reverse``
+    (layer-norm parameters of the LSTM: ``layers.0.0.norm_c.bias`` → ``norm_c_bias_l0``)."""
+    m = _CELL_PATH.fullmatch(path)
+    if m is None:
+        raise zoo.InputError(f"{path!r} is not a cell parameter path 'layers.<l>.<d>.<name>'")
+    layer, direction, name = m.groups()
+    return f"{name.replace('.', '_')}_l{layer}{'_reverse' if direction == '1' else ''}"
+
+
+def module_path(key: str) -> str:
+    """The inverse of :func:`torch_key`: ``weight_hh_l0_reverse`` → ``layers.0.1.weight_hh``."""
+    m = _TORCH_KEY.fullmatch(key)
+    if m is None:
+        raise zoo.InputError(f"{key!r} is not a torch.nn RNN key such as 'weight_ih_l0'")
+    name, layer, reverse = m.groups()
+    name = re.sub(r"^(norm_(?:ih|hh|c))_", r"\1.", name)
+    return f"layers.{layer}.{1 if reverse else 0}.{name}"
+
+
+def _keys_out(module: nn.Module, state: dict[str, Any], prefix: str, meta: Any) -> None:
+    """state_dict post-hook: our paths → torch.nn keys (this module's entries are the last)."""
+    for key in [k for k in state if k.startswith(prefix + "layers.")]:
+        state[prefix + torch_key(key[len(prefix):])] = state.pop(key)
+
+
+def _keys_in(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
+    """load_state_dict pre-hook: torch.nn keys → our paths (our own paths pass unchanged)."""
+    for key in [k for k in state if k.startswith(prefix)
+                and _TORCH_KEY.fullmatch(k[len(prefix):])]:
+        state[prefix + module_path(key[len(prefix):])] = state.pop(key)
 
 
 @dataclass(frozen=True)
@@ -61,13 +96,13 @@ class RNNConfig:
         for key in ("input_size", "hidden_size", "num_layers"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{name}: {key} must be a positive int, got {value!r}")
+                raise zoo.ConfigError(f"{name}: {key} must be a positive int, got {value!r}")
         if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout <= 1:
-            raise ValueError(f"{name}: dropout must be a probability in [0, 1], got "
-                             f"{self.dropout!r}")
+            raise zoo.ConfigError(f"{name}: dropout must be a probability in [0, 1], got "
+                                  f"{self.dropout!r}")
         if self.nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"{name}: unknown nonlinearity {self.nonlinearity!r}; valid: "
-                             "'tanh', 'relu'")
+            raise zoo.ConfigError(f"{name}: unknown nonlinearity {self.nonlinearity!r}; valid: "
+                                  "'tanh', 'relu'")
         object.__setattr__(self, "num_directions", 2 if self.bidirectional else 1)
         object.__setattr__(self, "output_size", self.num_directions * self.state_size)
 
@@ -87,11 +122,11 @@ class LSTMConfig(RNNConfig):
 
     def __post_init__(self) -> None:
         if not isinstance(self.proj_size, int) or not 0 <= self.proj_size < self.hidden_size:
-            raise ValueError(f"LSTMConfig: proj_size must be in [0, hidden_size="
-                             f"{self.hidden_size}), got {self.proj_size!r}")
+            raise zoo.ConfigError(f"LSTMConfig: proj_size must be in [0, hidden_size="
+                                  f"{self.hidden_size}), got {self.proj_size!r}")
         if self.nonlinearity != "tanh":
-            raise ValueError(f"LSTMConfig: the LSTM has no nonlinearity option, got "
-                             f"{self.nonlinearity!r}; leave it at 'tanh'")
+            raise zoo.ConfigError(f"LSTMConfig: the LSTM has no nonlinearity option, got "
+                                  f"{self.nonlinearity!r}; leave it at 'tanh'")
         super().__post_init__()
 
     @property
@@ -105,8 +140,8 @@ class GRUConfig(RNNConfig):
 
     def __post_init__(self) -> None:
         if self.nonlinearity != "tanh":
-            raise ValueError(f"GRUConfig: the GRU has no nonlinearity option, got "
-                             f"{self.nonlinearity!r}; leave it at 'tanh'")
+            raise zoo.ConfigError(f"GRUConfig: the GRU has no nonlinearity option, got "
+                                  f"{self.nonlinearity!r}; leave it at 'tanh'")
         super().__post_init__()
 
 
@@ -121,6 +156,8 @@ class RecurrentLayer(nn.ModuleList):
                 ) -> tuple[Tensor, list[State]]:
         """x (T, B, I); one initial state per direction → y (T, B, D·P), final states."""
         cells: list[Any] = list(self)
+        if self.fused and all(isinstance(c, LSTMCell) and c.plain for c in cells):
+            return self._lstm(cells, x, states, mask)  # projection inside the recurrence
         if all(c.plain for c in cells):  # one product for every step and direction
             w = torch.cat([c.weight_ih for c in cells])
             b = None if cells[0].bias_ih is None else torch.cat([c.bias_ih for c in cells])
@@ -135,13 +172,20 @@ class RecurrentLayer(nn.ModuleList):
         return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
 
 
+    def _lstm(self, cells: list[Any], x: Tensor, states: list[Any], mask: Tensor | None
+              ) -> tuple[Tensor, list[State]]:
+        outs, finals = [], []
+        for d, (cell, (h0, c0)) in enumerate(zip(cells, states, strict=True)):
+            y, h, c = lstm_layer(x, cell.weight_ih, cell.bias_ih, h0, c0, cell.weight_hh,
+                                 cell.bias_hh, cell.weight_hr, mask, d == 1)
+            outs.append(y)
+            finals.append((h, c))
+        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
+
+
 def _run(cell: Any, gx: Tensor, state: State, mask: Tensor | None, reverse: bool,
          fused: bool) -> tuple[Tensor, State]:
     if fused and cell.plain:
-        if isinstance(cell, LSTMCell):
-            y, h, c = lstm_recurrence(gx, state[0], state[1], cell.weight_hh, cell.bias_hh,
-                                      cell.weight_hr, mask, reverse)
-            return y, (h, c)
         if isinstance(cell, GRUCell):
             return gru_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse)
         return elman_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse,
@@ -163,13 +207,28 @@ def _run(cell: Any, gx: Tensor, state: State, mask: Tensor | None, reverse: bool
 
 
 class _Recurrent(zoo.Model):
-    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`."""
+    """Shared machinery of :class:`RNN`, :class:`LSTM` and :class:`GRU`.
+
+    Built from a config (``LSTM(LSTMConfig(...))``, ``zoo.create("model:lstm", ...)``) or
+    with ``torch.nn``'s arguments, positional ones included (``LSTM(10, 20, 2)``), plus
+    ``device=`` and ``dtype=``.
+    """
 
     supports_grad_checkpointing = True
-    layouts: ClassVar[dict[str, list[tuple[str, str]]]] = {"torch": _TORCH_LAYOUT}
+    # Our state-dict keys are torch.nn's, so its layout maps nothing; declared so that an
+    # entry or a caller can name it (``zoo.load_state_dict(m, sd, layout="torch")``).
+    layouts: ClassVar[dict[str, list[tuple[str, str]]]] = {"torch": []}
     torch_class: ClassVar[type[nn.RNNBase]]
+    # torch.nn's positional arguments, in its order
+    positional: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size", "num_layers", "bias",
+                                             "batch_first", "dropout", "bidirectional")
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, *args: Any, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **kwargs: Any) -> None:
+        if len(args) == 1 and not kwargs and isinstance(args[0], self.config_class):
+            config = args[0]
+        else:
+            config = self.config_class(**self._arguments(args, kwargs))
         super().__init__(config)
         c = config
         self.layers = nn.ModuleList(
@@ -177,6 +236,22 @@ class _Recurrent(zoo.Model):
                             for _ in range(c.num_directions)], c.fused)
             for i in range(c.num_layers)
         )
+        self.register_state_dict_post_hook(_keys_out)
+        self.register_load_state_dict_pre_hook(_keys_in)
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    @classmethod
+    def _arguments(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """torch.nn's (positional and keyword) arguments → config fields."""
+        name = cls.__name__
+        if len(args) > len(cls.positional):
+            raise TypeError(f"{name}() takes at most {len(cls.positional)} positional arguments "
+                            f"({', '.join(cls.positional)}), got {len(args)}")
+        both = [k for k in cls.positional[:len(args)] if k in kwargs]
+        if both:
+            raise TypeError(f"{name}() got multiple values for argument {both[0]!r}")
+        return {**dict(zip(cls.positional, args, strict=False)), **kwargs}
 
     def _cell(self, input_size: int) -> nn.Module:
         raise NotImplementedError
@@ -217,8 +292,8 @@ class _Recurrent(zoo.Model):
         if hx is None:
             return [batch.x.new_zeros(batch.x.shape[1], c.state_size)] * n
         if isinstance(hx, tuple):
-            raise ValueError(f"{type(self).__name__} takes one state tensor h_0, got a tuple "
-                             f"of {len(hx)}; (h_0, c_0) pairs are for the LSTM")
+            raise zoo.InputError(f"{type(self).__name__} takes one state tensor h_0, got a tuple "
+                                 f"of {len(hx)}; (h_0, c_0) pairs are for the LSTM")
         return list(self._check_state("h_0", hx, batch, c.state_size).unbind(0))
 
     def _stack_states(self, finals: list[State], unbatched: bool) -> State:
@@ -231,8 +306,8 @@ class _Recurrent(zoo.Model):
         want = (n, size) if batch.unbatched else (n, b, size)
         if not isinstance(t, Tensor) or tuple(t.shape) != want:
             got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(f"{name} has shape {got!r}, expected {want} = (num_layers · "
-                             f"num_directions{'' if batch.unbatched else ', batch'}, {size})")
+            raise zoo.InputError(f"{name} has shape {got!r}, expected {want} = (num_layers · "
+                                 f"num_directions{'' if batch.unbatched else ', batch'}, {size})")
         return t.unsqueeze(1) if batch.unbatched else t  # caller's batch order, also if packed
 
     def example_inputs(self) -> dict[str, Any]:
@@ -244,22 +319,16 @@ class _Recurrent(zoo.Model):
     # -- torch.nn interop ------------------------------------------------------------------
     def torch_kwargs(self) -> dict[str, Any]:
         """The constructor arguments of the equivalent ``torch.nn`` module."""
-        c = self.config
-        return {"input_size": c.input_size, "hidden_size": c.hidden_size,
-                "num_layers": c.num_layers, "bias": c.bias, "batch_first": c.batch_first,
-                "dropout": float(c.dropout), "bidirectional": c.bidirectional}
+        kwargs = {k: getattr(self.config, k) for k in self.positional}
+        return {**kwargs, "dropout": float(kwargs["dropout"])}
 
     def torch_state_dict(self) -> dict[str, Tensor]:
-        """This layer's weights under ``torch.nn`` names (``weight_ih_l0_reverse`` …)."""
-        out = {}
-        for key, value in self.state_dict().items():
-            _, layer, direction, name = (key.split(".") + [""])[:4]
-            if key.count(".") != 3 or name == "weight_ch":
-                raise ValueError(f"{key!r} has no torch.nn counterpart (peephole or layer-norm "
-                                 "LSTM); only plain cells convert to torch.nn")
-            suffix = "_reverse" if direction == "1" else ""
-            out[f"{name}_l{layer}{suffix}"] = value
-        return out
+        """The state dict, checked to have a ``torch.nn`` counterpart (plain cells only)."""
+        odd = [k for k in self.state_dict() if k.startswith(("weight_ch", "norm_"))]
+        if odd:
+            raise zoo.InputError(f"{odd[0]!r} has no torch.nn counterpart (peephole or "
+                                 "layer-norm LSTM); only plain cells convert to torch.nn")
+        return self.state_dict()
 
     def to_torch(self) -> nn.RNNBase:
         """An equivalent ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` holding copies of the weights."""
@@ -273,25 +342,17 @@ class _Recurrent(zoo.Model):
     def from_torch(cls, module: nn.RNNBase, **overrides: Any) -> _Recurrent:
         """A layer with the configuration and weights of a ``torch.nn`` RNN module."""
         if not isinstance(module, cls.torch_class):
-            raise TypeError(f"{cls.__name__}.from_torch takes a torch.nn."
-                            f"{cls.torch_class.__name__}, got {type(module).__name__}")
-        kwargs = {k: getattr(module, k) for k in ("input_size", "hidden_size", "num_layers",
-                                                  "bias", "batch_first", "dropout",
-                                                  "bidirectional")}
-        if isinstance(module, nn.LSTM):
-            kwargs["proj_size"] = module.proj_size
-        if isinstance(module, nn.RNN):
-            kwargs["nonlinearity"] = module.nonlinearity
-        model = cls(cls.config_class(**kwargs, **overrides))
-        model.load_torch_state_dict(module.state_dict())
+            raise zoo.InputError(f"{cls.__name__}.from_torch takes a torch.nn."
+                                 f"{cls.torch_class.__name__}, got {type(module).__name__}")
+        kwargs = {k: getattr(module, k) for k in cls.positional}
         param = next(module.parameters())
-        return model.to(device=param.device, dtype=param.dtype)
+        model = cls(**kwargs, **overrides, device=param.device, dtype=param.dtype)
+        model.load_torch_state_dict(module.state_dict())
+        return model
 
     def load_torch_state_dict(self, state: dict[str, Tensor]) -> None:
-        """Strictly load a ``torch.nn`` state dict (keys mapped by the ``"torch"`` layout)."""
-        from zoo_core._weights import load_state_dict
-
-        load_state_dict(self, dict(state), layout="torch")
+        """Strictly load a ``torch.nn`` state dict (``load_state_dict`` does the same)."""
+        zoo.load_state_dict(self, dict(state), layout="torch")
 
 
 class RNN(_Recurrent):
@@ -306,14 +367,12 @@ class RNN(_Recurrent):
     presets: ClassVar[dict[str, RNNConfig]] = {
         "tiny": RNNConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True)}
     torch_class = nn.RNN
+    positional = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
+                  "batch_first", "dropout", "bidirectional")
 
     def _cell(self, input_size: int) -> nn.Module:
         c = self.config
         return RNNCell(input_size, c.hidden_size, c.bias, c.nonlinearity)
-
-    def torch_kwargs(self) -> dict[str, Any]:
-        return {**super().torch_kwargs(), "nonlinearity": self.config.nonlinearity}
-
 
 
 class GRU(_Recurrent):
@@ -326,7 +385,6 @@ class GRU(_Recurrent):
 
     def _cell(self, input_size: int) -> nn.Module:
         return GRUCell(input_size, self.config.hidden_size, self.config.bias)
-
 
 
 class LSTM(_Recurrent):
@@ -343,14 +401,13 @@ class LSTM(_Recurrent):
         "tiny": LSTMConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True,
                            proj_size=5)}
     torch_class = nn.LSTM
+    positional = (*_Recurrent.positional, "proj_size")
 
     def _cell(self, input_size: int) -> nn.Module:
         c = self.config
         return LSTMCell(input_size, c.hidden_size, c.bias, c.proj_size, c.peephole,
                         c.layer_norm)
 
-    def torch_kwargs(self) -> dict[str, Any]:
-        return {**super().torch_kwargs(), "proj_size": self.config.proj_size}
 
     def _initial_states(self, hx: State | None, batch: Batch) -> list[State]:
         c = self.config
@@ -359,8 +416,8 @@ class LSTM(_Recurrent):
             zeros = (batch.x.new_zeros(b, c.state_size), batch.x.new_zeros(b, c.hidden_size))
             return [zeros] * n
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-            raise ValueError(f"LSTM takes hx = (h_0, c_0), got a {type(hx).__name__}; pass a "
-                             "pair of tensors")
+            raise zoo.InputError(f"LSTM takes hx = (h_0, c_0), got a {type(hx).__name__}; pass a "
+                                 "pair of tensors")
         h = self._check_state("h_0", hx[0], batch, c.state_size)
         cc = self._check_state("c_0", hx[1], batch, c.hidden_size)
         return list(zip(h.unbind(0), cc.unbind(0), strict=True))

@@ -48,12 +48,12 @@ class Seq2SeqConfig:
                     "attn_size", "encoder_layers"):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"Seq2SeqConfig: {key} must be a positive int, got {value!r}")
+                raise zoo.ConfigError(f"Seq2SeqConfig: {key} must be a positive int, got {value!r}")
         ids = {"pad_id": self.pad_id, "bos_id": self.bos_id, "eos_id": self.eos_id}
         bad = {k: v for k, v in ids.items() if not 0 <= v < self.tgt_vocab_size}
         if bad or len(set(ids.values())) != 3:
-            raise ValueError(f"Seq2SeqConfig: special ids {ids} must be distinct and in "
-                             f"[0, tgt_vocab_size={self.tgt_vocab_size})")
+            raise zoo.ConfigError(f"Seq2SeqConfig: special ids {ids} must be distinct and in "
+                                  f"[0, tgt_vocab_size={self.tgt_vocab_size})")
 
 
 @dataclass
@@ -99,8 +99,9 @@ class Seq2Seq(zoo.Model):
                                                                       Tensor]:
         """→ memory h (B, S, 2H), keys U_a h (B, S, A), source mask (B, S), s_0 (B, H)."""
         if src_ids.dim() != 2:
-            raise ValueError(f"src_ids must be (batch, steps), got shape {tuple(src_ids.shape)}")
-        lengths = torch.as_tensor(src_lengths).cpu()
+            raise zoo.InputError(f"src_ids must be (batch, steps), got shape "
+                                 f"{tuple(src_ids.shape)}; add a batch dimension with [None]")
+        lengths = torch.as_tensor(src_lengths)
         memory, h_n = self.encoder(self.drop(self.src_embed(src_ids)), lengths=lengths,
                                    enforce_sorted=False)                   # (B, S, 2H)
         steps = torch.arange(src_ids.shape[1], device=src_ids.device)
@@ -158,8 +159,8 @@ class Seq2Seq(zoo.Model):
         padded with ``pad_id``.
         """
         if num_beams < 1 or max_length < 1:
-            raise ValueError(f"num_beams and max_length must be ≥ 1, got {num_beams!r}, "
-                             f"{max_length!r}")
+            raise zoo.InputError(f"num_beams and max_length must be ≥ 1, got {num_beams!r}, "
+                                 f"{max_length!r}")
         was_training = self.training
         self.eval()
         memory, keys, mask, s = self.encode(src_ids, src_lengths)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from zoo_core import ZooError
+from zoo_core import ConfigError, InputError
 
 
 class LineSentences:
@@ -26,9 +26,9 @@ class LineSentences:
                  limit: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise ZooError(f"corpus file {str(self.path)!r} does not exist")
+            raise InputError(f"corpus file {str(self.path)!r} does not exist")
         if max_sentence_length < 1:
-            raise ZooError(f"max_sentence_length={max_sentence_length!r} must be >= 1")
+            raise ConfigError(f"max_sentence_length={max_sentence_length!r} must be >= 1")
         self.max_sentence_length = max_sentence_length
         self.limit = limit
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError
 
 if TYPE_CHECKING:
     from .keyedvectors import KeyedVectors
@@ -43,7 +43,7 @@ def _read_lines(path: str | os.PathLike[str]) -> list[str]:
         with open(path, encoding="utf-8") as f:
             return f.read().splitlines()
     except OSError as e:
-        raise ZooError(f"cannot read evaluation file {str(path)!r}: {e}") from None
+        raise InputError(f"cannot read evaluation file {str(path)!r}: {e}") from None
 
 
 def rankdata(x: Tensor) -> Tensor:
@@ -83,8 +83,8 @@ def evaluate_word_pairs(kv: KeyedVectors, path: str | os.PathLike[str], delimite
             continue
         parts = line.split(delimiter)
         if len(parts) < 3:
-            raise ZooError(f"{str(path)!r} line {n}: expected 'word1{delimiter}word2"
-                           f"{delimiter}score', got {line!r}")
+            raise InputError(f"{str(path)!r} line {n}: expected 'word1{delimiter}word2"
+                             f"{delimiter}score', got {line!r}")
         a, b = (w.upper() for w in parts[:2]) if case_insensitive else parts[:2]
         if a not in vocab or b not in vocab:
             oov += 1
@@ -93,8 +93,8 @@ def evaluate_word_pairs(kv: KeyedVectors, path: str | os.PathLike[str], delimite
         model.append(float(normed[vocab[a]] @ normed[vocab[b]]))
     total = len(gold) + oov
     if len(gold) < 2:
-        raise ZooError(f"only {len(gold)} of {total} pairs of {str(path)!r} are in the "
-                       "vocabulary; cannot correlate (train on a larger corpus)")
+        raise InputError(f"only {len(gold)} of {total} pairs of {str(path)!r} are in the "
+                         "vocabulary; cannot correlate (train on a larger corpus)")
     m, g = torch.tensor(model), torch.tensor(gold)
     return {"pearson": pearson(m, g), "spearman": spearman(m, g),
             "oov_ratio": 100.0 * oov / total, "pairs": len(gold)}
@@ -123,8 +123,8 @@ def evaluate_word_analogies(kv: KeyedVectors, path: str | os.PathLike[str],
             continue
         words = line.split()
         if len(words) != 4 or not sections:
-            raise ZooError(f"{str(path)!r} line {n}: expected four words under a ': section' "
-                           f"line, got {line!r}")
+            raise InputError(f"{str(path)!r} line {n}: expected four words under a ': section' "
+                             f"line, got {line!r}")
         if case_insensitive:
             words = [w.upper() for w in words]
         if any(w not in vocab for w in words):

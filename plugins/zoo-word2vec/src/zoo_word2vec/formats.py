@@ -9,44 +9,33 @@ newline is optional when reading, as some writers omit it). Files are written at
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError, atomic_path
 
 
 def save_word2vec_format(path: str | os.PathLike[str], words: Sequence[str], vectors: Tensor,
                          binary: bool = False) -> None:
     """Write ``words`` and their (V, D) ``vectors`` in the C tool's text or binary format."""
     if vectors.dim() != 2 or vectors.shape[0] != len(words):
-        raise ZooError(f"{len(words)} words need a ({len(words)}, D) matrix, got "
-                       f"{tuple(vectors.shape)}")
+        raise InputError(f"{len(words)} words need a ({len(words)}, D) matrix, got "
+                         f"{tuple(vectors.shape)}")
     bad = [w for w in words if not w or any(ch.isspace() for ch in w)]
     if bad:
-        raise ZooError(f"word(s) {bad[:3]!r} are empty or contain whitespace, which the "
-                       "word2vec format cannot hold; save with save_pretrained() instead")
+        raise InputError(f"word(s) {bad[:3]!r} are empty or contain whitespace, which the "
+                         "word2vec format cannot hold; save with save_pretrained() instead")
     data = vectors.detach().to(torch.float32).cpu().numpy()
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(f"{len(words)} {data.shape[1]}\n".encode())
-            le = data.astype("<f4", copy=False)
-            for word, row in zip(words, le, strict=True):
-                if binary:
-                    f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
-                else:
-                    f.write((word + " " + " ".join(map(str, row)) + "\n").encode("utf-8"))
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(f"{len(words)} {data.shape[1]}\n".encode())
+        for word, row in zip(words, data.astype("<f4", copy=False), strict=True):
+            if binary:
+                f.write(word.encode("utf-8") + b" " + row.tobytes() + b"\n")
+            else:
+                f.write((word + " " + " ".join(map(str, row)) + "\n").encode("utf-8"))
 
 
 def load_word2vec_format(path: str | os.PathLike[str], binary: bool = False,
@@ -57,8 +46,8 @@ def load_word2vec_format(path: str | os.PathLike[str], binary: bool = False,
         try:
             count, size = int(header[0]), int(header[1])
         except (ValueError, IndexError):
-            raise ZooError(f"{str(path)!r} does not start with a '<vocab size> <vector size>' "
-                           f"header (got {' '.join(header)[:60]!r}); is it a word2vec file?") \
+            raise InputError(f"{str(path)!r} does not start with a '<vocab size> <vector size>' "
+                             f"header (got {' '.join(header)[:60]!r}); is it a word2vec file?") \
                 from None
         if limit is not None:
             count = min(count, limit)
@@ -78,8 +67,8 @@ def _read_binary(f: object, count: int, size: int, name: str) -> tuple[list[str]
             pos += 1
         space = data.find(b" ", pos)
         if space < 0 or space + 1 + width > len(data):
-            raise ZooError(f"{name!r} ends after {i} of {count} words; the file is truncated "
-                           "or was not written in binary (try binary=False)")
+            raise InputError(f"{name!r} ends after {i} of {count} words; the file is truncated "
+                             "or was not written in binary (try binary=False)")
         words.append(data[pos:space].decode("utf-8"))
         rows[i] = np.frombuffer(data, dtype="<f4", count=size, offset=space + 1)
         pos = space + 1 + width
@@ -91,11 +80,11 @@ def _read_text(f: object, count: int, size: int, name: str) -> tuple[list[str], 
     for i in range(count):
         line = f.readline()  # type: ignore[attr-defined]
         if not line:
-            raise ZooError(f"{name!r} ends after {i} of {count} words; the file is truncated")
+            raise InputError(f"{name!r} ends after {i} of {count} words; the file is truncated")
         parts = line.decode("utf-8").rstrip("\n").rstrip().split(" ")
         if len(parts) != size + 1:
-            raise ZooError(f"{name!r} line {i + 2} has {len(parts) - 1} values, the header "
-                           f"says {size}; the file is damaged (or binary: use binary=True)")
+            raise InputError(f"{name!r} line {i + 2} has {len(parts) - 1} values, the header "
+                             f"says {size}; the file is damaged (or binary: use binary=True)")
         words.append(parts[0])
         rows[i] = np.asarray(parts[1:], dtype=np.float32)
     return words, rows

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError
 
 Key = str | Tensor
 
@@ -36,13 +36,13 @@ class KeyedVectors:
     def __init__(self, words: Sequence[str], vectors: Tensor,
                  counts: Sequence[int] | None = None) -> None:
         if vectors.dim() != 2 or vectors.shape[0] != len(words):
-            raise ZooError(f"{len(words)} words need a ({len(words)}, D) tensor, got shape "
-                           f"{tuple(vectors.shape)}")
+            raise InputError(f"{len(words)} words need a ({len(words)}, D) tensor, got shape "
+                             f"{tuple(vectors.shape)}")
         self.index_to_key = list(words)
         self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
         if len(self.key_to_index) != len(self.index_to_key):
             dup = next(w for i, w in enumerate(words) if self.key_to_index[w] != i)
-            raise ZooError(f"word {dup!r} appears twice in the vocabulary; words must be unique")
+            raise InputError(f"word {dup!r} appears twice in the vocabulary; words must be unique")
         self.vectors = vectors
         self.counts = list(counts) if counts is not None else None
         self._normed: tuple[tuple[int, int], Tensor] | None = None
@@ -70,13 +70,13 @@ class KeyedVectors:
         except (KeyError, TypeError):
             raise self._unknown(word) from None
 
-    def _unknown(self, word: object) -> ZooError:
+    def _unknown(self, word: object) -> InputError:
         if not isinstance(word, str):
-            return ZooError(f"words are str, got {word!r} ({type(word).__name__})")
+            return InputError(f"words are str, got {word!r} ({type(word).__name__})")
         near = difflib.get_close_matches(word, self.index_to_key[:200_000], n=5, cutoff=0.6)
         hint = f"; closest: {', '.join(map(repr, near))}" if near else ""
-        return ZooError(f"word {word!r} is not in the vocabulary ({len(self)} words){hint}. "
-                        "Check spelling and case, or train with a lower min_count")
+        return InputError(f"word {word!r} is not in the vocabulary ({len(self)} words){hint}. "
+                          "Check spelling and case, or train with a lower min_count")
 
     def normed(self) -> Tensor:
         """(V, D) unit-length rows (cached until the vectors change)."""
@@ -90,7 +90,7 @@ class KeyedVectors:
         if isinstance(key, Tensor):
             v = key.detach().to(self.vectors.dtype).reshape(-1)
             if v.numel() != self.vector_size:
-                raise ZooError(f"a query vector needs {self.vector_size} values, got {v.numel()}")
+                raise InputError(f"a query vector needs {self.vector_size} values, got {v.numel()}")
             return v / v.norm().clamp_min(1e-12)
         return self.normed()[self.index(key)]
 
@@ -105,7 +105,7 @@ class KeyedVectors:
         """Words closest by cosine to the mean of ``positive`` minus ``negative`` (3CosAdd)."""
         pos, neg = _as_list(positive), _as_list(negative)
         if not pos and not neg:
-            raise ZooError("most_similar needs at least one positive or negative word")
+            raise InputError("most_similar needs at least one positive or negative word")
         query = torch.stack([self._unit(k) for k in pos] + [-self._unit(k) for k in neg]).mean(0)
         query = query / query.norm().clamp_min(1e-12)
         scores = self._candidates(restrict_vocab) @ query
@@ -117,7 +117,7 @@ class KeyedVectors:
         """3CosMul: product of shifted cosines to ``positive`` over those to ``negative``."""
         pos, neg = _as_list(positive), _as_list(negative)
         if not pos:
-            raise ZooError("most_similar_cosmul needs at least one positive word")
+            raise InputError("most_similar_cosmul needs at least one positive word")
         cand = self._candidates(restrict_vocab)
         score = torch.ones(cand.shape[0], dtype=cand.dtype)
         for k in pos:
@@ -135,12 +135,12 @@ class KeyedVectors:
             return self.most_similar([b, c], [a], topn, restrict_vocab)
         if method == "3cosmul":
             return self.most_similar_cosmul([b, c], [a], topn, restrict_vocab)
-        raise ZooError(f"unknown analogy method {method!r}; valid: '3cosadd', '3cosmul'")
+        raise InputError(f"unknown analogy method {method!r}; valid: '3cosadd', '3cosmul'")
 
     def doesnt_match(self, words: Sequence[str]) -> str:
         """The word furthest from the mean of the others' unit vectors."""
         if len(words) < 2:
-            raise ZooError(f"doesnt_match needs at least two words, got {list(words)!r}")
+            raise InputError(f"doesnt_match needs at least two words, got {list(words)!r}")
         units = torch.stack([self._unit(w) for w in words])
         mean = units.mean(0)
         mean = mean / mean.norm().clamp_min(1e-12)

@@ -8,7 +8,8 @@ def zoo_components():
     return [
         component("model:word2vec", "zoo_word2vec.word2vec:Word2Vec",
                   summary="skip-gram / CBOW word vectors with negative sampling or "
-                          "hierarchical softmax, batched closed-form training in PyTorch",
+                          "hierarchical softmax; compiled CPU training loop, batched torch "
+                          "steps on other devices",
                   tags=["word-embedding", "skip-gram", "cbow", "negative-sampling"],
                   paper="https://arxiv.org/abs/1310.4546"),
     ]

@@ -5,6 +5,9 @@ and converted to word ids in chunks of about ``batch_words`` raw words. A worker
 chunk, draws every centre word's reduced window ``b`` (uniform in ``1..window``, as in the
 released tool), groups the centre words by ``b`` so each group's windows have the same width
 ``2b``, and runs closed-form steps (:mod:`zoo_word2vec.sgd`) over batches of centre words.
+With the compiled engine (the default for float32 weights on the CPU) the worker instead
+hands the subsampled chunk and its reduced windows to one numba loop
+(:mod:`zoo_word2vec.compiled`) that steps through it word by word, as the released tool does.
 ``workers`` threads train different chunks at once on the shared weights (Hogwild); PyTorch
 releases the GIL inside its kernels, so the threads use separate cores.
 
@@ -19,6 +22,7 @@ weights are broadcast so every rank holds bit-identical vectors.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -28,9 +32,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+import zoo_core as zoo
+
+from . import compiled
 from .sgd import (
     OutputBlock,
     Workspace,
@@ -110,7 +118,7 @@ class Trainer:
 
     def __init__(self, model: Word2Vec, *, epochs: int, total_words: int, alpha: float,
                  min_alpha: float, workers: int, progress: bool | None, seed: int,
-                 sync_fraction: float = 0.05) -> None:
+                 sync_fraction: float = 0.05, engine: str = "auto") -> None:
         self.model = model
         cfg = model.config
         self.cfg = cfg
@@ -130,6 +138,12 @@ class Trainer:
         self.points, self.codes, self.lengths = (tables.get(k) for k in ("points", "codes",
                                                                         "code_lengths"))
         self.vocab_size = model.config.vocab_size
+        self.engine = _choose_engine(engine, model)
+        if self.engine == "compiled":  # numpy views sharing the weights' memory
+            self.weights_np = {name: p.data.numpy() for name, p in model.named_parameters()}
+            self.tables_np = {k: v.numpy() for k, v in (
+                ("noise", self.noise), ("points", self.points), ("codes", self.codes),
+                ("lengths", self.lengths)) if v is not None}
         self._lock = threading.Lock()
         self._done_words = 0
         self._loss = [0.0, 0]  # sum, predictions since the last report
@@ -149,6 +163,12 @@ class Trainer:
         if n < 2:
             return 0.0, 0, n
         w = cfg.window
+        if self.engine == "compiled":
+            windows = torch.randint(1, w + 1, (n,), generator=gen) if cfg.shrink_windows \
+                else torch.full((n,), w, dtype=torch.long)
+            seed = int(torch.randint(0, 1 << 48, (1,), generator=gen))
+            loss, preds = self._compiled_chunk(ids, sid, windows, chunk.alpha, seed)
+            return loss, preds, n
         if cfg.shrink_windows:
             reduced = torch.randint(1, w + 1, (n,), generator=gen)
             groups = [(b, (reduced == b).nonzero().squeeze(1)) for b in range(1, w + 1)]
@@ -167,6 +187,16 @@ class Trainer:
                 loss += step_loss
                 preds += step_preds
         return loss, preds, n
+
+    def _compiled_chunk(self, ids: Tensor, sid: Tensor, windows: Tensor, alpha: float,
+                        seed: int) -> tuple[float, int]:
+        cfg, t, w = self.cfg, self.tables_np, self.weights_np
+        work = np.empty((2, cfg.vector_size), dtype=np.float32)
+        return compiled.train_chunk(
+            w["vectors"], w.get("syn1neg"), w.get("syn1"), ids.numpy(), sid.numpy(),
+            windows.numpy(), alpha, sg=bool(cfg.sg), hs=bool(cfg.hs), negative=cfg.negative,
+            cbow_mean=bool(cfg.cbow_mean), noise=t.get("noise"), points=t.get("points"),
+            codes=t.get("codes"), code_lengths=t.get("lengths"), seed=seed, work=work)
 
     def step(self, centre: Tensor, ctx: Tensor, valid: Tensor, alpha: float,
              gen: torch.Generator, ws: Workspace) -> tuple[float, int]:
@@ -201,7 +231,9 @@ class Trainer:
 
     def run(self, corpus: Iterable[Sequence[str]], index: dict[str, int]) -> TrainReport:
         report = TrainReport()
-        bar = _progress_bar(self.total, self.progress and self.rank == 0)
+        show = self.progress if self.rank == 0 else False
+        bar = zoo.progress(total=self.total, desc="word2vec", unit="word",
+                           disable=None if show is None else not show).__enter__()
         threads_before = torch.get_num_threads()
         torch.set_flush_denormal(True)  # subnormal floats are ~100x slower; off again after
         torch.set_num_threads(1)  # parallel over workers; intra-op barriers only cost here
@@ -210,10 +242,17 @@ class Trainer:
         start = time.perf_counter()
         syncs_done = 0
         try:
+            # a corpus already in memory is converted to ids once, not once per epoch
+            kept: list[Chunk] | None = [] if isinstance(corpus, (list, tuple)) else None
             for epoch in range(self.epochs):
                 self._epoch_loss = [0.0, 0]
-                chunks = iter_chunks(corpus, index, self.cfg.batch_words,
-                                     self.cfg.max_sentence_length, self.rank, self.world)
+                if kept and epoch:
+                    chunks: Iterator[Chunk] = iter(kept)
+                else:
+                    chunks = iter_chunks(corpus, index, self.cfg.batch_words,
+                                         self.cfg.max_sentence_length, self.rank, self.world)
+                    if kept is not None:
+                        chunks = _keeping(chunks, kept)
                 dispatched = epoch * (self.total // self.epochs)
                 for chunk in self._run_chunks(chunks, dispatched, report, bar):
                     del chunk
@@ -243,7 +282,7 @@ class Trainer:
                     bar: Any) -> Iterator[Chunk]:
         """Feed chunks to the workers; yields each chunk after dispatching it."""
         for chunk in chunks:
-            chunk.alpha = self.alpha_at(dispatched)
+            chunk = dataclasses.replace(chunk, alpha=self.alpha_at(dispatched))
             dispatched += chunk.raw_words
             if self.workers == 1:
                 if not hasattr(self, "_ws0"):
@@ -274,8 +313,9 @@ class Trainer:
                 mean = self._loss[0] / self._loss[1] if self._loss[1] else math.nan
                 report.interval_losses.append((self._done_words, mean))
                 self._loss = [0.0, 0]
-                bar.set_postfix(loss=f"{mean:.4f}", refresh=False)
-            bar.update(raw)
+                bar.update(raw, loss=mean)
+            else:
+                bar.update(raw)
 
     # -- worker threads ----------------------------------------------------------------
     def _gen(self, worker: int) -> torch.Generator:
@@ -340,21 +380,25 @@ class Trainer:
             torch.distributed.broadcast(p, src=0)
 
 
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def set_postfix(self, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+def _keeping(chunks: Iterator[Chunk], kept: list[Chunk]) -> Iterator[Chunk]:
+    for chunk in chunks:
+        kept.append(chunk)
+        yield chunk
 
 
-def _progress_bar(total: int, enabled: bool | None) -> Any:
-    if enabled is False:
-        return _NoBar()
-    from tqdm.auto import tqdm
+ENGINES = ("auto", "compiled", "torch")
 
-    return tqdm(total=total, unit="word", unit_scale=True, desc="word2vec",
-                disable=None if enabled is None else not enabled, smoothing=0.1)
+
+def _choose_engine(engine: str, model: Word2Vec) -> str:
+    """``"compiled"`` (the numba loop of :mod:`.compiled`) for float32 weights on the CPU when
+    numba is installed, else ``"torch"`` (batched closed-form steps of :mod:`.sgd`, any device).
+    """
+    if engine not in ENGINES:
+        raise zoo.ConfigError(f"engine={engine!r} is unknown; valid: {ENGINES}")
+    fits = model.vectors.device.type == "cpu" and model.vectors.dtype == torch.float32
+    if engine == "compiled" and not (fits and compiled.available()):
+        raise zoo.ConfigError("engine='compiled' needs float32 weights on the CPU and numba "
+                              "installed (pip install numba); use engine='torch' otherwise")
+    if engine == "auto":
+        return "compiled" if fits and compiled.available() else "torch"
+    return engine

@@ -21,17 +21,17 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from zoo_core import ZooError
+from zoo_core import InputError
 
 
 def check_sentence(sentence: object, index: int) -> Sequence[str]:
     """Refuse a sentence that is not a list/tuple of tokens, with the fix."""
     if isinstance(sentence, str):
-        raise ZooError(f"sentence {index} is a str ({sentence[:40]!r}); a corpus is an "
-                       "iterable of token lists: pass text.split() (or LineSentences(path))")
+        raise InputError(f"sentence {index} is a str ({sentence[:40]!r}); a corpus is an "
+                         "iterable of token lists: pass text.split() (or LineSentences(path))")
     if not isinstance(sentence, (list, tuple)):
-        raise ZooError(f"sentence {index} is a {type(sentence).__name__} ({sentence!r:.60}); "
-                       "a corpus is an iterable of lists of str tokens")
+        raise InputError(f"sentence {index} is a {type(sentence).__name__} ({sentence!r:.60}); "
+                         "a corpus is an iterable of lists of str tokens")
     return sentence
 
 
@@ -55,8 +55,8 @@ def count_words(
             min_reduce += 1
     bad = [w for w in counts if not isinstance(w, str)]
     if bad:
-        raise ZooError(f"non-string token(s) {bad[:5]!r} in the corpus; tokens must be str "
-                       "(convert with [str(t) for t in sentence])")
+        raise InputError(f"non-string token(s) {bad[:5]!r} in the corpus; tokens must be str "
+                         "(convert with [str(t) for t in sentence])")
     return counts, total, n
 
 
@@ -71,14 +71,14 @@ class Vocab:
     def from_counts(cls, counts: Counter[str], min_count: int, max_final_vocab: int | None = None,
                     ) -> Vocab:
         if not counts:
-            raise ZooError("the corpus is empty: no token was seen; pass an iterable of "
-                           "non-empty token lists")
+            raise InputError("the corpus is empty: no token was seen; pass an iterable of "
+                             "non-empty token lists")
         kept = [(w, c) for w, c in counts.items() if c >= min_count]
         if not kept:
             top = counts.most_common(1)[0]
-            raise ZooError(f"every word occurs fewer than min_count={min_count!r} times (the "
-                           f"most frequent, {top[0]!r}, occurs {top[1]}); lower min_count or "
-                           "give a larger corpus")
+            raise InputError(f"every word occurs fewer than min_count={min_count!r} times (the "
+                             f"most frequent, {top[0]!r}, occurs {top[1]}); lower min_count or "
+                             "give a larger corpus")
         kept.sort(key=lambda wc: -wc[1])  # stable: ties keep first-seen order
         if max_final_vocab is not None:
             kept = kept[:max_final_vocab]
@@ -115,8 +115,11 @@ def noise_table(cdf: Tensor, size: int | None = None) -> Tensor:
     size, 100 slots per word between 1e6 and 1e7, resolves probabilities down to ~1e-7.
     """
     size = size or int(min(10_000_000, max(1_000_000, 100 * cdf.numel())))
-    mids = (torch.arange(size, dtype=torch.float64) + 0.5) / size
-    return torch.searchsorted(cdf, mids).clamp_(max=cdf.numel() - 1).to(torch.int32)
+    # slots whose midpoint (i + 0.5) / size is <= cdf[w], then each word's share of them
+    upto = torch.floor(cdf * size - 0.5).add_(1).clamp_(0, size).long()
+    upto[-1] = size
+    slots = torch.diff(upto, prepend=upto.new_zeros(1))
+    return torch.repeat_interleave(torch.arange(cdf.numel(), dtype=torch.int32), slots)
 
 
 def huffman(counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

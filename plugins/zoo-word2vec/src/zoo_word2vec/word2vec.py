@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo_core import Model, ZooError
+from zoo_core import ConfigError, InputError, Model
 
 from .keyedvectors import KeyedVectors
 from .trainer import Trainer, TrainReport
@@ -80,20 +80,21 @@ class Word2VecConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ZooError(f"{name}={value!r} is invalid; it must be an integer >= 1")
+                raise ConfigError(f"{name}={value!r} is invalid; it must be an integer >= 1")
         for name in ("sg", "hs", "cbow_mean"):
             if getattr(self, name) not in (0, 1):
-                raise ZooError(f"{name}={getattr(self, name)!r} is invalid; use 0 or 1")
+                raise ConfigError(f"{name}={getattr(self, name)!r} is invalid; use 0 or 1")
         if not isinstance(self.negative, int) or self.negative < 0:
-            raise ZooError(f"negative={self.negative!r} is invalid; use 0 (off) or a count > 0")
+            raise ConfigError(f"negative={self.negative!r} is invalid; use 0 (off) or a count > 0")
         if not self.hs and not self.negative:
-            raise ZooError("hs=0 and negative=0 leave nothing to train; set hs=1 or negative=5")
+            raise ConfigError("hs=0 and negative=0 leave nothing to train; set hs=1 or negative=5")
         if not 0 <= self.sample or not 0 < self.alpha or not 0 <= self.min_alpha <= self.alpha:
-            raise ZooError(f"need sample >= 0 and 0 <= min_alpha <= alpha > 0, got sample="
-                           f"{self.sample!r}, alpha={self.alpha!r}, min_alpha={self.min_alpha!r}")
+            raise ConfigError(f"need sample >= 0 and 0 <= min_alpha <= alpha > 0, got sample="
+                              f"{self.sample!r}, alpha={self.alpha!r}, "
+                              f"min_alpha={self.min_alpha!r}")
         if self.vocab_size < 0 or self.vocab_utf8_bytes < 0:
-            raise ZooError(f"vocab_size={self.vocab_size!r} and vocab_utf8_bytes="
-                           f"{self.vocab_utf8_bytes!r} must be >= 0")
+            raise ConfigError(f"vocab_size={self.vocab_size!r} and vocab_utf8_bytes="
+                              f"{self.vocab_utf8_bytes!r} must be >= 0")
 
 
 class Word2Vec(Model):
@@ -101,7 +102,9 @@ class Word2Vec(Model):
     ``syn1``, with the vocabulary (words and counts) kept as tensors in the state dict.
 
     ``forward`` is the differentiable loss of a batch of predictions (for autograd users and
-    the checks); :meth:`train` uses closed-form updates instead (:mod:`zoo_word2vec.sgd`).
+    the checks); :meth:`train` uses closed-form updates instead: the released tool's
+    sequential SGD compiled with numba on the CPU (:mod:`zoo_word2vec.compiled`), batched
+    steps in torch ops elsewhere (:mod:`zoo_word2vec.sgd`).
     """
 
     config_class = Word2VecConfig
@@ -163,7 +166,7 @@ class Word2Vec(Model):
                            * weight[..., None]).sum()
         if cfg.negative:
             if negatives is None:
-                raise ZooError("negative sampling needs negatives=(B, K) noise word ids")
+                raise InputError("negative sampling needs negatives=(B, K) noise word ids")
             rows = self.syn1neg[torch.cat([targets[:, None], negatives], 1)]  # (B, 1+K, D)
             scores = h @ rows.transpose(1, 2)  # (B, C, 1+K)
             keep = torch.cat([torch.ones_like(targets[:, None], dtype=torch.bool),
@@ -190,8 +193,8 @@ class Word2Vec(Model):
         """The word vectors with their queries (shares ``vectors``' storage)."""
         if self._wv is None or self._wv.vectors is not self.vectors:
             if self.config.vocab_size == 0:
-                raise ZooError("the model has no vocabulary yet: call build_vocab(sentences) "
-                               "and train(sentences), or load a trained model")
+                raise InputError("the model has no vocabulary yet: call build_vocab(sentences) "
+                                 "and train(sentences), or load a trained model")
             words = decode_words(self.vocab_utf8, self.vocab_offsets)
             self._wv = KeyedVectors(words, self.vectors, self.counts.tolist())
         return self._wv
@@ -240,7 +243,8 @@ class Word2Vec(Model):
     def train(self, sentences: Iterable[Sequence[str]] | bool = True, *,  # type: ignore[override]
               epochs: int | None = None, total_words: int | None = None,
               alpha: float | None = None, min_alpha: float | None = None,
-              workers: int | None = None, progress: bool | None = None) -> Any:
+              workers: int | None = None, progress: bool | None = None,
+              engine: str = "auto") -> Any:
         """Train on a re-iterable corpus of token lists (``nn.Module.train(bool)`` still works).
 
         Args:
@@ -249,6 +253,9 @@ class Word2Vec(Model):
             total_words: raw words per epoch (for the learning-rate schedule); counted by
                 ``build_vocab`` when omitted.
             progress: show a progress bar (None: only on a terminal).
+            engine: ``"compiled"``: the released tool's sequential SGD compiled with numba
+                (CPU, float32; what ``"auto"`` picks there); ``"torch"``: batched closed-form
+                steps in torch ops, on any device (what ``"auto"`` picks elsewhere).
 
         Returns:
             a :class:`TrainReport` (words/s, mean loss per prediction per epoch and interval).
@@ -256,9 +263,9 @@ class Word2Vec(Model):
         if isinstance(sentences, bool):
             return super().train(sentences)
         if iter(sentences) is sentences:  # type: ignore[comparison-overlap]
-            raise ZooError(f"the corpus is a one-shot iterator ({type(sentences).__name__}); "
-                           "training reads it once per epoch: pass a list or a re-iterable "
-                           "such as LineSentences(path)")
+            raise InputError(f"the corpus is a one-shot iterator ({type(sentences).__name__}); "
+                             "training reads it once per epoch: pass a list or a re-iterable "
+                             "such as LineSentences(path)")
         cfg = self.config
         if cfg.vocab_size == 0:
             self.build_vocab(sentences)
@@ -269,10 +276,14 @@ class Word2Vec(Model):
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         if dist:
             total_words = -(-total_words // torch.distributed.get_world_size())
-        trainer = Trainer(self, epochs=epochs or cfg.epochs, total_words=total_words,
-                          alpha=alpha or cfg.alpha, min_alpha=cfg.min_alpha if min_alpha is None
-                          else min_alpha, workers=workers or cfg.workers, progress=progress,
-                          seed=cfg.seed)
+        epochs = cfg.epochs if epochs is None else epochs
+        alpha = cfg.alpha if alpha is None else alpha
+        min_alpha = cfg.min_alpha if min_alpha is None else min_alpha
+        workers = cfg.workers if workers is None else workers
+        _check_schedule(epochs, alpha, min_alpha, workers)
+        trainer = Trainer(self, epochs=epochs, total_words=total_words, alpha=alpha,
+                          min_alpha=min_alpha, workers=workers, progress=progress, seed=cfg.seed,
+                          engine=engine)
         index = self.wv.key_to_index
         with torch.no_grad():
             self.last_report = trainer.run(sentences, index)
@@ -281,5 +292,16 @@ class Word2Vec(Model):
     def get_latest_training_loss(self) -> float:
         """Mean loss per prediction over the last reporting interval of the last ``train``."""
         if self.last_report is None or not self.last_report.interval_losses:
-            raise ZooError("no training has run yet; call train(sentences) first")
+            raise InputError("no training has run yet; call train(sentences) first")
         return self.last_report.interval_losses[-1][1]
+
+
+def _check_schedule(epochs: int, alpha: float, min_alpha: float, workers: int) -> None:
+    """Validate ``train``'s overrides; 0 is a value here (0 epochs, a rate of 0), not "unset"."""
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise ConfigError(f"epochs={epochs!r} is invalid; pass an integer >= 0")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"workers={workers!r} is invalid; pass an integer >= 1")
+    if not 0 <= min_alpha <= alpha:
+        raise ConfigError(f"need 0 <= min_alpha <= alpha, got alpha={alpha!r}, "
+                          f"min_alpha={min_alpha!r}")

@@ -6,6 +6,8 @@ import math
 
 from torch import nn
 
+from zoo_core import ConfigError
+
 
 def uniform_(module: nn.Module, hidden_size: int) -> None:
     """Draw every parameter of ``module`` (layer norms excluded) from U(−1/√H, 1/√H)."""
@@ -15,7 +17,7 @@ def uniform_(module: nn.Module, hidden_size: int) -> None:
 
 
 def check_sizes(cls: str, **sizes: int) -> None:
-    """Raise ``ValueError`` naming the first size that is not a positive int."""
+    """Raise ``ConfigError`` naming the first size that is not a positive int."""
     for key, value in sizes.items():
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{cls}: {key} must be a positive int, got {value!r}")
+            raise ConfigError(f"{cls}: {key} must be a positive int, got {value!r}")

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo_core import ConfigError
+
 from ._init import check_sizes, uniform_
 
 
@@ -49,8 +51,8 @@ class LSTMCell(nn.Module):
         super().__init__()
         check_sizes("LSTMCell", input_size=input_size, hidden_size=hidden_size)
         if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
-            raise ValueError(f"LSTMCell: proj_size must be an int in [0, hidden_size="
-                             f"{hidden_size}), got {proj_size!r}; use 0 for no projection")
+            raise ConfigError(f"LSTMCell: proj_size must be an int in [0, hidden_size="
+                              f"{hidden_size}), got {proj_size!r}; use 0 for no projection")
         self.input_size, self.hidden_size, self.proj_size = input_size, hidden_size, proj_size
         self.peephole, self.layer_norm = peephole, layer_norm
         real = proj_size or hidden_size

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo_core import ConfigError
+
 from ._init import check_sizes, uniform_
 
 NONLINEARITIES = ("tanh", "relu")
@@ -38,8 +40,8 @@ class RNNCell(nn.Module):
         super().__init__()
         check_sizes("RNNCell", input_size=input_size, hidden_size=hidden_size)
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"RNNCell: unknown nonlinearity {nonlinearity!r}; valid: "
-                             f"{NONLINEARITIES}")
+            raise ConfigError(f"RNNCell: unknown nonlinearity {nonlinearity!r}; valid: "
+                              f"{NONLINEARITIES}")
         self.input_size, self.hidden_size, self.nonlinearity = input_size, hidden_size, nonlinearity
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(hidden_size, hidden_size))

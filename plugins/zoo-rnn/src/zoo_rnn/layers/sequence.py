@@ -13,13 +13,15 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from zoo_core import InputError
+
 
 @dataclass
 class Batch:
     """A padded, time-major batch and how to give the output back in the caller's form."""
 
     x: Tensor                          # (T, B, F)
-    lengths: Tensor | None             # (B,) int64 on CPU, None when every sequence is full
+    lengths: Tensor | None             # (B,) int64, None when not given
     mask: Tensor | None                # (T, B, 1) bool, None when every sequence is full
     batch_first: bool
     unbatched: bool
@@ -44,21 +46,23 @@ class Batch:
 def as_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int,
                enforce_sorted: bool) -> Tensor:
     """Check ``lengths`` against a batch of ``batch`` sequences of at most ``steps`` steps."""
-    t = torch.as_tensor(lengths).detach().cpu()
+    t = torch.as_tensor(lengths).detach()
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise ValueError(f"lengths must hold integers, got dtype {t.dtype}; pass "
+        raise InputError(f"lengths must hold integers, got dtype {t.dtype}; pass "
                          "torch.tensor([...], dtype=torch.int64)")
     if t.dim() != 1 or t.numel() != batch:
-        raise ValueError(f"lengths must be 1-D with one entry per sequence (batch {batch}), "
+        raise InputError(f"lengths must be 1-D with one entry per sequence (batch {batch}), "
                          f"got shape {tuple(t.shape)}")
+    if t.device.type != "cpu":  # not read on a device: checking would wait for it
+        return t.to(torch.int64)
     bad = [(i, int(v)) for i, v in enumerate(t.tolist()) if not 1 <= v <= steps]
     if bad:
         i, v = bad[0]
-        raise ValueError(f"lengths[{i}] = {v!r} is out of range: each length must be in "
+        raise InputError(f"lengths[{i}] = {v!r} is out of range: each length must be in "
                          f"[1, {steps}] (the padded sequence has {steps} steps); drop empty "
                          "sequences from the batch or pad the input to the longest one")
     if enforce_sorted and bool((t[1:] > t[:-1]).any()):
-        raise ValueError(f"lengths {t.tolist()!r} are not sorted in decreasing order; sort the "
+        raise InputError(f"lengths {t.tolist()!r} are not sorted in decreasing order; sort the "
                          "batch by length or pass enforce_sorted=False")
     return t.to(torch.int64)
 
@@ -69,35 +73,33 @@ def prepare(input: Tensor | PackedSequence, input_size: int, batch_first: bool,
     packed = None
     if isinstance(input, PackedSequence):
         if lengths is not None:
-            raise ValueError("pass either a PackedSequence or lengths, not both: a "
+            raise InputError("pass either a PackedSequence or lengths, not both: a "
                              "PackedSequence already carries its lengths")
         packed = input
         x, lens = pad_packed_sequence(input)             # (T, B, F), original batch order
         unbatched = False
     else:
         if not isinstance(input, Tensor):
-            raise TypeError(f"input must be a Tensor or a PackedSequence, got "
-                            f"{type(input).__name__}")
+            raise InputError(f"input must be a Tensor or a PackedSequence, got "
+                             f"{type(input).__name__}")
         if input.dim() not in (2, 3):
-            raise ValueError(f"input must be 3-D ({'(B, T, F)' if batch_first else '(T, B, F)'}"
+            raise InputError(f"input must be 3-D ({'(B, T, F)' if batch_first else '(T, B, F)'}"
                              f") or 2-D unbatched (T, F), got shape {tuple(input.shape)}")
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if batch_first else input)
         lens = None
         if lengths is not None:
             if unbatched:
-                raise ValueError("lengths apply to a batch; an unbatched (T, F) input has one "
+                raise InputError("lengths apply to a batch; an unbatched (T, F) input has one "
                                  "sequence: slice it to its length instead")
             lens = as_lengths(lengths, x.shape[1], x.shape[0], enforce_sorted)
     if x.shape[-1] != input_size:
-        raise ValueError(f"input has {x.shape[-1]} features per step, the layer expects "
+        raise InputError(f"input has {x.shape[-1]} features per step, the layer expects "
                          f"input_size={input_size}")
     if x.shape[0] == 0:
-        raise ValueError("input has 0 time steps; a sequence needs at least one")
+        raise InputError("input has 0 time steps; a sequence needs at least one")
     mask = None
-    if lens is not None:
-        lens = lens.to(torch.int64)
-        if bool((lens < x.shape[0]).any()):
-            steps = torch.arange(x.shape[0])[:, None]
-            mask = (steps < lens[None, :]).unsqueeze(-1).to(x.device)
+    if lens is not None:  # built whenever lengths are given: testing for "all full" would sync
+        steps = torch.arange(x.shape[0], device=x.device)[:, None]
+        mask = (steps < lens.to(x.device)[None, :]).unsqueeze(-1)
     return Batch(x, lens, mask, batch_first and packed is None, unbatched, packed)
