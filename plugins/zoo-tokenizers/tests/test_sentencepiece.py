@@ -136,3 +136,15 @@ def test_backend_refused_with_reason(monkeypatch):
     assert SentencePiece(tiny_model()).backend == "python"
     with pytest.raises(zoo.UnsupportedError, match="sentencepiece is not installed"):
         SentencePiece(tiny_model(), backend="sentencepiece")
+
+
+def test_zoo_run_tokenize_gives_sentencepiece_pieces(pkgdir):
+    from zoo_tokenizers.run import tokenize
+
+    data = (pkgdir("mistral_common") / "data" / MODELS["mistral-7b-v0.1-tokenizer"]).read_bytes()
+    ref = spm.SentencePieceProcessor(model_proto=data)
+    text = "Hello 世界, zoo!"
+    (toks,) = tokenize("mistral-7b-v0.1-tokenizer", [text])["tokens"]
+    assert [t["id"] for t in toks] == ref.encode(text)
+    assert [t["token"] for t in toks] == ref.encode(text, out_type=str)
+    assert toks[0]["start"] == 0 and toks[-1]["end"] == len(text)

@@ -28,8 +28,8 @@ def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
             ends = list(accumulate((min(len(text), len(tok.decode(ids[:k + 1])))
                                     for k in range(len(ids))), max))
             starts = [0, *ends[:-1]]
-            rows += [[text, tok.id_to_piece(i), i, a, b]
-                     for i, a, b in zip(ids, starts, ends, strict=True)]
+            tokens.append([{"token": tok.id_to_piece(i), "id": i, "start": a, "end": b}
+                           for i, a, b in zip(ids, starts, ends, strict=True)])
             continue
         ids, starts = tok.encode_with_offsets(text, allowed_special="all")
         ends = [*starts[1:], len(text)]
