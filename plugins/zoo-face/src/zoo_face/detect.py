@@ -66,7 +66,8 @@ def _stage1(model: MTCNN, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]
     for i, img in enumerate(images):
         groups.setdefault(tuple(img.shape[1:]), []).append(i)
     for (h, w), members in groups.items():
-        batch = torch.stack([images[i] for i in members])          # (B, 3, H, W)
+        batch = (torch.stack([images[i] for i in members]) if len(members) > 1
+                 else images[members[0]][None])                     # (B, 3, H, W)
         ids = torch.tensor(members, device=batch.device)
         for scale in pyramid(h, w, cfg.min_face, cfg.factor):
             level = F.interpolate(batch, size=(int(h * scale + 1), int(w * scale + 1)),

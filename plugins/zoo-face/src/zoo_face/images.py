@@ -70,7 +70,7 @@ def _one(image: Any, layout: str) -> list[Tensor]:
         if image.dtype != np.uint8 and image.dtype.kind != "f":
             raise zoo.InputError(f"image array dtype {image.dtype} is not supported: "
                                  f"{_FIX_DEPTH}")
-        image = torch.from_numpy(np.ascontiguousarray(image))
+        image = torch.from_numpy(np.array(image, copy=not image.flags.writeable, order="C"))
         layout = "hwc"
     if isinstance(image, Tensor):
         if image.dim() == 4:

@@ -50,7 +50,7 @@ class MTCNNConfig:
     factor: float = 0.709
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
     nms: tuple[float, float, float, float] = (0.5, 0.7, 0.7, 0.7)
-    tile_pixels: int = 4_000_000
+    tile_pixels: int = 1_000_000
     batch: int = 4096
 
     def __post_init__(self) -> None:
