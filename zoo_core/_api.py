@@ -1,4 +1,4 @@
-"""The public verbs: ``load``, ``create``, ``list``, ``info``, ``push``."""
+"""The public verbs: ``load`` (in ``_loading``), ``create``, ``list``, ``info``, ``push``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG, Entry, Source, check_repo_id, parse_source
-from ._config import build_config, config_from_dict
+__all__ = ["create", "info", "list", "load", "model_card", "push"]
+
+from ._catalog import CATALOG, check_repo_id
+from ._config import build_config
 from ._errors import ZooError
+from ._loading import load
 from ._registry import KINDS, REGISTRY, Component
-from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME
+from ._storage import CONFIG_NAME, STORE
 
 
 def create(ref: str, preset: str | None = None, **overrides: Any) -> Any:
@@ -38,100 +41,6 @@ def create(ref: str, preset: str | None = None, **overrides: Any) -> Any:
             raise unknown(f"preset of {ref}", preset, presets)
         overrides = {**presets[preset], **overrides}
     return factory(**overrides)
-
-
-def load(name: str, *, device: Any = None, dtype: Any = None) -> Any:
-    """A ready component from a catalogue entry, ``hf:org/repo@rev`` or ``dir:/path``.
-
-    Files are fetched from the entry's sources in order and verified against their sha256
-    before use. Models come back in eval mode.
-
-    Example:
-        >>> model = zoo.load("all-minilm-l6-v2")
-        >>> tok = zoo.load("bert-base-uncased")
-    """
-    if name.startswith("hf:"):
-        source = parse_source(name)
-        folder = _fetch_hub_repo(source)
-        return _from_folder(folder, name, device, dtype)
-    if name.startswith("dir:"):
-        folder = Path(name[4:]).expanduser()
-        if not folder.is_dir():
-            raise ZooError(f"{name!r}: {str(folder)!r} is not a folder")
-        return _from_folder(folder, name, device, dtype)
-    kind = name.partition(":")[0]
-    if ":" in name and kind in KINDS:
-        raise ZooError(f"{name!r} is a component, not an entry: zoo.create({name!r}, preset=...) "
-                       "builds it with random weights; zoo.list() shows pretrained entries")
-    entry = CATALOG.get(name)
-    folder = STORE.fetch(entry)
-    return _instantiate(entry, folder, device, dtype)
-
-
-def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any) -> Any:
-    comp = REGISTRY.get(entry.component)
-    factory = comp.load()
-    if comp.kind != "model":
-        return factory.load(folder, **entry.config)
-    config_file = folder / CONFIG_NAME
-    config = None
-    if config_file.is_file() and CONFIG_NAME in entry.files:
-        doc = json.loads(config_file.read_text("utf-8"))
-        if "zoo" in doc:
-            config = config_from_dict(factory.config_class, doc["config"])
-    if config is None:
-        config = build_config(factory, entry.preset, entry.config)
-    weights = sorted(f for f in entry.files if f.endswith(".safetensors"))
-    if not weights:
-        model = factory(config)
-    else:
-        from ._weights import load_state_dict, read_safetensors, skip_init
-
-        state = read_safetensors([folder / w for w in weights])
-        with skip_init():  # every weight is loaded (strictly) below
-            model = factory(config)
-        load_state_dict(model, state, entry.layout, assign=True)
-    if dtype is not None or device is not None:
-        model.to(device=device, dtype=dtype)
-    return model.eval()
-
-
-def _from_folder(folder: Path, name: str, device: Any, dtype: Any) -> Any:
-    """A folder laid out like a Hub repo: ours (``zoo`` metadata) or a recognised foreign one."""
-    config_file = folder / CONFIG_NAME
-    if not config_file.is_file():
-        raise ZooError(f"{name!r} has no {CONFIG_NAME}; write one with zoo.push() or "
-                       "model.save_pretrained()")
-    doc = json.loads(config_file.read_text("utf-8"))
-    if "zoo" in doc:
-        meta = doc["zoo"]
-        entry = Entry(name=name, component=meta["component"], config=doc.get("config", {}),
-                      files={f: "" for f in [CONFIG_NAME, *meta.get("files", [])]},
-                      origin=str(folder))
-        return _instantiate(entry, folder, device, dtype)
-    found = REGISTRY.foreign_config(doc)
-    if not found:
-        raise ZooError(f"{name!r}: {CONFIG_NAME} was not written by zoo and no installed plugin "
-                       f"recognises it (model_type={doc.get('model_type')!r}); see `zoo plugins`")
-    weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    pickles = sorted(folder.glob("*.bin"))
-    if not weights and pickles:
-        from ._storage import refuse_pickle
-
-        refuse_pickle(pickles[0])
-    entry = Entry(name=name, component=found["component"], config=found.get("config", {}),
-                  files={w: "" for w in weights}, layout=found.get("layout"), origin=str(folder))
-    return _instantiate(entry, folder, device, dtype)
-
-
-def _fetch_hub_repo(source: Source) -> Path:
-    from huggingface_hub import hf_hub_download
-
-    config_path = Path(hf_hub_download(source.location, CONFIG_NAME, revision=source.revision))
-    doc = json.loads(config_path.read_text("utf-8"))
-    for f in doc.get("zoo", {}).get("files") or [WEIGHTS_NAME]:
-        hf_hub_download(source.location, f, revision=source.revision)
-    return config_path.parent
 
 
 def list(  # noqa: A001 - mirrors timm.list_models

