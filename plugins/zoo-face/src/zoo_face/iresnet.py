@@ -34,6 +34,8 @@ class IResNetConfig:
         embedding_size: width of the embedding.
         dropout: dropout probability in the head.
         zero_init_residual: start every residual branch at zero (its last BN scale = 0).
+        threshold: cosine at or above which two faces are the same person, calibrated on
+            verification pairs (set by training code; ``None``: not calibrated).
         feature_size: side of the last feature map (derived).
     """
 
@@ -45,6 +47,7 @@ class IResNetConfig:
     embedding_size: int = 512
     dropout: float = 0.0
     zero_init_residual: bool = False
+    threshold: float | None = None
     feature_size: int = field(init=False)
 
     def __post_init__(self) -> None:

@@ -35,6 +35,8 @@ class MobileFaceNetConfig:
         embedding_size: width of the embedding.
         in_channels: image channels.
         input_size: side of the square input crop.
+        threshold: cosine at or above which two faces are the same person, calibrated on
+            verification pairs (set by training code; ``None``: not calibrated).
         feature_size: side of the map the global depthwise conv covers (derived).
     """
 
@@ -44,6 +46,7 @@ class MobileFaceNetConfig:
     embedding_size: int = 512
     in_channels: int = 3
     input_size: int = 112
+    threshold: float | None = None
     feature_size: int = field(init=False)
 
     def __post_init__(self) -> None:
