@@ -19,11 +19,9 @@ every window of every image goes through R-Net and O-Net in a few large batches.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from .mtcnn import MTCNN, Faces
@@ -38,41 +36,106 @@ def pyramid(height: int, width: int, min_face: float, factor: float) -> list[flo
     return scales
 
 
-def _normalise(x: Tensor) -> Tensor:
-    return (x - 127.5) * 0.0078125
+class _Fast:
+    """A net rewritten for detection, with the same function:
+
+    * the input normalisation ``(x − 127.5) / 128`` folded into the first convolution
+      (``W' = W / 128``, ``b' = b − 127.5 Σ W'``), so raw 0…255 pixels go in;
+    * PReLU after max-pooling instead of before, where every slope is ≥ 0 (then PReLU is
+      non-decreasing and commutes with max): a quarter of the activations;
+    * the face logits folded to their difference (``softmax(l)₁ = σ(l₁ − l₀)``) and stacked
+      with the other heads into one layer: one call returns (probability, offsets…);
+    * channels-last activations: CPU max-pooling with ``ceil_mode`` is 3–8× faster on them.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        layers = list(net.features)
+        conv = layers[0]
+        w = conv.weight * 0.0078125
+        self.first = (w.contiguous(memory_format=torch.channels_last),
+                      conv.bias - 127.5 * w.sum((1, 2, 3)))
+        self.rest: list[nn.Module] = []
+        i = 1
+        while i < len(layers):
+            pair = layers[i:i + 2]
+            if len(pair) == 2 and isinstance(pair[0], nn.PReLU) and \
+                    isinstance(pair[1], nn.MaxPool2d) and bool((pair[0].weight >= 0).all()):
+                self.rest += [pair[1], pair[0]]
+                i += 2
+            else:
+                self.rest.append(layers[i])
+                i += 1
+        heads = [net.score, net.box] + ([net.landmarks] if hasattr(net, "landmarks") else [])
+        weight = torch.cat([h.weight for h in heads])
+        bias = torch.cat([h.bias for h in heads])
+        self.head_weight = torch.cat([weight[1:2] - weight[:1], weight[2:]])
+        self.head_bias = torch.cat([bias[1:2] - bias[:1], bias[2:]])
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """(probability, outputs…) stacked on dim 1, from raw pixels."""
+        h = F.conv2d(x.contiguous(memory_format=torch.channels_last), *self.first)
+        for layer in self.rest:
+            h = layer(h)
+        if h.dim() == 4:
+            out = F.conv2d(h, self.head_weight, self.head_bias)
+        else:
+            out = F.linear(h, self.head_weight.flatten(1), self.head_bias)
+        return torch.cat([out[:, :1].sigmoid(), out[:, 1:]], 1)
 
 
-def _pnet_strips(model: MTCNN, level: Tensor) -> tuple[Tensor, Tensor]:
-    """P-Net over a level (B, 3, h, w) in horizontal strips: probabilities (B, h', w') and
+def _mean(total: Tensor, area: Tensor, dtype: torch.dtype) -> Tensor:
+    """total / area rounded once to ``dtype`` (float32 division is exact enough, and exact
+    in its inputs, when integer totals stay below 2²⁴)."""
+    if total.dtype == torch.int32 and total.numel() and 255 * int(area.max()) < 2**24:
+        return (total.to(dtype) / area.to(dtype)) if dtype == torch.float32 else \
+            (total.double() / area).to(dtype)
+    return (total.double() / area).to(dtype)
+
+
+def _area(table: Tensor, rows: tuple[Tensor, Tensor], cols: tuple[Tensor, Tensor],
+          dtype: torch.dtype) -> Tensor:
+    """Area resampling read off summed-area tables (B, H + 1, W + 1, 3): output row i averages
+    image rows [rows[0][i], rows[1][i]), column j columns [cols[0][j], cols[1][j]).
+    Returns (B, 3, len(rows), len(cols)) in ``dtype``, channels-last in memory."""
+    band = table.index_select(1, rows[1]) - table.index_select(1, rows[0])   # (B, h', W+1, 3)
+    total = band.index_select(2, cols[1]) - band.index_select(2, cols[0])    # (B, h', w', 3)
+    area = (rows[1] - rows[0])[:, None, None] * (cols[1] - cols[0])[None, :, None]
+    return _mean(total, area, dtype).permute(0, 3, 1, 2)
+
+
+def _pnet_level(pnet: _Fast, table: Tensor, height: int, width: int, size: tuple[int, int],
+                tile_pixels: int) -> tuple[Tensor, Tensor]:
+    """P-Net over one pyramid level of images (H, W) resampled to ``size`` (h, w), made and
+    run in horizontal strips (a bounded amount of memory): probabilities (B, h', w') and
     offsets (B, 4, h', w'), equal to one pass over the whole level."""
-    b, _, h, w = level.shape
+    h, w = size
+    zero = table.new_zeros(1, dtype=torch.long)
+    rows = _bins(zero, torch.full_like(zero, height), h)
+    cols = _bins(zero, torch.full_like(zero, width), w)
+    rows, cols = (rows[0][0], rows[1][0]), (cols[0][0], cols[1][0])
     out_h = (h - 1) // 2 - 4                     # ⌈(h − 2) / 2⌉ − 4 output rows
-    rows = max(1, model.config.tile_pixels // (2 * w * b))
-    probs, offsets = [], []
-    for r0 in range(0, max(out_h, 1), rows):
-        r1 = min(out_h, r0 + rows)
+    step = max(1, tile_pixels // (2 * w * table.shape[0]))
+    parts = []
+    for r0 in range(0, max(out_h, 1), step):
+        r1 = min(out_h, r0 + step)
         end = h if r1 == out_h else 2 * (r1 - 1) + 12  # the window of output row r1 − 1
-        logits, off = model.pnet(level[:, :, 2 * r0:end])
-        probs.append(logits.softmax(1)[:, 1])
-        offsets.append(off)
-    return torch.cat(probs, 1), torch.cat(offsets, 2)
+        strip = _area(table, (rows[0][2 * r0:end], rows[1][2 * r0:end]), cols,
+                      pnet.first[0].dtype)
+        parts.append(pnet(strip))
+    out = torch.cat(parts, 2)                    # (B, 5, h', w')
+    return out[:, 0], out[:, 1:]
 
 
-def _stage1(model: MTCNN, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+def _stage1(model: MTCNN, groups: list[tuple[Tensor, Tensor]]
+            ) -> tuple[Tensor, Tensor, Tensor]:
     """Windows proposed by P-Net: boxes (K, 4), scores (K,), image index (K,)."""
-    cfg = model.config
+    cfg, pnet = model.config, _Fast(model.pnet)
     boxes, scores, index = [], [], []
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, img in enumerate(images):
-        groups.setdefault(tuple(img.shape[1:]), []).append(i)
-    for (h, w), members in groups.items():
-        batch = (torch.stack([images[i] for i in members]) if len(members) > 1
-                 else images[members[0]][None])                     # (B, 3, H, W)
-        ids = torch.tensor(members, device=batch.device)
+    for ids, table in groups:
+        h, w = table.shape[1] - 1, table.shape[2] - 1
         for scale in pyramid(h, w, cfg.min_face, cfg.factor):
-            level = F.interpolate(batch, size=(int(h * scale + 1), int(w * scale + 1)),
-                                  mode="area")
-            probs, offsets = _pnet_strips(model, _normalise(level))
+            size = (int(h * scale + 1), int(w * scale + 1))
+            probs, offsets = _pnet_level(pnet, table, h, w, size, cfg.tile_pixels)
             hit = probs >= cfg.thresholds[0]
             where = hit.nonzero()                                    # (k, 3): image, row, col
             cell = where[:, 1:].flip(1).to(probs.dtype)              # (k, 2): col, row
@@ -85,9 +148,10 @@ def _stage1(model: MTCNN, images: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]
             boxes.append(torch.cat([win[keep], reg[keep]], 1))
             scores.append(score[keep])
             index.append(ids[where[keep, 0]])
+    dtype = pnet.first[0].dtype
     if not boxes:
-        empty = images[0].new_zeros(0, 8)
-        return empty, empty[:, 0], torch.zeros(0, dtype=torch.long, device=empty.device)
+        empty = torch.zeros(0, 8, dtype=dtype, device=groups[0][1].device)
+        return empty[:, :4], empty[:, 0], torch.zeros(0, dtype=torch.long, device=empty.device)
     both, score, idx = torch.cat(boxes), torch.cat(scores), torch.cat(index)
     keep = batched_nms(both[:, :4], score, idx, cfg.nms[1])
     both, score, idx = both[keep], score[keep], idx[keep]
@@ -110,15 +174,26 @@ def _square(boxes: Tensor) -> Tensor:
     return torch.cat([x1y1, x1y1 + side], 1)
 
 
-def _integrals(images: list[Tensor]) -> Tensor:
-    """Summed-area tables (N, 3, H_max + 1, W_max + 1) in float64 (exact for 8-bit data)."""
-    h = max(img.shape[1] for img in images)
-    w = max(img.shape[2] for img in images)
-    out = torch.zeros(len(images), 3, h + 1, w + 1, dtype=torch.float64,
-                      device=images[0].device)
+def _tables(images: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+    """Images grouped by size: (their indices (B,), summed-area tables (B, H + 1, W + 1, 3)).
+
+    Sums are exact: int32 for 8-bit images up to 8.4 megapixels, int64 above, float64 for
+    float images.
+    """
+    groups: dict[tuple[int, int, torch.dtype], list[int]] = {}
     for i, img in enumerate(images):
-        out[i, :, 1:img.shape[1] + 1, 1:img.shape[2] + 1] = \
-            img.double().cumsum(1).cumsum(2)
+        groups.setdefault((img.shape[1], img.shape[2], img.dtype), []).append(i)
+    out = []
+    for (h, w, kind), members in groups.items():
+        device = images[members[0]].device
+        dtype = torch.float64 if kind.is_floating_point else \
+            torch.int32 if 255 * h * w < 2**31 else torch.int64
+        table = torch.zeros(len(members), h + 1, w + 1, 3, dtype=dtype, device=device)
+        for k, i in enumerate(members):
+            inner = table[k, 1:, 1:]
+            inner.copy_(images[i].permute(1, 2, 0))
+            inner.cumsum_(0).cumsum_(1)
+        out.append((torch.tensor(members, device=device), table))
     return out
 
 
@@ -131,48 +206,55 @@ def _bins(start: Tensor, length: Tensor, size: int) -> tuple[Tensor, Tensor]:
     return start[:, None] + lo, start[:, None] + hi
 
 
-def _windows(table: Tensor, sizes: Tensor, boxes: Tensor, index: Tensor, size: int
-             ) -> tuple[Tensor, Tensor]:
-    """Crops of the boxes clipped to their images, area-resampled to size × size.
+def _windows(table: Tensor, boxes: Tensor, index: Tensor, size: int
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    """Crops of the boxes (in images ``index`` of the table) clipped to the images and
+    area-resampled to size × size.
 
-    Returns (N', 3, size, size) crops in 0…255 and the mask (N,) of boxes whose clipped crop
-    is not empty (the crops are for those).
+    Returns the crops' pixel sums (N', size, size, 3) and areas (N', size, size, 1), and the
+    mask (N,) of boxes whose clipped crop is not empty (the crops are for those).
     """
-    hw = sizes[index]                                                # (N, 2): H, W
     corner = boxes.trunc().long()
     x = corner[:, 0].clamp(min=1)
     y = corner[:, 1].clamp(min=1)
-    ex = torch.minimum(corner[:, 2], hw[:, 1])
-    ey = torch.minimum(corner[:, 3], hw[:, 0])
+    ex = corner[:, 2].clamp(max=table.shape[2] - 1)
+    ey = corner[:, 3].clamp(max=table.shape[1] - 1)
     valid = (ex >= x) & (ey >= y)
     x, y, ex, ey, index = x[valid], y[valid], ex[valid], ey[valid], index[valid]
     r0, r1 = _bins(y - 1, ey - y + 1, size)                          # (n, S)
     c0, c1 = _bins(x - 1, ex - x + 1, size)
-    n = index[:, None, None]
+    _, rows, cols, channels = table.shape
+    first = index[:, None, None] * rows                              # (n, 1, 1)
+    rgb = torch.arange(channels, device=index.device)
 
     def at(r: Tensor, c: Tensor) -> Tensor:                          # (n, S, S, 3)
-        return table[n, :, r[:, :, None], c[:, None, :]]
+        pixel = (first + r[:, :, None]) * cols + c[:, None, :]
+        return table.take(pixel[..., None] * channels + rgb)
 
     total = at(r1, c1) - at(r0, c1) - at(r1, c0) + at(r0, c0)
-    area = (r1 - r0)[:, :, None] * (c1 - c0)[:, None, :]
-    return (total / area[..., None]).permute(0, 3, 1, 2), valid
+    area = (r1 - r0)[:, :, None, None] * (c1 - c0)[:, None, :, None]
+    return total, area, valid
 
 
-def _in_batches(fn: Any, windows: Tensor, batch: int) -> tuple[Tensor, ...]:
-    parts = [fn(windows[i:i + batch]) for i in range(0, windows.shape[0], batch)]
-    return tuple(torch.cat(p) for p in zip(*parts, strict=True))
-
-
-def _crops(model: MTCNN, table: Tensor, sizes: Tensor, boxes: Tensor, index: Tensor,
-           size: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Normalised crops (float dtype) of the boxes, and the mask of boxes that have one."""
-    parts, valid = [], []
-    for i in range(0, boxes.shape[0], model.config.batch):
-        crop, ok = _windows(table, sizes, boxes[i:i + model.config.batch],
-                            index[i:i + model.config.batch], size)
-        parts.append(_normalise(crop.to(dtype)))
-        valid.append(ok)
-    return torch.cat(parts), torch.cat(valid)
+def _refine(net: _Fast, groups: list[tuple[Tensor, Tensor]], boxes: Tensor, index: Tensor,
+            size: int, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The net on the boxes' crops, ``batch`` at a time, one size group of images after the
+    other: (probability, outputs…) (n, k), and the boxes (n, 4) and image indices (n,) they
+    belong to (boxes whose clipped crop is empty are dropped)."""
+    dtype = net.first[0].dtype
+    outs, kept, where = [], [], []
+    for ids, table in groups:
+        local = (index[:, None] == ids[None]).long()                 # (N, B) one-hot
+        mine = local.any(1).nonzero()[:, 0]
+        for i in range(0, mine.shape[0], batch):
+            part = mine[i:i + batch]
+            total, area, ok = _windows(table, boxes[part], local[part].argmax(1), size)
+            outs.append(net(_mean(total, area, dtype).permute(0, 3, 1, 2)))
+            kept.append(boxes[part][ok])
+            where.append(index[part][ok])
+    if not outs:
+        return boxes.new_zeros(0, net.head_bias.shape[0]), boxes[:0], index[:0]
+    return torch.cat(outs), torch.cat(kept), torch.cat(where)
 
 
 def nms_min(boxes: Tensor, scores: Tensor, groups: Tensor, threshold: float) -> Tensor:
@@ -202,18 +284,14 @@ def nms_min(boxes: Tensor, scores: Tensor, groups: Tensor, threshold: float) -> 
 
 def detect(model: MTCNN, images: list[Tensor]) -> list[Faces]:
     """Run the cascade on float RGB images (3, H, W) holding 0…255."""
-    cfg, dtype = model.config, images[0].dtype
-    device = images[0].device
-    boxes, score, index = _stage1(model, images)
+    cfg = model.config
+    groups = _tables(images)
+    boxes, score, index = _stage1(model, groups)
     marks = boxes.new_zeros(0, 5, 2)
     if boxes.shape[0]:
-        table = _integrals(images)
-        sizes = torch.tensor([img.shape[1:] for img in images], device=device)
         # stage 2: R-Net
-        crops, ok = _crops(model, table, sizes, boxes, index, 24, dtype)
-        boxes, index = boxes[ok], index[ok]
-        logits, reg = _in_batches(model.rnet, crops, cfg.batch)
-        score = logits.softmax(1)[:, 1]
+        out, boxes, index = _refine(_Fast(model.rnet), groups, boxes, index, 24, cfg.batch)
+        score, reg = out[:, 0], out[:, 1:]
         hit = score > cfg.thresholds[1]
         boxes, score, index, reg = boxes[hit], score[hit], index[hit], reg[hit]
         keep = batched_nms(boxes, score, index, cfg.nms[2])
@@ -221,10 +299,8 @@ def detect(model: MTCNN, images: list[Tensor]) -> list[Faces]:
         score, index = score[keep], index[keep]
     if boxes.shape[0]:
         # stage 3: O-Net
-        crops, ok = _crops(model, table, sizes, boxes, index, 48, dtype)
-        boxes, index = boxes[ok], index[ok]
-        logits, reg, points = _in_batches(model.onet, crops, cfg.batch)
-        score = logits.softmax(1)[:, 1]
+        out, boxes, index = _refine(_Fast(model.onet), groups, boxes, index, 48, cfg.batch)
+        score, reg, points = out[:, 0], out[:, 1:5], out[:, 5:]
         hit = score > cfg.thresholds[2]
         boxes, score, index, reg, points = boxes[hit], score[hit], index[hit], reg[hit], \
             points[hit]

@@ -85,9 +85,10 @@ def _one(image: Any, layout: str) -> list[Tensor]:
                          "image, a uint8 (H, W, 3) numpy array or a (3, H, W) tensor")
 
 
-def to_tensors(images: Any, device: Any = None, dtype: torch.dtype = torch.float32
+def to_tensors(images: Any, device: Any = None, dtype: torch.dtype | None = torch.float32
                ) -> list[Tensor]:
-    """Float RGB tensors (3, H, W) with values 0…255, one per image.
+    """RGB tensors (3, H, W) with values 0…255, one per image, in ``dtype`` (``None``: uint8
+    images stay uint8, the others are float).
 
     Example:
         >>> [t.shape for t in to_tensors([Image.open("a.jpg"), np.zeros((50, 80, 3), "uint8")])]

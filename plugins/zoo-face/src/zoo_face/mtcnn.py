@@ -219,4 +219,4 @@ class MTCNN(zoo.Model):
         from .images import to_tensors
 
         param = next(self.parameters())
-        return detect(self, to_tensors(images, param.device, param.dtype))
+        return detect(self, to_tensors(images, param.device, None))
