@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from zoo_face.local import LocallyConnected2d
 
 import zoo_core as zoo
-from zoo_face.local import LocallyConnected2d
 
 
 def conv(k: int, cin: int, cout: int) -> int:
