@@ -6,15 +6,15 @@ ArcFace, combined margin, AdaFace, MagFace),
     ℓ_i = log Σ_j exp(z_ij) − z_{i,y_i},   z_ij = s·x̂_i·W_j/‖W_j‖ (j ≠ y_i),  z_{i,y_i} = s·φ_i,
 
 with the gradient written out by hand. The logits buffer becomes ``e = exp(z − max_j z)`` in
-place; ``ℓ = max + log Σ e − s·φ`` needs no softmax normalisation (and no underflow
-fallback), and the backward only *reads* ``e``: with ``c_j = s/‖W_j‖`` and the row factors
-``r_i = (∂L/∂ℓ_i) / Σ_j e_ij``,
+place, then ``c_j e_ij`` (``c_j = s/‖W_j‖``); ``ℓ = max + log Σ e − s·φ`` needs no softmax
+normalisation (and no underflow fallback), and the backward only *reads* the buffer: with
+the row factors ``r_i = (∂L/∂ℓ_i) / Σ_j e_ij``,
 
     ∂L/∂x̂_i = r_i Σ_j e_ij c_j W_j,   ∂L/∂(W_j/‖W_j‖·‖W_j‖…) from M_j = c_j Σ_i r_i e_ij x̂_i,
 
 minus the target terms (their logit is φ, not s·cos), then the centre gradient
 ``M_j − ρ_j² ⟨M_j, W_j⟩ W_j`` (``ρ_j = 1/‖W_j‖``: the projection on the sphere's tangent
-space). ``Σ_j e_ij c_j W_j`` runs over chunks of classes, so no (C, D) copy is made. The
+space). Two matmuls read the buffer in the backward; nothing of size (C, D) is copied. The
 target logits ``φ_i`` (B values) go through autograd on the gathered target rows, so any
 margin function plugs in. Nothing here asks the device for a value.
 """
@@ -27,9 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
-
-_CHUNK = 16384
-"""Classes per step of the backward's ``e @ (c ⊙ W)`` (bounds its (chunk, D) temporary)."""
 
 
 class MarginSoftmaxCE(torch.autograd.Function):
@@ -60,6 +57,7 @@ class MarginSoftmaxCE(torch.autograd.Function):
         e.sub_(top).exp_()                                          # exp(z − max) in place
         total = e.sum(1)                                                        # (B,)
         nll = (top.squeeze(1) + total.log() - phi.detach().to(e.dtype)) * keep
+        e.mul_(col)                               # c_j e_ij: what the backward reads, twice
         count = keep.sum().clamp(min=1)
         ctx.save_for_backward(weight, col, t, keep, e, total, count)
         ctx.graph = (x_leaf, w_leaf, x_hat, phi)
@@ -75,16 +73,11 @@ class MarginSoftmaxCE(torch.autograd.Function):
         rows = torch.arange(e.shape[0], device=e.device)
         scale = (grad / count) * keep                                           # (B,)
         r = (scale / total).to(e.dtype)                                         # (B,)
-        e_t = e[rows, t]                                                        # (B,)
-        d_phi = ((e_t / total - 1) * scale).to(phi.dtype)
-        d_x_hat = torch.zeros_like(x_hat)
-        for j in range(0, weight.shape[0], _CHUNK):                             # Σ_j e c_j W_j
-            part = slice(j, j + _CHUNK)
-            d_x_hat.addmm_(e[:, part], weight[part] * col[part, None])
-        target_term = r * e_t * col[t]                                          # (B,)
-        d_x_hat = d_x_hat * r[:, None] - target_term[:, None] * weight[t]
+        ce_t = e[rows, t]                                                       # c_t e_t (B,)
+        d_phi = ((ce_t / (col[t] * total) - 1) * scale).to(phi.dtype)
+        target_term = r * ce_t                                                  # (B,)
+        d_x_hat = (e @ weight) * r[:, None] - target_term[:, None] * weight[t]  # (B, D)
         d_w = e.t() @ (x_hat * r[:, None])                                      # (C, D)
-        d_w.mul_(col[:, None])
         d_w.index_add_(0, t, x_hat * -target_term[:, None])
         inv = col / ctx.s                                                      # 1/‖W_j‖
         dot = torch.bmm(d_w.unsqueeze(1), weight.unsqueeze(2)).view(-1)         # (C,)
