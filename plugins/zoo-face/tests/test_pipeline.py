@@ -163,3 +163,18 @@ def test_face_verify_needs_a_face_and_a_model(detector, recognizer_dir, tmp_path
     assert "--model" in capsys.readouterr().err
     assert main(["run", "mtcnn", str(tmp_path / "missing.jpg")]) == 1
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_conversion_prefix_is_validated(tmp_path, monkeypatch):
+    _user_catalog(tmp_path, monkeypatch, """
+[entries.bad-prefix]
+component = "model:mtcnn"
+sources = ["pkg:facenet-pytorch/facenet_pytorch/data"]
+files = { "pnet.safetensors" = "" }
+convert = { "pnet.safetensors" = { from = "pnet.pt", prefix = "../pnet" } }
+""")
+    try:
+        with pytest.raises(zoo.CatalogError, match="'prefix'"):
+            zoo.CATALOG.get("bad-prefix")
+    finally:
+        zoo.CATALOG.invalidate()
