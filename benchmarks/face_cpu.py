@@ -2,31 +2,25 @@
 
     .venv/bin/python benchmarks/face_cpu.py [--classes 10000 100000] [--repeats 5]
 
-Prints one table: forward+backward time of ArcFace (batch 256, 512-d) for ours and for
-``pytorch_metric_learning.losses.ArcFaceLoss``, with the ratio; then Partial FC at
-sample rate 0.1 against full FC (r = 1): time and the memory of the centre gradient.
+Forward+backward of ArcFace (batch 256, 512-d, s = 64, m = 0.5) for ours and for
+``pytorch_metric_learning.losses.ArcFaceLoss`` (losses checked equal first), interleaved;
+then Partial FC at sample rate 0.1 against full FC (r = 1), and the memory of the centre
+gradient.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
+import os
+import sys
 
 import torch
 
 import zoo_core as zoo
 
-
-def bench(fn, repeats: int) -> float:
-    fn()                                   # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _harness import Bench  # noqa: E402
 
 
 def step(loss: torch.nn.Module, x: torch.Tensor, t: torch.Tensor):
@@ -51,11 +45,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    bench = Bench("face_cpu", threads=args.threads)
     from pytorch_metric_learning.losses import ArcFaceLoss
 
     torch.manual_seed(0)
-    rows = []
     for c in args.classes:
         x = torch.randn(args.batch, args.dim, requires_grad=True)
         t = torch.randint(0, c, (args.batch,))
@@ -64,37 +59,28 @@ def main() -> None:
                            scale=64)
         with torch.no_grad():
             peer.W.copy_(ours.weight.t())
-        torch.testing.assert_close(ours(x, t), peer(x, t), rtol=1e-4, atol=1e-4)
-        t_peer = bench(step(peer, x, t), args.repeats)
-        t_ours = bench(step(ours, x, t), args.repeats)
-        rows.append((f"ArcFace fwd+bwd C={c:,}", "pml ArcFaceLoss", t_peer, t_ours))
-
+        bench.compare(f"ArcFace fwd+bwd {args.batch}×{args.dim}, C={c:,}",
+                      peer=("pytorch-metric-learning", step(peer, x, t)), ours=step(ours, x, t),
+                      repeats=args.repeats, goal=3.0 if c >= 100_000 else None,
+                      check=lambda o=ours, p=peer, x=x, t=t: torch.testing.assert_close(
+                          o(x, t), p(x, t), rtol=1e-4, atol=1e-4))
     c = args.classes[-1]
     x = torch.randn(args.batch, args.dim, requires_grad=True)
     t = torch.randint(0, c, (args.batch,))
     full = zoo.create("loss:partial-fc", loss="arcface", embedding_size=args.dim,
                       num_classes=c, sample_rate=1.0)
-    part = zoo.create("loss:partial-fc", loss="arcface", embedding_size=args.dim,
-                      num_classes=c, sample_rate=0.1)
-    sparse = zoo.create("loss:partial-fc", loss="arcface", embedding_size=args.dim,
-                        num_classes=c, sample_rate=0.1, sparse_grad=True)
-    t_full = bench(step(full, x, t), args.repeats)
-    t_part = bench(step(part, x, t), args.repeats)
-    t_sparse = bench(step(sparse, x, t), args.repeats)
-    rows.append((f"Partial FC r=0.1 C={c:,} (dense grad)", "full FC r=1", t_full, t_part))
-    rows.append((f"Partial FC r=0.1 C={c:,} (sparse grad)", "full FC r=1", t_full, t_sparse))
-    mem_full = grad_bytes(full.margin_loss.weight) / 2**20
-    mem_sparse = grad_bytes(sparse.margin_loss.weight) / 2**20
-
-    print(f"\nCPU: {torch.get_num_threads()} threads, torch {torch.__version__}, batch "
-          f"{args.batch}, dim {args.dim}, median of {args.repeats}\n")
-    print(f"| {'case':<40} | {'peer':<16} | {'peer ms':>9} | {'ours ms':>9} | {'speed-up':>8} |")
-    print(f"|{'-' * 42}|{'-' * 18}|{'-' * 11}|{'-' * 11}|{'-' * 10}|")
-    for case, name, tp, to in rows:
-        print(f"| {case:<40} | {name:<16} | {tp:9.1f} | {to:9.1f} | {tp / to:7.2f}x |")
-    print(f"\ncentre gradient memory at C={c:,}: full FC {mem_full:.1f} MiB, Partial FC r=0.1 "
-          f"sparse {mem_sparse:.1f} MiB (ratio {mem_sparse / mem_full:.3f}); dense-gradient "
-          f"Partial FC keeps a {mem_full:.1f} MiB gradient")
+    for sparse in (False, True):
+        part = zoo.create("loss:partial-fc", loss="arcface", embedding_size=args.dim,
+                          num_classes=c, sample_rate=0.1, sparse_grad=sparse)
+        bench.compare(f"Partial FC r=0.1, C={c:,} ({'sparse' if sparse else 'dense'} grad)",
+                      peer=("full FC r=1", step(full, x, t)), ours=step(part, x, t),
+                      repeats=args.repeats)
+        if sparse:
+            bench.record(f"centre gradient memory, C={c:,}, r=0.1 sparse",
+                         peer=("full FC r=1", grad_bytes(full.margin_loss.weight) / 2**20),
+                         ours=grad_bytes(part.margin_loss.weight) / 2**20, unit="MiB",
+                         higher_is_better=False)
+    bench.finish()
 
 
 if __name__ == "__main__":

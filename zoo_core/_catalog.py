@@ -30,6 +30,9 @@ converted bytes, ``sha256`` the source's::
 
     files = { "pnet.safetensors" = "<sha256 of the converted file>" }
     convert = { "pnet.safetensors" = { from = "pnet.pt", format = "torch", sha256 = "<sha256>" } }
+
+``prefix = "pnet."`` puts the converted keys under ``pnet.``, so that several converted files
+of one model do not collide.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _REPO_ID = re.compile(rf"^{_PART}(/{_PART})?$")
 _ENTRY_NAME = _REPO_ID
 _FILE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)+$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _REF = re.compile(rf"^{_PART}(/{_PART})*$")
 _MAX_NAME = 200
@@ -101,9 +105,11 @@ class Conversion:
     source: str
     format: str = "torch"
     sha256: str = ""
+    prefix: str = ""
 
     def as_dict(self) -> dict[str, str]:
-        return {"from": self.source, "format": self.format, "sha256": self.sha256}
+        out = {"from": self.source, "format": self.format, "sha256": self.sha256}
+        return {**out, "prefix": self.prefix} if self.prefix else out
 
 
 @dataclass(frozen=True)
@@ -254,9 +260,14 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
     if not isinstance(spec, dict):
         raise fail(f"{where} must be a table {{ from = ..., format = ..., sha256 = ... }}, "
                    f"got {spec!r}")
-    extra = sorted(set(spec) - {"from", "format", "sha256"})
+    extra = sorted(set(spec) - {"from", "format", "sha256", "prefix"})
     if extra:
-        raise fail(f"{where}: unknown key(s) {extra}; valid keys: 'from', 'format', 'sha256'")
+        raise fail(f"{where}: unknown key(s) {extra}; valid keys: 'from', 'format', 'sha256', "
+                   "'prefix'")
+    prefix = spec.get("prefix", "")
+    if not isinstance(prefix, str) or prefix and not _PREFIX.match(prefix):
+        raise fail(f"{where}: 'prefix' must be dotted names ending in '.', like 'pnet.', "
+                   f"got {prefix!r}")
     source, fmt, digest = spec.get("from"), spec.get("format", "torch"), spec.get("sha256", "")
     try:
         source = check_file_name(source)
@@ -268,7 +279,7 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
         raise fail(f"{where}: 'format' = {fmt!r} is not one of {list(FORMATS)}")
     if not isinstance(digest, str) or (digest and not _SHA256.match(digest)):
         raise fail(f"{where}: 'sha256' must be a 64-hex sha256 (or \"\"), got {digest!r}")
-    return Conversion(source, fmt, digest)
+    return Conversion(source, fmt, digest, prefix)
 
 
 def parse_catalog_text(text: str, origin: str) -> dict[str, Entry]:

@@ -36,10 +36,11 @@ FORMATS = ("torch",)
 
 
 def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str],
-                  name: str | None = None) -> Path:
+                  name: str | None = None, prefix: str = "") -> Path:
     """Read the torch state dict at ``source`` safely and write it as safetensors to ``target``.
 
-    ``name`` is the file's name in messages (default: the source's file name).
+    ``name`` is the file's name in messages (default: the source's file name); ``prefix``
+    goes before every key (``"pnet."``).
 
     Raises:
         WeightsError: the file is not a torch file, holds anything but tensors in plain
@@ -60,7 +61,7 @@ def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str]
             "code to unpickle is never loaded. Re-save it as a plain state dict, or as "
             "safetensors, in a trusted environment."
         ) from None
-    tensors = flatten_state(obj, name)
+    tensors = flatten_state(obj, name, prefix)
     if not tensors:
         raise WeightsError(f"{name!r} holds no tensor; expected a state dict")
     return save_safetensors(tensors, target)

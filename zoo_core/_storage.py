@@ -417,7 +417,7 @@ class Store:
                     try:
                         from ._convert import convert_torch
 
-                        convert_torch(tmp, out, name=wanted)
+                        convert_torch(tmp, out, name=wanted, prefix=conv.prefix)
                     except WeightsError as e:
                         out.unlink(missing_ok=True)
                         raise WeightsError(f"entry {entry.name!r}, file {fname!r} from "

@@ -374,7 +374,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command != "run":
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # options of the entry's task (`zoo run mtcnn a.jpg --out b.png`) go to its runner
+        args.inputs = [*args.inputs, *extra]
     error = ""
     try:
         code = int(args.fn(args))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from zoo_face import FaceInputError
 from zoo_face.align import TEMPLATES, align_faces, template, umeyama, warp_affine
+
+import zoo_core as zoo
 
 
 def similarity(angle: float, scale: float, tx: float, ty: float) -> np.ndarray:
@@ -99,10 +100,10 @@ def test_align_moves_landmarks_onto_the_template(name):
 
 @pytest.mark.parametrize("shape", [(5, 2), (2, 4, 2), (2, 5, 3)])
 def test_landmarks_must_be_n_5_2(shape):
-    with pytest.raises(FaceInputError, match=r"\(N, 5, 2\)"):
+    with pytest.raises(zoo.InputError, match=r"\(N, 5, 2\)"):
         align_faces(torch.zeros(2, 3, 20, 20), torch.zeros(shape))
 
 
 def test_unknown_template_lists_valid_ones():
-    with pytest.raises(FaceInputError, match="112x112"):
+    with pytest.raises(zoo.InputError, match="112x112"):
         template("112")

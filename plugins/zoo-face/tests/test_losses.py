@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from zoo_face import FaceInputError
 
 import zoo_core as zoo
 
@@ -281,15 +280,16 @@ def test_ignore_index_rows_are_left_out():
 @pytest.mark.parametrize("bad, match", [
     (torch.tensor([0, 5]), "label 5"), (torch.tensor([0, -3]), "label -3"),
 ])
-def test_bad_labels(bad, match):
+def test_bad_labels(bad, match, monkeypatch):
+    monkeypatch.setenv("ZOO_DEBUG", "1")            # value checks sync: debug only
     loss = zoo.create("loss:arcface", embedding_size=4, num_classes=5)
-    with pytest.raises(FaceInputError, match=match):
+    with pytest.raises(zoo.InputError, match=match):
         loss(torch.randn(2, 4), bad)
 
 
 def test_embedding_size_mismatch():
     loss = zoo.create("loss:cosface", embedding_size=512, num_classes=5)
-    with pytest.raises(FaceInputError, match=r"embedding_size=256"):
+    with pytest.raises(zoo.InputError, match=r"embedding_size=256"):
         loss(torch.randn(2, 256), torch.tensor([0, 1]))
 
 
@@ -300,7 +300,7 @@ def test_embedding_size_mismatch():
     ("adaface", {"h": 0}, "h=0"),
 ])
 def test_bad_margins(name, kw, match):
-    with pytest.raises(FaceInputError, match=match):
+    with pytest.raises(zoo.ConfigError, match=match):
         zoo.create(f"loss:{name}", embedding_size=4, num_classes=3, **kw)
 
 
@@ -326,3 +326,11 @@ def test_fused_path_survives_softmax_underflow():
     assert float(results[0][0]) == pytest.approx(exp, rel=1e-5)
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_forward_never_asks_the_device_for_a_value(monkeypatch):
+    """Without ZOO_DEBUG no value check runs: a bad label fails in the kernel, not ours."""
+    monkeypatch.delenv("ZOO_DEBUG", raising=False)
+    loss = zoo.create("loss:arcface", embedding_size=4, num_classes=5)
+    with pytest.raises((IndexError, RuntimeError)):
+        loss(torch.randn(2, 4), torch.tensor([0, 5]))

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import socket
 import traceback
 
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
-from zoo_face import FaceInputError
 
 import zoo_core as zoo
+from zoo_core.testing import run_distributed
 
 D, C, B = 6, 11, 5   # 11 classes over 2 ranks: 6 + 5
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _data(seed: int):
@@ -44,10 +36,10 @@ def _full(name, opts, x, t, w):
     return loss.detach(), x.grad, full.weight.grad
 
 
-def _worker(rank: int, port: int, out: dict) -> None:
+def _worker(rank: int, world_size: int) -> str:
+    """One rank's checks; returns "ok" or the traceback (so that a failure is shown)."""
     try:
-        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
-                                world_size=2)
+        assert world_size == 2
         for i, (name, opts) in enumerate(CASES):
             x, t, w = _data(i)
             pfc = zoo.create("loss:partial-fc", loss=name, embedding_size=D, num_classes=C,
@@ -81,20 +73,14 @@ def _worker(rank: int, port: int, out: dict) -> None:
         loss = pfc(xr.requires_grad_(), tr)
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(xr.grad).all()
-        out[rank] = "ok"
+        return "ok"
     except Exception:
-        out[rank] = traceback.format_exc()
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        return traceback.format_exc()
 
 
 def test_partial_fc_two_gloo_ranks_equal_full_fc():
-    with mp.Manager() as manager:
-        out = manager.dict()
-        mp.spawn(_worker, args=(_free_port(), out), nprocs=2, join=True)
-        results = dict(out)
-    assert results == {0: "ok", 1: "ok"}, "\n".join(str(v) for v in results.values())
+    results = run_distributed(_worker, world_size=2)
+    assert results == ["ok", "ok"], "\n".join(results)
 
 
 def test_single_process_rate_one_equals_full_fc():
@@ -142,11 +128,12 @@ def test_sparse_gradient_holds_only_sampled_rows():
 @pytest.mark.parametrize("kw, match", [({"sample_rate": 0.0}, "sample_rate=0.0"),
                                        ({"sample_rate": 1.5}, "sample_rate=1.5")])
 def test_bad_sample_rate(kw, match):
-    with pytest.raises(FaceInputError, match=match):
+    with pytest.raises(zoo.ConfigError, match=match):
         zoo.create("loss:partial-fc", embedding_size=4, num_classes=10, **kw)
 
 
-def test_bad_label_names_the_value():
+def test_bad_label_names_the_value(monkeypatch):
+    monkeypatch.setenv("ZOO_DEBUG", "1")
     pfc = zoo.create("loss:partial-fc", embedding_size=4, num_classes=10)
-    with pytest.raises(FaceInputError, match="label 10"):
+    with pytest.raises(zoo.InputError, match="label 10"):
         pfc(torch.randn(2, 4), torch.tensor([0, 10]))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from zoo_face import FaceInputError
 from zoo_face.synthetic import SyntheticFaces, identity_params
+
+import zoo_core as zoo
 
 
 def test_an_identity_is_the_same_face_whatever_the_batch():
@@ -37,7 +38,7 @@ def test_pairs_are_half_genuine_and_impostors_differ():
 
 
 def test_bad_ids():
-    with pytest.raises(FaceInputError, match=r"\[0, 5\)"):
+    with pytest.raises(zoo.InputError, match=r"\[0, 5\)"):
         SyntheticFaces(5).batch(torch.tensor([5]), torch.Generator())
 
 

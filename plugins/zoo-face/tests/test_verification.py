@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from torchmetrics.functional.classification import binary_auroc, binary_roc
-from zoo_face import FaceInputError
 from zoo_face.verification import embed, evaluate, kfold_accuracy, roc, tar_at_far
 
 import zoo_core as zoo
@@ -86,5 +85,5 @@ def test_flip_test_fuses_both_views():
     ([0.1, 0.2], [1, 2], "pair label 2"), ([0.1, 0.2], [1], "one entry per pair"),
 ])
 def test_bad_pairs(scores, labels, match):
-    with pytest.raises(FaceInputError, match=match):
+    with pytest.raises(zoo.InputError, match=match):
         evaluate(torch.tensor(scores), torch.tensor(labels))

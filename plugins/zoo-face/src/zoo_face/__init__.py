@@ -1,9 +1,7 @@
-"""zoo-face: margin-based softmax losses, Partial FC, face alignment, backbones, verification.
+"""zoo-face: face detection (MTCNN), alignment, recognition backbones, margin losses, Partial
+FC and verification.
 
-Components are reached through the registry (``zoo.create("loss:arcface", ...)``); the
-functions below are importable directly.
+Components are reached through the registry (``zoo.create("loss:arcface", ...)``,
+``zoo.load("mtcnn")``); errors are ``zoo.InputError`` (bad input) and ``zoo.ConfigError``
+(bad settings). The chain detect → align → embed is :class:`zoo_face.pipeline.FacePipeline`.
 """
-
-from ._errors import FaceInputError
-
-__all__ = ["FaceInputError"]

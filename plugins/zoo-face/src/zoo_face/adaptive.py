@@ -22,7 +22,8 @@ import math
 import torch
 from torch import Tensor
 
-from ._errors import FaceInputError
+import zoo_core as zoo
+
 from .additive import NormFace
 from .margin import IGNORE_INDEX, check_range, clamped_acos, working_dtype
 
@@ -45,7 +46,7 @@ class AdaFace(NormFace):
         super().__init__(embedding_size, num_classes, s=s, ignore_index=ignore_index)
         self.m = check_range("m", m, 0.0, math.pi / 2)
         if not 0 < h <= 1:
-            raise FaceInputError(f"h={h!r} must lie in (0, 1] (paper: 0.333)")
+            raise zoo.ConfigError(f"h={h!r} must lie in (0, 1] (paper: 0.333)")
         self.h = float(h)
         self.momentum = check_range("momentum", momentum, 0.0, 1.0)
         self.register_buffer("batch_mean", torch.tensor(float(init_mean)))
@@ -85,7 +86,7 @@ class MagFace(NormFace):
                  lambda_g: float = 35.0, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__(embedding_size, num_classes, s=s, ignore_index=ignore_index)
         if not 0 < l_a < u_a < math.inf:
-            raise FaceInputError(f"magnitude range (l_a, u_a)={(l_a, u_a)!r} must satisfy "
+            raise zoo.ConfigError(f"magnitude range (l_a, u_a)={(l_a, u_a)!r} must satisfy "
                                  "0 < l_a < u_a (paper: 10, 110)")
         self.l_a, self.u_a = float(l_a), float(u_a)
         self.u_m = check_range("u_m", u_m, 0.0, math.pi / 2)

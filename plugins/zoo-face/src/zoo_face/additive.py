@@ -23,11 +23,13 @@ precision inputs give no NaN at cos θ = ±1.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ._errors import FaceInputError
+import zoo_core as zoo
+
 from .fused import MarginSoftmaxCE
 from .margin import (
     IGNORE_INDEX,
@@ -45,7 +47,7 @@ _FUSED_DTYPES = (torch.float32, torch.float64)
 
 def check_scale(s: float) -> float:
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0 < s < math.inf:
-        raise FaceInputError(f"scale s={s!r} must be a positive finite number (typical: 30-64)")
+        raise zoo.ConfigError(f"scale s={s!r} must be a positive finite number (typical: 30-64)")
     return float(s)
 
 
@@ -59,25 +61,21 @@ class NormFace(MarginLoss):
         ignore_index: label value left out of the loss.
     """
 
+    fused: ClassVar[bool] = True
+    """Whether the non-target logits are ``s · cos θ`` of one centre per class, so that the
+    fused kernel applies; a subclass with other logits sets it to False."""
+
     def __init__(self, embedding_size: int = 512, num_classes: int = 1000, *, s: float = 30.0,
                  ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__(embedding_size, num_classes, ignore_index=ignore_index)
         self.s = check_scale(s)
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
-        """Mean cross-entropy of the margin logits (fused kernel for float32/float64)."""
-        fused = (type(self).cos is NormFace.cos and input.dtype in _FUSED_DTYPES
-                 and self.weight.dtype == input.dtype)
-        if not fused:
-            return super().forward(input, target)
-        self.check_inputs(input, target)
-        target = torch.where(target == self.ignore_index, -1, target)
-        loss = MarginSoftmaxCE.apply(input, self.weight, target, self)
-        reg = self.regularizer(input)
-        if reg is not None:
-            keep = target >= 0
-            loss = loss + (reg * keep).sum() / keep.sum()
-        return loss
+    def cross_entropy(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        """Mean cross-entropy of the margin logits: the fused kernel (:mod:`zoo_face.fused`)
+        for float32/float64 when the class declares ``fused`` (its logits are s·cos θ)."""
+        if self.fused and input.dtype in _FUSED_DTYPES and self.weight.dtype == input.dtype:
+            return MarginSoftmaxCE.apply(input, self.weight, target, self)
+        return super().cross_entropy(input, target)
 
     def cos(self, x: Tensor, weight: Tensor) -> Tensor:
         """cos θ (B, C) between embeddings and centres."""
@@ -166,6 +164,8 @@ class SubCenterArcFace(ArcFace):
 
     The centre matrix has shape (C, k, D). Args as :class:`ArcFace`, plus ``k`` (paper: 3).
     """
+
+    fused = False                   # cos θ_j is a max over k sub-centres
 
     def __init__(self, embedding_size: int = 512, num_classes: int = 1000, *, k: int = 3,
                  s: float = 64.0, m: float = 0.5, easy_margin: bool = False,

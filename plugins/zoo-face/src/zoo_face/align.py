@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._errors import FaceInputError
+import zoo_core as zoo
 
 _ARCFACE_112 = ((38.2946, 51.6963), (73.5318, 51.5014), (56.0252, 71.7366),
                 (41.5493, 92.3655), (70.7299, 92.2041))
@@ -38,7 +38,7 @@ left, mouth right)."""
 def template(name: str = "112x112") -> tuple[tuple[int, int], Tensor]:
     """The output size (H, W) and landmarks (5, 2) of a named template."""
     if name not in TEMPLATES:
-        raise FaceInputError(f"unknown alignment template {name!r}; valid: {sorted(TEMPLATES)}")
+        raise zoo.InputError(f"unknown alignment template {name!r}; valid: {sorted(TEMPLATES)}")
     size, points = TEMPLATES[name]
     return size, torch.tensor(points, dtype=torch.float64)
 
@@ -60,13 +60,13 @@ def umeyama(src: Tensor, dst: Tensor, *, scale: bool = True) -> Tensor:
     src, dst = torch.broadcast_tensors(src if src.dim() == 3 else src[None],
                                        dst if dst.dim() == 3 else dst[None])
     if src.shape[-1] != 2 or src.shape[1] < 2:
-        raise FaceInputError(f"points must be shaped (N, K, 2) with K >= 2, got "
+        raise zoo.InputError(f"points must be shaped (N, K, 2) with K >= 2, got "
                              f"{tuple(src.shape)!r}")
     mu_s, mu_d = src.mean(1, keepdim=True), dst.mean(1, keepdim=True)  # (N, 1, 2)
     ps, qs = src - mu_s, dst - mu_d                                    # (N, K, 2)
     var_s = ps.pow(2).sum((1, 2)) / src.shape[1]                       # (N,)
     if bool((var_s <= 1e-12).any()):
-        raise FaceInputError("all source points of a sample coincide: a similarity transform "
+        raise zoo.InputError("all source points of a sample coincide: a similarity transform "
                              "is undefined; check the landmark detector's output")
     cov = qs.transpose(1, 2) @ ps / src.shape[1]                       # (N, 2, 2)
     u, d, vh = torch.linalg.svd(cov)
@@ -98,7 +98,7 @@ def warp_affine(images: Tensor, matrices: Tensor, size: tuple[int, int]) -> Tens
         (N, C, height, width), bilinear, zeros outside the source.
     """
     if images.dim() != 4 or not images.is_floating_point():
-        raise FaceInputError(f"images must be a floating (N, C, H, W) tensor, got shape "
+        raise zoo.InputError(f"images must be a floating (N, C, H, W) tensor, got shape "
                              f"{tuple(images.shape)!r} and dtype {images.dtype}")
     n, _, h, w = images.shape
     m = matrices.to(torch.float64)
@@ -131,10 +131,10 @@ def align_faces(images: Tensor, landmarks: Tensor, template_name: str = "112x112
     """
     landmarks = torch.as_tensor(landmarks)
     if landmarks.dim() != 3 or landmarks.shape[1:] != (5, 2):
-        raise FaceInputError(f"landmarks must be shaped (N, 5, 2), got "
+        raise zoo.InputError(f"landmarks must be shaped (N, 5, 2), got "
                              f"{tuple(landmarks.shape)!r}; for one face use landmarks[None]")
     if images.dim() != 4 or images.shape[0] != landmarks.shape[0]:
-        raise FaceInputError(f"images {tuple(images.shape)!r} and landmarks "
+        raise zoo.InputError(f"images {tuple(images.shape)!r} and landmarks "
                              f"{tuple(landmarks.shape)!r} must share the batch size N")
     size, dst = template(template_name)
     matrices = umeyama(landmarks, dst)

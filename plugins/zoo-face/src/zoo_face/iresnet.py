@@ -18,8 +18,6 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
-from ._errors import FaceInputError
-
 
 @dataclass(frozen=True)
 class IResNetConfig:
@@ -34,6 +32,8 @@ class IResNetConfig:
         embedding_size: width of the embedding.
         dropout: dropout probability in the head.
         zero_init_residual: start every residual branch at zero (its last BN scale = 0).
+        threshold: cosine at or above which two faces are the same person, calibrated on
+            verification pairs (set by training code; ``None``: not calibrated).
         feature_size: side of the last feature map (derived).
     """
 
@@ -45,17 +45,18 @@ class IResNetConfig:
     embedding_size: int = 512
     dropout: float = 0.0
     zero_init_residual: bool = False
+    threshold: float | None = None
     feature_size: int = field(init=False)
 
     def __post_init__(self) -> None:
         if len(self.layers) != len(self.widths) or not self.layers:
-            raise FaceInputError(f"layers={self.layers!r} and widths={self.widths!r} must be "
+            raise zoo.ConfigError(f"layers={self.layers!r} and widths={self.widths!r} must be "
                                  "non-empty and of equal length (one entry per stage)")
         if self.input_size % 2 ** len(self.layers):
-            raise FaceInputError(f"input_size={self.input_size!r} must be divisible by "
+            raise zoo.ConfigError(f"input_size={self.input_size!r} must be divisible by "
                                  f"{2 ** len(self.layers)} (one halving per stage)")
         if not 0 <= self.dropout < 1:
-            raise FaceInputError(f"dropout={self.dropout!r} must lie in [0, 1)")
+            raise zoo.ConfigError(f"dropout={self.dropout!r} must lie in [0, 1)")
         object.__setattr__(self, "feature_size", self.input_size // 2 ** len(self.layers))
 
 

@@ -15,6 +15,7 @@ whose class lives on another rank of Partial FC).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, ClassVar
 
 import torch
@@ -22,8 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import zoo_core as zoo
-
-from ._errors import FaceInputError
 
 IGNORE_INDEX = -100
 """The label value the losses skip (as ``torch.nn.CrossEntropyLoss`` does)."""
@@ -35,14 +34,14 @@ def check_range(name: str, value: float, low: float, high: float, *, closed_high
     ok = low <= value <= high if closed_high else low <= value < high
     if not ok or not math.isfinite(value):
         bracket = "]" if closed_high else ")"
-        raise FaceInputError(f"{name}={value!r} is outside its valid range [{low:g}, {high:g}"
+        raise zoo.ConfigError(f"{name}={value!r} is outside its valid range [{low:g}, {high:g}"
                              f"{bracket}{'; ' + hint if hint else ''}")
     return float(value)
 
 
 def check_positive_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise FaceInputError(f"{name}={value!r} must be a positive integer")
+        raise zoo.ConfigError(f"{name}={value!r} must be a positive integer")
     return value
 
 
@@ -109,7 +108,7 @@ class MarginLoss(zoo.Loss):
         self.embedding_size = check_positive_int("embedding_size", embedding_size)
         self.num_classes = check_positive_int("num_classes", num_classes)
         if ignore_index >= 0:
-            raise FaceInputError(f"ignore_index={ignore_index!r} must be negative so that it "
+            raise zoo.ConfigError(f"ignore_index={ignore_index!r} must be negative so that it "
                                  "cannot collide with a class label; the default is -100")
         self.ignore_index = ignore_index
         self.weight = nn.Parameter(torch.empty(self.centre_shape()))
@@ -133,19 +132,24 @@ class MarginLoss(zoo.Loss):
         return None
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
-        """Mean cross-entropy of the margin logits over the non-ignored samples."""
+        """Mean cross-entropy of the margin logits over the non-ignored samples, plus the
+        regulariser if the loss has one."""
         self.check_inputs(input, target)
         target = torch.where(target == self.ignore_index, -1, target)
-        logits = self.logits(input, target, **self.class_params())          # (B, C)
-        loss = F.cross_entropy(logits.to(working_dtype(logits)), target, ignore_index=-1)
+        loss = self.cross_entropy(input, target)
         reg = self.regularizer(input)
         if reg is not None:
             keep = target >= 0
             loss = loss + (reg * keep).sum() / keep.sum()
         return loss
 
+    def cross_entropy(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
+        """Mean cross-entropy of the margin logits; ``target`` holds −1 for ignored rows."""
+        logits = self.logits(input, target, **self.class_params())          # (B, C)
+        return F.cross_entropy(logits.to(working_dtype(logits)), target, ignore_index=-1)
+
     def check_inputs(self, input: Tensor, target: Tensor) -> None:  # noqa: A002
-        """Raise a :class:`FaceInputError` naming the bad value on malformed input."""
+        """Raise a :class:`zoo.InputError` naming the bad value on malformed input."""
         check_embeddings(input, self.embedding_size)
         check_labels(target, input.shape[0], self.num_classes, self.ignore_index)
 
@@ -166,25 +170,34 @@ class MarginLoss(zoo.Loss):
 def check_embeddings(x: Any, embedding_size: int) -> None:
     if not isinstance(x, Tensor) or x.dim() != 2 or not x.is_floating_point():
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise FaceInputError(f"embeddings must be a floating tensor of shape (B, "
+        raise zoo.InputError(f"embeddings must be a floating tensor of shape (B, "
                              f"{embedding_size}), got {shape!r}")
     if x.shape[1] != embedding_size:
-        raise FaceInputError(
+        raise zoo.InputError(
             f"embedding size mismatch: got embeddings of shape {tuple(x.shape)!r} but the loss "
             f"has embedding_size={embedding_size}; build the loss with "
             f"embedding_size={x.shape[1]} or fix the backbone's output width")
 
 
+def debug() -> bool:
+    """``ZOO_DEBUG=1``: check tensor values (label ranges) in forward passes, which waits for
+    the device; off by default, so that forwards never synchronise (nor break a compiled
+    graph). Out-of-range labels then fail inside ``cross_entropy`` or the centre gather."""
+    return os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+
+
 def check_labels(target: Any, batch: int, num_classes: int, ignore_index: int) -> None:
     if not isinstance(target, Tensor) or target.dtype not in (torch.int64, torch.int32):
         what = target.dtype if isinstance(target, Tensor) else type(target).__name__
-        raise FaceInputError(f"labels must be an int64 tensor of shape ({batch},), got {what!r}")
+        raise zoo.InputError(f"labels must be an int64 tensor of shape ({batch},), got {what!r}")
     if target.shape != (batch,):
-        raise FaceInputError(f"labels must have shape ({batch},) to match the embeddings, "
+        raise zoo.InputError(f"labels must have shape ({batch},) to match the embeddings, "
                              f"got {tuple(target.shape)!r}")
+    if not debug():             # the value check asks the device: only with ZOO_DEBUG=1
+        return
     bad = ((target < 0) & (target != ignore_index)) | (target >= num_classes)
     if bool(bad.any()):
         value = int(target[bad][0])
-        raise FaceInputError(
+        raise zoo.InputError(
             f"label {value!r} is out of range: labels must lie in [0, {num_classes}) or equal "
             f"ignore_index={ignore_index}; check num_classes or the dataset's label mapping")

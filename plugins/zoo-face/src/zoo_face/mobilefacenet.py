@@ -19,8 +19,6 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
-from ._errors import FaceInputError
-
 _TABLE1 = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 
 
@@ -35,6 +33,8 @@ class MobileFaceNetConfig:
         embedding_size: width of the embedding.
         in_channels: image channels.
         input_size: side of the square input crop.
+        threshold: cosine at or above which two faces are the same person, calibrated on
+            verification pairs (set by training code; ``None``: not calibrated).
         feature_size: side of the map the global depthwise conv covers (derived).
     """
 
@@ -44,15 +44,16 @@ class MobileFaceNetConfig:
     embedding_size: int = 512
     in_channels: int = 3
     input_size: int = 112
+    threshold: float | None = None
     feature_size: int = field(init=False)
 
     def __post_init__(self) -> None:
         if any(len(b) != 4 or min(b) < 1 for b in self.blocks):
-            raise FaceInputError(f"blocks={self.blocks!r} must hold (t, c, n, s) tuples of "
+            raise zoo.ConfigError(f"blocks={self.blocks!r} must hold (t, c, n, s) tuples of "
                                  "positive integers")
         stride = 2 * math.prod(b[3] for b in self.blocks)
         if self.input_size % stride:
-            raise FaceInputError(f"input_size={self.input_size!r} must be divisible by the "
+            raise zoo.ConfigError(f"input_size={self.input_size!r} must be divisible by the "
                                  f"total stride {stride}")
         object.__setattr__(self, "feature_size", self.input_size // stride)
 

@@ -26,7 +26,6 @@ from torch import Tensor
 
 import zoo_core as zoo
 
-from ._errors import FaceInputError
 from .margin import IGNORE_INDEX, check_embeddings, check_labels, check_positive_int
 
 
@@ -136,7 +135,7 @@ class PartialFC(zoo.Loss):
         self.embedding_size = check_positive_int("embedding_size", embedding_size)
         self.num_classes = check_positive_int("num_classes", num_classes)
         if not 0 < sample_rate <= 1:
-            raise FaceInputError(f"sample_rate={sample_rate!r} must lie in (0, 1] (typical: "
+            raise zoo.ConfigError(f"sample_rate={sample_rate!r} must lie in (0, 1] (typical: "
                                  "0.1; 1 keeps every class)")
         self.sample_rate = float(sample_rate)
         self.sparse_grad = sparse_grad
@@ -144,7 +143,7 @@ class PartialFC(zoo.Loss):
         self.ignore_index = ignore_index
         self.world_size, self.rank = _world(group)
         if num_classes < self.world_size:
-            raise FaceInputError(f"num_classes={num_classes!r} is smaller than the world size "
+            raise zoo.ConfigError(f"num_classes={num_classes!r} is smaller than the world size "
                                  f"{self.world_size}: every rank needs at least one class")
         base, extra = divmod(num_classes, self.world_size)
         self.class_start = self.rank * base + min(self.rank, extra)
@@ -153,7 +152,7 @@ class PartialFC(zoo.Loss):
         self.margin_loss = zoo.create(ref, embedding_size=embedding_size,
                                       num_classes=self.num_local, **loss_options)
         if not hasattr(self.margin_loss, "class_params"):
-            raise FaceInputError(f"loss={loss!r} is not a margin loss with class centres; use "
+            raise zoo.ConfigError(f"loss={loss!r} is not a margin loss with class centres; use "
                                  "arcface, cosface, combined-margin, adaface, magface, …")
 
     @property
@@ -185,7 +184,7 @@ class PartialFC(zoo.Loss):
             sizes = [torch.zeros(1, dtype=torch.long) for _ in range(world)]
             dist.all_gather(sizes, torch.tensor([input.shape[0]]), group=self.group)
             if len({int(s) for s in sizes}) > 1:
-                raise FaceInputError(f"per-rank batch sizes {[int(s) for s in sizes]!r} differ;"
+                raise zoo.InputError(f"per-rank batch sizes {[int(s) for s in sizes]!r} differ;"
                                      " Partial FC needs the same batch size on every rank "
                                      "(use drop_last=True in the DataLoader)")
             x_all = _AllGather.apply(input, self.group, world, self.rank)   # (N, D)

@@ -46,6 +46,17 @@ def zoo_components():
                   summary="MobileFaceNet: inverted residuals and global depthwise conv",
                   tags=["face", "backbone", "vision", "mobile"],
                   paper="https://arxiv.org/abs/1804.07573"),
+        component("model:deepface", "zoo_face.deepface:DeepFace",
+                  summary="DeepFace: locally connected layers, 4096-d feature (Taigman 2014)",
+                  tags=["face", "backbone", "vision"],
+                  paper="https://openaccess.thecvf.com/content_cvpr_2014/html/Taigman_DeepFace_Closing_the_2014_CVPR_paper.html"),
+        component("model:deepid", "zoo_face.deepid:DeepID",
+                  summary="DeepID: 160-d feature fed by conv3 and conv4 (Sun 2014)",
+                  tags=["face", "backbone", "vision"],
+                  paper="https://openaccess.thecvf.com/content_cvpr_2014/html/Sun_Deep_Learning_Face_2014_CVPR_paper.html"),
+        component("model:mtcnn", "zoo_face.mtcnn:MTCNN",
+                  summary="MTCNN face detector: P-Net/R-Net/O-Net cascade, five landmarks",
+                  tags=["face", "detection", "vision"], paper="https://arxiv.org/abs/1604.02878"),
         component("metric:verification", "zoo_face.verification:Verification",
                   summary="pair verification: K-fold accuracy, ROC/AUC, TAR@FAR (streaming)",
                   tags=["face", "verification"],
@@ -57,12 +68,42 @@ def zoo_components():
     ]
 
 
-_LOSSES = ("adaface", "arcface", "combined-margin", "cosface", "l-softmax", "magface",
-           "normface", "partial-fc", "softmax", "sphereface", "subcenter-arcface")
+_NETS = {  # sha256 of facenet-pytorch's pnet/rnet/onet.pt and of their canonical conversions
+    "pnet": ("a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+             "53e6fda5887eea50607893eda5c80dc38f5e94bfbf40072b446fd749f7f17345"),
+    "rnet": ("bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+             "b7fcccc998cda10ee62f901146c3eca6041b4b520aa54cd58a22a6e7f88d85b3"),
+    "onet": ("165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+             "faf9a07856514f1d021584d12fa01f7f539b6768d4acc05202fc2cb4f48835d1"),
+}
+
+
+def _mtcnn_entry(name: str, task: str, summary: str) -> dict:
+    return {
+        "name": name, "component": "model:mtcnn", "task": task, "layout": "facenet-pytorch",
+        "license": "mit", "paper": "https://arxiv.org/abs/1604.02878",
+        "tags": ["face", "detection"], "summary": summary,
+        # the published weights, converted from the authors' Caffe models by facenet-pytorch
+        "sources": ["pkg:facenet-pytorch/facenet_pytorch/data"],
+        "files": {f"{net}.safetensors": converted for net, (_, converted) in _NETS.items()},
+        "convert": {f"{net}.safetensors": {"from": f"{net}.pt", "format": "torch",
+                                           "sha256": source, "prefix": f"{net}."}
+                    for net, (source, _) in _NETS.items()},
+    }
 
 
 @hookimpl
-def zoo_expected_failures():
-    """Contract cases that fail today (strict: remove an entry once its case passes)."""
-    sync = "host sync: bool(bad.any()) in margin.py check_labels"
-    return {f"loss:{name}::compiles": sync for name in _LOSSES}
+def zoo_catalog():
+    return [
+        _mtcnn_entry("mtcnn", "face-detection",
+                     "MTCNN face detector with its published weights: boxes, scores, landmarks"),
+        _mtcnn_entry("face-verify", "face-verification",
+                     "detect, align and compare two faces: `zoo run face-verify a.jpg b.jpg "
+                     "--model <recognition entry>`"),
+    ]
+
+
+@hookimpl
+def zoo_task_runners():
+    return {"face-detection": "zoo_face.tasks:detect_faces",
+            "face-verification": "zoo_face.tasks:verify_faces"}

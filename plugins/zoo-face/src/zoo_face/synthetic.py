@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._errors import FaceInputError
+import zoo_core as zoo
 
 # (low, high) of each identity parameter, drawn uniformly
 _RANGES: dict[str, tuple[float, float]] = {
@@ -43,7 +43,7 @@ def identity_params(ids: Tensor, seed: int = 0) -> dict[str, Tensor]:
     """The parameters (each (N,)) of identities ``ids``; the same id always gives the same face."""
     ids = torch.as_tensor(ids, dtype=torch.long).flatten()
     if bool((ids < 0).any()):
-        raise FaceInputError(f"identity ids must be >= 0, got {int(ids.min())!r}")
+        raise zoo.InputError(f"identity ids must be >= 0, got {int(ids.min())!r}")
     rows = []
     for i in ids.tolist():
         g = torch.Generator().manual_seed(seed * 1_000_003 + i)
@@ -183,7 +183,7 @@ class SyntheticFaces:
     def __init__(self, num_identities: int, size: int = 32, seed: int = 0,
                  strength: float = 1.0) -> None:
         if num_identities < 2:
-            raise FaceInputError(f"num_identities={num_identities!r} must be at least 2")
+            raise zoo.ConfigError(f"num_identities={num_identities!r} must be at least 2")
         self.num_identities, self.size, self.seed, self.strength = (
             num_identities, size, seed, strength)
         self._params = identity_params(torch.arange(num_identities), seed)
@@ -196,7 +196,7 @@ class SyntheticFaces:
         """
         ids = torch.as_tensor(ids, dtype=torch.long)
         if bool(((ids < 0) | (ids >= self.num_identities)).any()):
-            raise FaceInputError(f"ids must lie in [0, {self.num_identities})")
+            raise zoo.InputError(f"ids must lie in [0, {self.num_identities})")
         p = {k: v[ids].to(device) for k, v in self._params.items()}
         pose = {k: v.to(device) for k, v in
                 random_pose(ids.numel(), generator, self.strength).items()}

@@ -28,8 +28,6 @@ from torch import Tensor
 
 import zoo_core as zoo
 
-from ._errors import FaceInputError
-
 FARS = (1e-1, 1e-2, 1e-3, 1e-4)
 
 
@@ -37,13 +35,13 @@ def _check_pairs(scores: Any, labels: Any) -> tuple[Tensor, Tensor]:
     s = torch.as_tensor(scores).detach().double().flatten()
     y = torch.as_tensor(labels).detach().flatten()
     if s.shape != y.shape:
-        raise FaceInputError(f"scores {tuple(s.shape)!r} and labels {tuple(y.shape)!r} must have "
+        raise zoo.InputError(f"scores {tuple(s.shape)!r} and labels {tuple(y.shape)!r} must have "
                              "one entry per pair")
     if y.numel() and not bool(((y == 0) | (y == 1)).all()):
         bad = y[(y != 0) & (y != 1)][0].item()
-        raise FaceInputError(f"pair label {bad!r} is not 0 (different) or 1 (same identity)")
+        raise zoo.InputError(f"pair label {bad!r} is not 0 (different) or 1 (same identity)")
     if not bool(torch.isfinite(s).all()):
-        raise FaceInputError("scores contain NaN or inf; check the embeddings")
+        raise zoo.InputError("scores contain NaN or inf; check the embeddings")
     return s, y.bool()
 
 
@@ -96,12 +94,12 @@ def kfold_accuracy(scores: Any, labels: Any, folds: Any = 10) -> dict[str, Any]:
     s, y = _check_pairs(scores, labels)
     if isinstance(folds, int):
         if folds < 2 or folds > s.numel():
-            raise FaceInputError(f"folds={folds!r} must lie in [2, number of pairs={s.numel()}]")
+            raise zoo.InputError(f"folds={folds!r} must lie in [2, number of pairs={s.numel()}]")
         fold = torch.arange(s.numel()) * folds // s.numel()
     else:
         fold = torch.as_tensor(folds).flatten().long()
         if fold.shape != s.shape:
-            raise FaceInputError(f"folds {tuple(fold.shape)!r} must give one id per pair")
+            raise zoo.InputError(f"folds {tuple(fold.shape)!r} must give one id per pair")
     candidates = torch.cat([torch.unique(s), torch.tensor([math.inf])])  # (T,)
     accept = s[:, None] >= candidates[None, :]                           # (N, T)
     right = accept == y[:, None]                                         # (N, T)
@@ -167,12 +165,12 @@ class Verification(zoo.Metric):
                  fars: Sequence[float] = FARS) -> None:
         super().__init__()
         if num_folds < 2:
-            raise FaceInputError(f"num_folds={num_folds!r} must be at least 2")
+            raise zoo.ConfigError(f"num_folds={num_folds!r} must be at least 2")
         if num_bins < 2:
-            raise FaceInputError(f"num_bins={num_bins!r} must be at least 2")
+            raise zoo.ConfigError(f"num_bins={num_bins!r} must be at least 2")
         lo, hi = score_range
         if not lo < hi:
-            raise FaceInputError(f"score_range={score_range!r} must be (low, high), low < high")
+            raise zoo.ConfigError(f"score_range={score_range!r} must be (low, high), low < high")
         self.num_folds, self.num_bins = num_folds, num_bins
         self.low, self.high = float(lo), float(hi)
         self.fars = tuple(fars)
@@ -188,7 +186,7 @@ class Verification(zoo.Metric):
         else:
             k = torch.as_tensor(folds).flatten().long()
             if k.shape != s.shape or bool(((k < 0) | (k >= self.num_folds)).any()):
-                raise FaceInputError(f"folds must be ids in [0, {self.num_folds}), one per pair")
+                raise zoo.InputError(f"folds must be ids in [0, {self.num_folds}), one per pair")
         self.hist.index_put_((k, y.long(), b), torch.ones_like(b), accumulate=True)
 
     def edges(self) -> Tensor:
