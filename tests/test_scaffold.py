@@ -84,7 +84,8 @@ def test_generated_plugin_installs_with_uv_and_passes_zoo_check(tmp_path: Path) 
     checked = _run(zoo_bin, "--json", "check", "fresh")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     statuses = {r["check"]: r["status"] for r in json.loads(checked.stdout)}
-    assert statuses == {"streaming": "passed", "merge": "passed", "reset": "passed"}
+    assert statuses == {"streaming": "passed", "merge": "passed", "reset": "passed",
+                        "bad_inputs": "passed"}
     tested = _run(py, "-m", "pytest", "-q", "-p", "no:cacheprovider", tmp_path / "zoo-fresh")
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "3 passed" in tested.stdout  # its own test runs the same three checks
+    assert "5 passed" in tested.stdout  # the four generated checks and its own test

@@ -99,7 +99,11 @@ def _component_info(c: Component) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": c.ref, "kind": c.kind, "target": c.target, "summary": c.summary,
         "tags": builtins.list(c.tags), "paper": c.paper, "plugin": c.plugin}
-    factory = c.load()
+    try:
+        factory = c.load()
+    except ZooError as e:  # the registration is still worth showing, with what is wrong
+        out["error"] = str(e)
+        return out
     config_class: Any = getattr(factory, "config_class", None)
     presets = getattr(factory, "presets", None) or {}
     if isinstance(config_class, type) and dataclasses.is_dataclass(config_class):

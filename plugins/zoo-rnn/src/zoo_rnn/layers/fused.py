@@ -38,13 +38,15 @@ class _StepProduct:
 
     On the CPU in float32 the weight is reordered once for oneDNN's inner product (the engine
     torch.nn's LSTM uses), which runs these small-batch products ~1.3× faster than the
-    BLAS call; elsewhere, or when that operator is missing, it is a plain ``mm``.
+    BLAS call; elsewhere, under ``torch.compile``, or when that operator is missing, it is a
+    plain ``mm``.
     """
 
     def __init__(self, weight: Tensor, batch: int) -> None:
         self.weight = weight
         self.packed: Tensor | None = None
-        if _ONEDNN and weight.device.type == "cpu" and weight.dtype == torch.float32:
+        if _ONEDNN and weight.device.type == "cpu" and weight.dtype == torch.float32 \
+                and not torch.compiler.is_compiling():  # the reorder has no fake-tensor kernel
             try:
                 self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach(), batch)
             except (RuntimeError, AttributeError):  # no oneDNN in this build

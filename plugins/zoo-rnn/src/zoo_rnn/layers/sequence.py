@@ -53,8 +53,8 @@ def as_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int,
     if t.dim() != 1 or t.numel() != batch:
         raise InputError(f"lengths must be 1-D with one entry per sequence (batch {batch}), "
                          f"got shape {tuple(t.shape)}")
-    if t.device.type != "cpu":  # not read on a device: checking would wait for it
-        return t.to(torch.int64)
+    if t.device.type != "cpu" or torch.compiler.is_compiling():
+        return t.to(torch.int64)  # not read on a device (checking would wait for it) or traced
     bad = [(i, int(v)) for i, v in enumerate(t.tolist()) if not 1 <= v <= steps]
     if bad:
         i, v = bad[0]
