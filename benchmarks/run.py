@@ -31,15 +31,15 @@ START, END = "<!-- scoreboard:start -->", "<!-- scoreboard:end -->"
 SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "zoo_list": ([], ["--repeats", "5"]),
     "store_load": ([], ["--repeats", "5"]),
-    "tokenizers_cpu": ([], ["--quick"]),
+    "tokenizers_cpu": ([], ["--mb", "0.25", "--repeats", "3"]),
     "bert_cpu": ([], ["--repeats", "3"]),
     "rnn_cpu": ([], ["--repeats", "3"]),
-    "word2vec_cpu": ([], ["--quick"]),
+    "word2vec_cpu": ([], ["--repeats", "2"]),
     "face_cpu": ([], ["--repeats", "3"]),
-    "face_detect_cpu": ([], ["--repeats", "3"]),
+    "face_detect_cpu": ([], ["--repeats", "2"]),
     "segmetrics_cpu": ([], ["--repeats", "3"]),
     "checkpoint_cpu": ([], ["--quick"]),
-    "deeplab_cpu": ([], ["--repeats", "3"]),
+    "deeplab_cpu": ([], ["--size", "256", "--repeats", "2"]),
 }
 
 sys.path.insert(0, str(HERE))
