@@ -125,7 +125,9 @@ def model_save_load(model: Any) -> None:
     assert type(again) is type(model), f"loaded a {type(again).__name__}"
     with torch.no_grad():
         after = _forward(again, inputs)
-    _same(before, after, what="outputs after save/load")
+    # the same bits in other memory: oneDNN may pick another kernel for other alignments
+    # (differences ~1e-9 seen on convolutions under load), so not bitwise
+    _same(before, after, rtol=1e-5, atol=1e-7, what="outputs after save/load")
 
 
 def model_gradients(model: Any) -> None:
