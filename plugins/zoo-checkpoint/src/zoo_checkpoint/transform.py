@@ -170,6 +170,12 @@ class Checkpoint(zoo.Transform):
             cases.append((model, model.example_inputs()))
         return cases
 
+    @staticmethod
+    def bad_inputs() -> list[dict[str, Any]]:
+        """``apply`` options the constructor refuses."""
+        return [{"policy": "evry"}, {"policy": "every-k", "k": 0},
+                {"policy": "budget"}, {"policy": "budget", "fraction": 1.5}]
+
     @classmethod
     def example(cls) -> Checkpoint:
         return cls(policy="every")

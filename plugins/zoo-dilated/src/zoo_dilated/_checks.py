@@ -21,6 +21,9 @@ def check_image(x: Tensor, in_chans: int, model: str, min_size: int = 1) -> Tens
         raise InputError(f"{model} takes images of shape (B, {in_chans}, H, W), got "
                             f"{tuple(x.shape)!r}; add a batch dimension with x[None] or set "
                             f"in_chans={x.shape[1] if x.dim() == 4 else '?'} in the config")
+    if not x.is_floating_point():
+        raise InputError(f"{model} takes float images, got dtype {x.dtype!r}; convert with "
+                         "x.float() (and scale uint8 pixels to [0, 1])")
     h, w = x.shape[-2:]
     if h < min_size or w < min_size:
         raise InputError(f"{model}: input size {h}×{w} is smaller than the network's minimum "

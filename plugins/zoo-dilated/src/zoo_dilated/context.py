@@ -134,3 +134,9 @@ class ContextModule(zoo.Model):
     def example_inputs(self) -> dict[str, Tensor]:
         size = self.config.receptive_field + 4 if self.config.padding == "valid" else 24
         return {"scores": torch.randn(2, self.config.num_classes, size, size)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        scores = self.example_inputs()["scores"]
+        return [{"scores": scores[:, :-1]},                 # one class map short
+                {"scores": scores[0]},                      # no batch dimension
+                {"scores": scores.long()}]                  # integer scores

@@ -243,3 +243,9 @@ class DilatedResNet(zoo.Model):
 
     def example_inputs(self) -> dict[str, Tensor]:
         return {"pixel_values": torch.randn(2, self.config.in_chans, 32, 32)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        c = self.config.in_chans
+        return [{"pixel_values": torch.randn(2, c + 1, 32, 32)},       # wrong channel count
+                {"pixel_values": torch.randn(c, 32, 32)},              # no batch dimension
+                {"pixel_values": torch.zeros(2, c, 32, 32, dtype=torch.uint8)}]

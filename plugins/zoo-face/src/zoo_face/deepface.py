@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
+from .images import bad_crops, check_crops
 from .local import LocallyConnected2d
 
 
@@ -99,6 +100,7 @@ class DeepFace(zoo.Model):
 
     def forward(self, images: Tensor) -> Tensor:
         """F7 features (B, E) of aligned crops (B, C, S, S)."""
+        check_crops(images, self.config.in_channels, self.config.input_size)
         x = self.m2(torch.relu(self.c1(images)))                    # (B, 32, 71, 71)
         x = torch.relu(self.c3(x))                                  # (B, 16, 63, 63)
         x = torch.relu(self.l4(x))                                  # (B, 16, 55, 55)
@@ -109,3 +111,6 @@ class DeepFace(zoo.Model):
     def example_inputs(self) -> dict[str, Tensor]:
         c = self.config
         return {"images": torch.randn(2, c.in_channels, c.input_size, c.input_size)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return bad_crops(self.config.in_channels, self.config.input_size)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
+from .images import bad_crops, check_crops
 from .local import LocallyConnected2d
 
 
@@ -85,6 +86,7 @@ class DeepID(zoo.Model):
 
     def forward(self, images: Tensor) -> Tensor:
         """DeepID features (B, E) of patches (B, k, S, S)."""
+        check_crops(images, self.config.in_channels, self.config.input_size)
         x = F.max_pool2d(torch.relu(self.conv1(images)), 2)        # (B, 20, 14, 14)
         x = F.max_pool2d(torch.relu(self.conv2(x)), 2)             # (B, 40, 6, 6)
         pool3 = F.max_pool2d(torch.relu(self.conv3(x)), 2)         # (B, 60, 2, 2)
@@ -94,3 +96,6 @@ class DeepID(zoo.Model):
     def example_inputs(self) -> dict[str, Tensor]:
         c = self.config
         return {"images": torch.randn(2, c.in_channels, c.input_size, c.input_size)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return bad_crops(self.config.in_channels, self.config.input_size)

@@ -102,3 +102,23 @@ def to_tensors(images: Any, device: Any = None, dtype: torch.dtype | None = torc
                 raise zoo.InputError(f"empty image of shape {tuple(t.shape)!r}")
             out.append(_scaled(t).to(device=device, dtype=dtype))
     return out
+
+
+def check_crops(images: Any, channels: int, size: int, name: str = "images") -> None:
+    """Raise a :class:`zoo.InputError` unless ``images`` is a float batch (B, channels, size,
+    size): a shape check only, so a forward that calls it neither syncs nor breaks a graph."""
+    want = f"(B, {channels}, {size}, {size})"
+    if not isinstance(images, Tensor) or not images.is_floating_point():
+        what = images.dtype if isinstance(images, Tensor) else type(images).__name__
+        raise zoo.InputError(f"{name} must be a float tensor {want}, got {what!r}; convert "
+                             "with .float()")
+    if images.dim() != 4 or tuple(images.shape[1:]) != (channels, size, size):
+        raise zoo.InputError(f"{name} of shape {tuple(images.shape)!r} must be {want}: "
+                             f"resize the crops to {size}x{size} with {channels} channels")
+
+
+def bad_crops(channels: int, size: int) -> list[dict[str, Tensor]]:
+    """Forward kwargs a crop model refuses: a wrong channel count, no batch dim, uint8."""
+    return [{"images": torch.randn(2, channels + 1, size, size)},
+            {"images": torch.randn(channels, size, size)},
+            {"images": torch.zeros(2, channels, size, size, dtype=torch.uint8)}]

@@ -18,6 +18,8 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
+from .images import bad_crops, check_crops
+
 
 @dataclass(frozen=True)
 class IResNetConfig:
@@ -142,6 +144,7 @@ class IResNet(zoo.Model):
 
     def forward(self, images: Tensor) -> Tensor:
         """Embeddings (B, E) of aligned crops (B, C, S, S)."""
+        check_crops(images, self.config.in_channels, self.config.input_size)
         x = self.prelu(self.bn1(self.conv1(images)))                        # (B, C0, S, S)
         for stage in self.stages:
             x = stage(x)                                                    # (B, Ci, S/2^i, ·)
@@ -151,3 +154,6 @@ class IResNet(zoo.Model):
     def example_inputs(self) -> dict[str, Tensor]:
         c = self.config
         return {"images": torch.randn(2, c.in_channels, c.input_size, c.input_size)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return bad_crops(self.config.in_channels, self.config.input_size)

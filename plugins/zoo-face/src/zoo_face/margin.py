@@ -159,6 +159,10 @@ class MarginLoss(zoo.Loss):
         target = torch.randint(0, self.num_classes, (6,), generator=g)
         return x, target
 
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        x, target = self.example_inputs()
+        return bad_pairs(x, target)
+
     @classmethod
     def example(cls) -> MarginLoss:
         return cls(embedding_size=8, num_classes=5)
@@ -177,6 +181,14 @@ def check_embeddings(x: Any, embedding_size: int) -> None:
             f"embedding size mismatch: got embeddings of shape {tuple(x.shape)!r} but the loss "
             f"has embedding_size={embedding_size}; build the loss with "
             f"embedding_size={x.shape[1]} or fix the backbone's output width")
+
+
+def bad_pairs(x: Tensor, target: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """Malformed (embeddings, labels) pairs every loss over class centres refuses."""
+    return [(x[:, :-1], target),                        # embedding size off by one
+            (x, target[:-1]),                           # one label short of the batch
+            (x, target.float()),                        # float labels
+            (x[0], target[:1])]                         # one embedding without the batch dim
 
 
 def debug() -> bool:

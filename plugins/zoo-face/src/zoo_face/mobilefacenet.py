@@ -19,6 +19,8 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
+from .images import bad_crops, check_crops
+
 _TABLE1 = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 
 
@@ -131,6 +133,7 @@ class MobileFaceNet(zoo.Model):
 
     def forward(self, images: Tensor) -> Tensor:
         """Embeddings (B, E) of aligned crops (B, C, S, S)."""
+        check_crops(images, self.config.in_channels, self.config.input_size)
         x = self.blocks(self.stem(images))                                  # (B, c, S/16, ·)
         x = self.gdconv(self.conv(x))                                       # (B, 512, 1, 1)
         return self.features(self.embed(x).flatten(1))                      # (B, E)
@@ -138,3 +141,6 @@ class MobileFaceNet(zoo.Model):
     def example_inputs(self) -> dict[str, Tensor]:
         c = self.config
         return {"images": torch.randn(2, c.in_channels, c.input_size, c.input_size)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return bad_crops(self.config.in_channels, self.config.input_size)

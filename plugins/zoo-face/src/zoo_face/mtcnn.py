@@ -29,6 +29,8 @@ from torch import Tensor, nn
 
 import zoo_core as zoo
 
+from .images import check_crops
+
 
 @dataclass(frozen=True)
 class MTCNNConfig:
@@ -184,6 +186,8 @@ class MTCNN(zoo.Model):
     def forward(self, windows12: Tensor, windows24: Tensor, windows48: Tensor
                 ) -> dict[str, Tensor]:
         """Each net on normalised windows ((x − 127.5) / 128): logits, offsets, landmarks."""
+        for size, windows in ((12, windows12), (24, windows24), (48, windows48)):
+            check_crops(windows, 3, size, name=f"windows{size}")
         p_score, p_box = self.pnet(windows12)
         r_score, r_box = self.rnet(windows24)
         o_score, o_box, o_marks = self.onet(windows48)
@@ -194,6 +198,12 @@ class MTCNN(zoo.Model):
     def example_inputs(self) -> dict[str, Any]:
         g = torch.Generator().manual_seed(0)
         return {f"windows{s}": torch.randn(2, 3, s, s, generator=g) for s in (12, 24, 48)}
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        good = self.example_inputs()
+        return [{**good, "windows24": torch.randn(2, 3, 12, 12)},      # R-Net takes 24x24
+                {**good, "windows48": torch.randn(2, 1, 48, 48)},      # grey, not RGB
+                {**good, "windows12": torch.zeros(2, 3, 12, 12, dtype=torch.uint8)}]
 
     def convert_state_dict(self, state_dict: dict[str, Any], layout: str) -> dict[str, Any]:
         out = super().convert_state_dict(state_dict, layout)

@@ -26,7 +26,7 @@ from torch import Tensor
 
 import zoo_core as zoo
 
-from .margin import IGNORE_INDEX, check_embeddings, check_labels, check_positive_int
+from .margin import IGNORE_INDEX, bad_pairs, check_embeddings, check_labels, check_positive_int
 
 
 def _world(group: Any) -> tuple[int, int]:
@@ -218,6 +218,9 @@ class PartialFC(zoo.Loss):
         g = torch.Generator().manual_seed(0)
         x = torch.randn(6, self.embedding_size, generator=g).requires_grad_()
         return x, torch.randint(0, self.num_classes, (6,), generator=g)
+
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        return bad_pairs(*self.example_inputs())
 
     @classmethod
     def example(cls) -> PartialFC:

@@ -236,6 +236,11 @@ class Verification(zoo.Metric):
             out.append((s, y))
         return out
 
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        s, y = self.example_batches()[0]
+        return [(s, y[:-1]),                            # one label short
+                (s, y + 2)]                             # labels that are not 0/1
+
     @classmethod
     def example(cls) -> Verification:
         return cls(num_folds=3, num_bins=50)

@@ -166,3 +166,19 @@ class Attention(Kernel):
             ((r(20, 2, 16), r(20, 2, 16), r(20, 2, 16)),
              {"cu_seqlens_q": cu, "cu_seqlens_k": cu, "causal": True, "return_lse": True}),
         ]
+
+    def bad_inputs(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """Calls :func:`validate` refuses before any backend runs."""
+        def r(*shape: int) -> Tensor:
+            return torch.randn(*shape)
+
+        q = r(2, 4, 8, 16)
+        return [
+            ((q, r(2, 2, 8, 8), r(2, 2, 8, 8)), {}),                    # head dims 16 vs 8
+            ((q, r(2, 3, 8, 16), r(2, 3, 8, 16)), {}),                  # 3 kv heads, 4 q heads
+            ((q, r(1, 2, 8, 16), r(1, 2, 8, 16)), {}),                  # batch 2 vs 1
+            ((q, q.double(), q.double()), {}),                          # dtypes differ
+            ((q[0], q, q), {}),                                         # q is 3-D
+            ((q, q, q), {"dropout_p": 1.0}),                            # dropout_p outside [0, 1)
+            ((q, q, q), {"key_padding_mask": torch.ones(2, 8)}),        # float mask
+        ]

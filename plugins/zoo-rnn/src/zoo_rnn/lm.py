@@ -29,6 +29,7 @@ from torch import Tensor, nn
 import zoo_core as zoo
 
 from .layers import GRUCell, LSTMCell, RNNCell
+from .layers.sequence import check_ids
 from .recurrent import RecurrentLayer
 
 CELLS = ("lstm", "gru", "rnn")
@@ -116,9 +117,9 @@ class RNNLM(zoo.Model):
     def forward(self, input_ids: Tensor, state: tuple[LayerState, ...] | None = None,
                 labels: Tensor | None = None) -> LMOutput:
         """input_ids (B, T) → logits (B, T, V); ``labels`` (B, T), −100 = ignored."""
-        if input_ids.dim() != 2:
-            raise zoo.InputError(f"input_ids must be (batch, steps), got shape "
-                                 f"{tuple(input_ids.shape)}; add a batch dimension with [None]")
+        check_ids("input_ids", input_ids)
+        if labels is not None:
+            check_ids("labels", labels, tuple(input_ids.shape))
         if state is None:
             state = self.init_state(input_ids.shape[0])
         elif len(state) != len(self.layers):
@@ -139,6 +140,13 @@ class RNNLM(zoo.Model):
 
     def example_inputs(self) -> dict[str, Any]:
         return {"input_ids": torch.randint(0, self.config.vocab_size, (2, 6))}
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        ids = self.example_inputs()["input_ids"]
+        return [{"input_ids": ids[0]},                          # no batch dimension
+                {"input_ids": ids.float()},                     # float ids
+                {"input_ids": ids, "labels": ids[:, :-1]},      # one label short per row
+                {"input_ids": ids, "state": ()}]                # a state of no layer
 
     @torch.no_grad()
     def generate(self, prompt_ids: Tensor, max_new_tokens: int, temperature: float = 1.0,

@@ -316,6 +316,14 @@ class _Recurrent(zoo.Model):
             torch.randn(5, 3, cfg.input_size)
         return {"input": x, "lengths": torch.tensor([5, 4, 2])}
 
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        good = self.example_inputs()
+        x = good["input"]
+        return [{**good, "input": x[..., :-1]},                 # one feature short per step
+                {**good, "input": x[None]},                     # 4-D input
+                {**good, "lengths": torch.tensor([5, 4])},      # one length short
+                {"input": x, "hx": torch.zeros(1, 1, 1)}]       # h_0 of the wrong shape
+
     # -- torch.nn interop ------------------------------------------------------------------
     def torch_kwargs(self) -> dict[str, Any]:
         """The constructor arguments of the equivalent ``torch.nn`` module."""

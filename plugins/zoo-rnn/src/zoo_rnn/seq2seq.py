@@ -25,6 +25,7 @@ from torch import Tensor, nn
 import zoo_core as zoo
 
 from .layers import AdditiveAttention, GRUCell
+from .layers.sequence import check_ids
 from .recurrent import GRU, GRUConfig
 
 
@@ -98,9 +99,7 @@ class Seq2Seq(zoo.Model):
     def encode(self, src_ids: Tensor, src_lengths: Tensor) -> tuple[Tensor, Tensor, Tensor,
                                                                       Tensor]:
         """→ memory h (B, S, 2H), keys U_a h (B, S, A), source mask (B, S), s_0 (B, H)."""
-        if src_ids.dim() != 2:
-            raise zoo.InputError(f"src_ids must be (batch, steps), got shape "
-                                 f"{tuple(src_ids.shape)}; add a batch dimension with [None]")
+        check_ids("src_ids", src_ids)
         lengths = torch.as_tensor(src_lengths)
         memory, h_n = self.encoder(self.drop(self.src_embed(src_ids)), lengths=lengths,
                                    enforce_sorted=False)                   # (B, S, 2H)
@@ -123,6 +122,9 @@ class Seq2Seq(zoo.Model):
                 labels: Tensor | None = None, teacher_forcing: float = 1.0) -> Seq2SeqOutput:
         """Teacher-forced decoding: ``decoder_input_ids`` (B, T) = BOS y_1 … y_{T−1}, and
         ``labels`` (B, T) = y_1 … y_T (pad ids are ignored in the loss)."""
+        check_ids("decoder_input_ids", decoder_input_ids)
+        if labels is not None:
+            check_ids("labels", labels, tuple(decoder_input_ids.shape))
         memory, keys, mask, s = self.encode(src_ids, src_lengths)
         logits, alphas = [], []
         y_prev = decoder_input_ids[:, 0]
@@ -149,6 +151,14 @@ class Seq2Seq(zoo.Model):
         tgt = torch.randint(3, c.tgt_vocab_size, (3, 4))
         tgt[:, 0] = c.bos_id
         return {"src_ids": src, "src_lengths": torch.tensor([5, 2, 4]), "decoder_input_ids": tgt}
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        good = self.example_inputs()
+        src, tgt = good["src_ids"], good["decoder_input_ids"]
+        return [{**good, "src_ids": src[0]},                    # no batch dimension
+                {**good, "decoder_input_ids": tgt.float()},     # float ids
+                {**good, "src_lengths": torch.tensor([5, 2])},  # one length short
+                {**good, "labels": tgt[:, 1:]}]                 # one label short per row
 
     @torch.no_grad()
     def generate(self, src_ids: Tensor, src_lengths: Tensor, max_length: int = 50,

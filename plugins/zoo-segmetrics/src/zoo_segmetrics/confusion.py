@@ -82,6 +82,14 @@ class ConfusionMatrix(zoo.Metric):
             out.append((torch.randint(0, self.num_classes, (2, 6, 5), generator=g), target))
         return out
 
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        preds, target = self.example_batches()[0]
+        C = self.num_classes
+        return [(preds, target.float()),                         # float targets
+                (preds[:, :-1], target),                         # shape mismatch
+                (preds + C, target),                             # predicted class >= num_classes
+                (torch.randn(2, C + 1, 6, 5), target)]           # scores for C + 1 classes
+
     @torch.no_grad()
     def update(self, preds: Tensor, target: Tensor) -> None:
         labels, target, in_range = to_labels(preds, target, self.num_classes, self.mode,

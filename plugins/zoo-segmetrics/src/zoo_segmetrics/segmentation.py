@@ -151,6 +151,13 @@ class SegmentationMetric(zoo.Metric):
             batches.append((logits, target))
         return batches
 
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        logits, target = self.example_batches()[0]
+        return [(logits[:, :-1], target),                        # scores for C - 1 classes
+                (logits, target.float()),                        # float targets
+                (logits.argmax(1)[:, :-1], target),              # shape mismatch
+                (logits.argmax(1) + self.num_classes, target)]   # class index >= num_classes
+
     def _config(self) -> tuple[Any, ...]:
         return (self.num_classes, self.ignore_index, self.mode, self.aggregation,
                 self.absent_score, self.threshold)

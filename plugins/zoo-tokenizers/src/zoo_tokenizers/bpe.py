@@ -206,6 +206,9 @@ class BPE(Tokenizer):
         ``allowed_special``, is an error when it is in ``disallowed_special`` (by default every
         special token not allowed), and is plain text otherwise.
         """
+        if not isinstance(text, str):
+            raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}; "
+                             "decode bytes first (data.decode('utf-8'))")
         allowed = self._specials_arg(allowed_special, "allowed_special")
         disallowed = (self.special_tokens_set - allowed if disallowed_special == "all"
                       else self._specials_arg(disallowed_special, "disallowed_special"))
@@ -362,6 +365,10 @@ class BPE(Tokenizer):
         texts = ["Hello world! zoo tokenizers: 12 animals, one registry.",
                  "  spaces\tand\nlines, and more words for the tokenizer "] * 4
         return cls.trained(texts, vocab_size=300, special_tokens=["<|endoftext|>"])
+
+    def bad_inputs(self) -> list[Any]:
+        """Texts ``encode`` refuses: not a str, or a special token it was not allowed."""
+        return [b"bytes, not text", 42, None, *sorted(self.special_tokens)[:1]]
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

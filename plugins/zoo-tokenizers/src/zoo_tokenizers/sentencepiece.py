@@ -369,6 +369,10 @@ class SentencePiece(Tokenizer):
     def example_texts(self) -> list[str]:
         return ["Hello world!", "hello hello world"]
 
+    def bad_inputs(self) -> list[Any]:
+        """Texts ``encode`` refuses: anything but a str."""
+        return [b"bytes, not text", 42, None, ["a list", "of texts"]]
+
 
 def _utf8(data: bytes | bytearray) -> str:
     """UTF-8 with each byte of an invalid sequence replaced by U+FFFD."""

@@ -194,6 +194,10 @@ class WordPiece(Tokenizer):
         truncation: bool | str = False, max_length: int | None = None,
     ) -> Encoding:
         """Encode one text or a pair, with special tokens, type ids, offsets and truncation."""
+        for what, value in (("text", text), ("pair", pair)):
+            if not isinstance(value, str) and (what == "text" or value is not None):
+                raise InputError(f"{what} must be a str, got {type(value).__name__}: "
+                                 f"{value!r:.80}; decode bytes first (data.decode('utf-8'))")
         first = self.encode_plain(text)
         second = None if pair is None else self.encode_plain(pair)
         if truncation:
@@ -370,6 +374,10 @@ class WordPiece(Tokenizer):
         texts = ["Hello world! zoo tokenizers: 12 animals, one registry.",
                  "spaces and lines, tabs\tand more words for the tokenizer"] * 4
         return cls.trained(texts, vocab_size=120)
+
+    def bad_inputs(self) -> list[Any]:
+        """Texts ``encode`` refuses: anything but a str."""
+        return [b"bytes, not text", 42, None, ["a list", "of texts"]]
 
 
 def _typed(enc: Encoding, type_id: int) -> Encoding:

@@ -45,6 +45,14 @@ def check_length(length: int, limit: int, what: str = "input_ids") -> None:
                          f"max_length={limit})")
 
 
+def check_labels(labels: Tensor | None, shape: tuple[int, ...], what: str = "labels") -> None:
+    """Labels, when given, must have ``shape``: one per token (B, S) or per sequence (B,)."""
+    if labels is not None and tuple(labels.shape) != tuple(shape):
+        per = "token" if len(shape) == 2 else "sequence"
+        raise InputError(f"{what} has shape {tuple(labels.shape)!r}, expected {tuple(shape)!r}: "
+                         f"give one label per {per} (-100 where none)")
+
+
 def check_mask(mask: Tensor | None, ids: Tensor, what: str = "attention_mask") -> Tensor | None:
     """A (B, S) 0/1 or bool mask → bool, True = attend."""
     if mask is None:

@@ -240,6 +240,9 @@ class BertModel(Model):
     def example_inputs(self) -> dict[str, Tensor]:
         return example_inputs(self.config)
 
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return bad_inputs(self.config)
+
 
 def example_inputs(c: BertConfig, batch: int = 2, seq: int = 8) -> dict[str, Tensor]:
     """Random ids with a right-padded second row."""
@@ -255,6 +258,16 @@ def example_inputs(c: BertConfig, batch: int = 2, seq: int = 8) -> dict[str, Ten
         types[:, seq // 4:] = 1
         out["token_type_ids"] = types
     return out
+
+
+def bad_inputs(c: BertConfig) -> list[dict[str, Tensor]]:
+    """Inputs every BERT-family model refuses: shapes and dtypes only (no value checks)."""
+    good = example_inputs(c)
+    ids, mask = good["input_ids"], good["attention_mask"]
+    return [{**good, "input_ids": ids[0]},                            # no batch dimension
+            {**good, "input_ids": ids.float()},                       # float ids
+            {**good, "attention_mask": mask[:, :-1]},                 # one mask entry short
+            {"input_ids": torch.ones(1, c.max_length + 1, dtype=torch.long)}]  # too long
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -13,6 +13,7 @@ Losses are cross-entropy; label ``-100`` is ignored, as in the MLM convention.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -25,7 +26,8 @@ import zoo_core as zoo
 from zoo_core import ConfigError, InputError, Model
 
 from . import hf
-from .bert import HEAD_PRESETS, BertConfig, BertModel, example_inputs, init_weights
+from ._inputs import check_labels
+from .bert import HEAD_PRESETS, BertConfig, BertModel, bad_inputs, example_inputs, init_weights
 from .layers.activations import activation
 from .layers.attention import BACKENDS
 from .outputs import ModelOutput
@@ -92,6 +94,13 @@ class _Head(Model):
     def example_inputs(self) -> dict[str, Tensor]:
         return example_inputs(self.config)
 
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        bad = bad_inputs(self.config)
+        if "labels" in inspect.signature(self.forward).parameters:    # one label short a row
+            good = self.example_inputs()
+            bad.append({**good, "labels": good["input_ids"][:, :-1]})
+        return bad
+
     def _encode(self, input_ids: Tensor, attention_mask: Tensor | None,
                 token_type_ids: Tensor | None) -> Any:
         return self.bert(input_ids, attention_mask, token_type_ids)
@@ -108,6 +117,7 @@ class BertForMaskedLM(_Head):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
                 ) -> MaskedLMOutput:
+        check_labels(labels, tuple(input_ids.shape))
         logits = self.mlm(self._encode(input_ids, attention_mask, token_type_ids)
                           .last_hidden_state)  # (B, S, V)
         loss = None if labels is None else F.cross_entropy(
@@ -131,6 +141,7 @@ class BertForPreTraining(_Head):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None,
                 next_sentence_label: Tensor | None = None) -> PreTrainingOutput:
+        check_labels(labels, tuple(input_ids.shape))
         out = self._encode(input_ids, attention_mask, token_type_ids)
         mlm, nsp = self.mlm(out.last_hidden_state), self.nsp(out.pooler_output)
         loss = None
@@ -157,6 +168,7 @@ class BertForSequenceClassification(_Head):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
                 ) -> ClassifierOutput:
+        check_labels(labels, (input_ids.shape[0],))
         pooled = self._encode(input_ids, attention_mask, token_type_ids).pooler_output
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None
@@ -178,6 +190,7 @@ class BertForTokenClassification(_Head):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None, labels: Tensor | None = None
                 ) -> ClassifierOutput:
+        check_labels(labels, tuple(input_ids.shape))
         hidden = self._encode(input_ids, attention_mask, token_type_ids).last_hidden_state
         logits = self.classifier(self.dropout(hidden))  # (B, S, num_labels)
         loss = None if labels is None else F.cross_entropy(

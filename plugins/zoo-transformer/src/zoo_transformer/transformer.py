@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from zoo_core import ConfigError, Model
 
-from ._inputs import check_ids, check_length
+from ._inputs import check_ids, check_labels, check_length
 from .layers.attention import BACKENDS, MultiHeadAttention, check_backend
 from .layers.feedforward import FeedForward
 from .layers.positional import SinusoidalPositions
@@ -207,6 +207,7 @@ class Transformer(Model):
 
     def forward(self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None
                 ) -> Seq2SeqOutput:
+        check_labels(labels, tuple(tgt_ids.shape))
         memory, src_mask = self.encode(src_ids)
         logits = self.decode(tgt_ids, memory, src_mask)  # (B, T, V)
         loss = None
@@ -238,3 +239,11 @@ class Transformer(Model):
         tgt[:, 0] = c.bos_id
         tgt[1, 4:] = c.pad_id
         return {"src_ids": src, "tgt_ids": tgt}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        good = self.example_inputs()
+        src, tgt = good["src_ids"], good["tgt_ids"]
+        return [{**good, "src_ids": src[0]},                     # no batch dimension
+                {**good, "tgt_ids": tgt.float()},                # float ids
+                {**good, "labels": tgt[:, 1:]},                  # one label short per row
+                {**good, "src_ids": src.new_ones(2, self.config.max_len + 1)}]  # too long

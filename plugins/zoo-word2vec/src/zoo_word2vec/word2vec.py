@@ -143,6 +143,7 @@ class Word2Vec(Model):
             negatives: (B, K) noise words (required with negative sampling).
         """
         cfg = self.config
+        _check_batch(inputs, targets, input_mask, negatives)
         mask = torch.ones_like(inputs, dtype=torch.bool) if input_mask is None else input_mask
         m = mask.to(self.vectors.dtype)
         v_in = self.vectors[inputs]  # (B, C, D)
@@ -186,6 +187,14 @@ class Word2Vec(Model):
         if self.config.negative:
             out["negatives"] = torch.randint(0, v, (4, self.config.negative), generator=gen)
         return out
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        good = self.example_inputs()
+        inputs, targets = good["inputs"], good["targets"]
+        return [{**good, "inputs": inputs[0]},                  # no batch dimension
+                {**good, "targets": targets[:-1]},              # one target short
+                {**good, "inputs": inputs.float()},             # float word ids
+                {**good, "input_mask": good["input_mask"][:, :-1]}]
 
     # -- vocabulary ----------------------------------------------------------------------
     @property
@@ -305,3 +314,21 @@ def _check_schedule(epochs: int, alpha: float, min_alpha: float, workers: int) -
     if not 0 <= min_alpha <= alpha:
         raise ConfigError(f"need 0 <= min_alpha <= alpha, got alpha={alpha!r}, "
                           f"min_alpha={min_alpha!r}")
+
+
+def _check_batch(inputs: Tensor, targets: Tensor, input_mask: Tensor | None,
+                 negatives: Tensor | None) -> None:
+    """Shapes and dtypes of a training batch (metadata only: no device sync)."""
+    for name, t, rank in (("inputs", inputs, 2), ("targets", targets, 1),
+                          ("negatives", negatives, 2)):
+        if t is not None and (t.dim() != rank or t.is_floating_point() or t.dtype == torch.bool):
+            raise InputError(f"{name} must be an integer tensor of rank {rank} (word ids), got "
+                             f"{t.dtype} of shape {tuple(t.shape)!r}; see forward's docstring")
+    b = inputs.shape[0]
+    if targets.shape[0] != b or (negatives is not None and negatives.shape[0] != b):
+        raise InputError(f"batch sizes differ: inputs {tuple(inputs.shape)!r}, targets "
+                         f"{tuple(targets.shape)!r}; give one target (and one row of "
+                         "negatives) per row of context words")
+    if input_mask is not None and input_mask.shape != inputs.shape:
+        raise InputError(f"input_mask has shape {tuple(input_mask.shape)!r}, inputs "
+                         f"{tuple(inputs.shape)!r}; give one mask entry per context slot")
