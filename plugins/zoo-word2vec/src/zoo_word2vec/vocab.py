@@ -102,8 +102,8 @@ def keep_probabilities(counts: torch.Tensor, sample: float) -> torch.Tensor:
 def unigram_cdf(counts: torch.Tensor, exponent: float) -> torch.Tensor:
     """Cumulative unigram^exponent distribution, normalised to end at 1 (float64)."""
     weights = counts.double().clamp_min(0) ** exponent
-    if float(weights.sum()) <= 0:
-        weights = torch.ones_like(weights)
+    # no counts at all: uniform (chosen on the device, without reading the sum back)
+    weights = torch.where(weights.sum() > 0, weights, torch.ones_like(weights))
     cdf = torch.cumsum(weights, 0)
     return cdf / cdf[-1]
 
