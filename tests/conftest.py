@@ -28,29 +28,15 @@ def toy() -> Iterator[str]:
 
 
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Private zoo and Hub caches."""
-    import huggingface_hub.constants as hc
-
-    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
-    return tmp_path / "zoo"
+def cache(zoo_cache: Path) -> Path:
+    """Private zoo and Hub caches (the kit's ``zoo_cache``)."""
+    return zoo_cache
 
 
 @pytest.fixture
-def hub(cache: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
-    """A Hub-compatible server on 127.0.0.1 that the real huggingface_hub client talks to."""
-    import huggingface_hub.constants as hc
-
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_TOKEN", "hf_zoo_test_token")
-        monkeypatch.setattr(hc, "ENDPOINT", server.url)
-        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
-        yield server
+def hub(zoo_hub: HubServer) -> HubServer:
+    """The kit's loopback Hub, which the real huggingface_hub client talks to."""
+    return zoo_hub
 
 
 @pytest.fixture

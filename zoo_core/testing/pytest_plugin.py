@@ -23,10 +23,33 @@ import pytest
 
 @pytest.fixture
 def zoo_cache(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A private, empty zoo and Hub cache for one test."""
-    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo-cache"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
-    yield tmp_path / "zoo-cache"
+    """Private, empty zoo (``tmp_path/"zoo"``) and Hub (``tmp_path/"hf"``) caches for one
+    test, online (``HF_HUB_OFFLINE`` off)."""
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    yield tmp_path / "zoo"
+
+
+@pytest.fixture
+def zoo_hub(zoo_cache: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The loopback Hub server (``zoo_core.testing.hub_server``) on 127.0.0.1, with private
+    caches; the real huggingface_hub client (and ``zoo.push``/``zoo.load("hf:…")``) talks to
+    it. Yields the ``HubServer`` (``.url``)."""
+    import huggingface_hub.constants as hc
+
+    from .hub_server import HubServer
+
+    with HubServer() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", "hf_zoo_test_token")
+        monkeypatch.setattr(hc, "ENDPOINT", server.url)
+        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        yield server
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

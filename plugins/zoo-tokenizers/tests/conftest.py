@@ -90,25 +90,3 @@ def tiktoken_peers(pkgdir, tmp_path_factory, monkeypatch_session):
         spec.pop("explicit_n_vocab", None)
         out[name] = tiktoken.Encoding(**spec)
     return out
-
-
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """The loopback Hub server of ``zoo_core.testing`` with private zoo and Hub caches."""
-    import huggingface_hub.constants as hc
-
-    from zoo_core.testing.hub_server import HubServer
-
-    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "zoo"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
-    with HubServer() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_TOKEN", "hf_zoo_test_token")
-        monkeypatch.setattr(hc, "ENDPOINT", server.url)
-        monkeypatch.setattr(hc, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
-        yield server

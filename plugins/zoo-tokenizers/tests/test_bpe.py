@@ -163,7 +163,7 @@ def test_push_layout_loads_from_dir(ours, tmp_path):
         assert again.encode("Push me, 12 times!") == tok.encode("Push me, 12 times!")
 
 
-def test_push_then_load_from_the_hub(ours, hub):
+def test_push_then_load_from_the_hub(ours, zoo_hub):
     for name in ("gpt2", "bert-base-uncased"):
         tok = ours[name] if name in ours else zoo.load(name)
         rev = zoo.push(tok, f"me/{name}")
