@@ -22,7 +22,10 @@ A ``registry.toml`` reads::
 
 Names: an entry name is ``name`` or ``org/name``, each part ``[A-Za-z0-9][A-Za-z0-9._-]*``
 (so never ``.``, ``..`` or empty); a file name is a relative path whose parts follow the same
-rule (``_`` may also start one). Names are case-sensitive and map one-to-one to cache folders.
+rule (``_`` may also start one). Names map one-to-one to cache folders. ``aliases = [...]``
+gives an entry other names it is found by (``sentence-transformers/all-MiniLM-L6-v2``, as the
+Hub names it); a lookup tries the exact name, then the aliases, then both case-insensitively
+when that finds a single entry.
 
 Converted files: ``convert`` says that a safetensors file of ``files`` is made from a legacy
 torch state dict in the sources (see ``zoo_core/_convert.py``); its ``files`` digest pins the
@@ -51,7 +54,7 @@ SCHEMA_VERSION = 1
 _FIELDS = {
     "component": str, "preset": str, "config": dict, "task": str, "tokenizer": str,
     "license": str, "paper": str, "tags": list, "layout": str, "sources": list, "files": dict,
-    "summary": str, "name": str, "convert": dict,
+    "summary": str, "name": str, "convert": dict, "aliases": list,
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -181,6 +184,7 @@ class Entry:
     summary: str = ""
     origin: str = ""
     convert: dict[str, Conversion] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -199,6 +203,7 @@ class Entry:
             "tags": list(self.tags), "layout": self.layout, "summary": self.summary,
             "origin": self.origin,
             "convert": {f: c.as_dict() for f, c in self.convert.items()},
+            "aliases": list(self.aliases),
         }
 
 
@@ -219,7 +224,7 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
             raise fail(f"unknown field {key!r}; valid fields: {', '.join(sorted(_FIELDS))}")
         if not isinstance(value, _FIELDS[key]):
             raise fail(f"field {key!r} must be a {_FIELDS[key].__name__}, got {value!r}")
-    for key in ("tags", "sources"):
+    for key in ("tags", "sources", "aliases"):
         bad = [v for v in raw.get(key, []) if not isinstance(v, str)]
         if bad:
             raise fail(f"field {key!r} must be a list of strings, got item {bad[0]!r}")
@@ -242,12 +247,18 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
         raise fail(f"field 'sources': {e}") from None
     convert = {f: _parse_conversion(f, spec, files, fail)
                for f, spec in raw.get("convert", {}).items()}
+    for alias in raw.get("aliases", []):
+        try:
+            check_entry_name(alias)
+        except CatalogError as e:
+            raise fail(f"field 'aliases': {e}") from None
     return Entry(
         name=name, component=comp, preset=raw.get("preset"), config=raw.get("config", {}),
         files=dict(files), sources=sources, task=raw.get("task", ""),
         tokenizer=raw.get("tokenizer", ""), license=raw.get("license", ""),
         paper=raw.get("paper", ""), tags=tuple(raw.get("tags", [])), layout=raw.get("layout"),
         summary=raw.get("summary", ""), origin=origin, convert=convert,
+        aliases=tuple(raw.get("aliases", [])),
     )
 
 
@@ -306,9 +317,10 @@ class Catalog:
 
     def __init__(self) -> None:
         self._entries: dict[str, Entry] | None = None
+        self._names: dict[str, list[str]] | None = None
 
     def invalidate(self) -> None:
-        self._entries = None
+        self._entries = self._names = None
 
     def entries(self) -> dict[str, Entry]:
         if self._entries is None:
@@ -319,6 +331,17 @@ class Catalog:
         entries = self.entries()
         if name in entries:
             return entries[name]
+        if self._names is None:  # alias and casefolded name -> entry names
+            self._names = {}
+            for e in entries.values():
+                for key in {e.name.casefold(), *e.aliases, *(a.casefold() for a in e.aliases)}:
+                    self._names.setdefault(key, []).append(e.name)
+        found = self._names.get(name) or self._names.get(name.casefold(), [])
+        if len(set(found)) == 1:
+            return entries[found[0]]
+        if found:
+            raise CatalogError(f"{name!r} could name any of the entries {sorted(set(found))}; "
+                               "write one of these names exactly")
         raise unknown("catalogue entry", name, entries,
                       hint="Use `zoo list` to see entries, or 'kind:name' with zoo.create().")
 

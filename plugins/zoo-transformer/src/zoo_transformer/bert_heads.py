@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import zoo_core as zoo
-from zoo_core import ConfigError, InputError, Model
+from zoo_core import Model
 
 from . import hf
 from ._inputs import check_labels
@@ -31,6 +30,7 @@ from .bert import HEAD_PRESETS, BertConfig, BertModel, bad_inputs, example_input
 from .layers.activations import activation
 from .layers.attention import BACKENDS
 from .outputs import ModelOutput
+from .sentence import SentenceEncoder
 
 # heads on the pooled [CLS] vector exist only for encoders with a pooler (not DistilBERT)
 POOLED_PRESETS = {name: c for name, c in HEAD_PRESETS.items() if c.pooler}
@@ -206,100 +206,24 @@ def mean_pool(hidden: Tensor, mask: Tensor | None) -> Tensor:
     return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1e-9)
 
 
-class BertForSentenceEmbedding(_Head):
+class BertForSentenceEmbedding(SentenceEncoder, _Head):
     """Sentence vectors: masked mean pooling, L2-normalised when ``config.normalize``.
 
-    :meth:`encode` takes texts, as sentence-transformers' ``SentenceTransformer.encode`` does.
+    Texts in, vectors out with sentence-transformers' API (:class:`~.sentence.SentenceEncoder`:
+    ``encode``, ``similarity``, ``max_seq_length``...).
     """
 
-    _tokenizer: Any = None
+    def __init__(self, config: BertConfig) -> None:
+        super().__init__(config)
+        self.prompts = {"query": "", "document": ""}  # sentence-transformers' defaults
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None) -> Tensor:
-        hidden = self._encode(input_ids, attention_mask, token_type_ids).last_hidden_state
+        hidden = self.token_embeddings(input_ids, attention_mask, token_type_ids)
         emb = mean_pool(hidden, attention_mask)  # (B, H)
         return F.normalize(emb, p=2, dim=-1) if self.config.normalize else emb
 
-    def encode(self, sentences: str | Sequence[str], batch_size: int = 32,
-               show_progress_bar: bool | None = None, convert_to_numpy: bool = True,
-               convert_to_tensor: bool = False, device: str | torch.device | None = None,
-               normalize_embeddings: bool = False, tokenizer: Any = None) -> Any:
-        """Embed texts with sentence-transformers' ``encode`` conventions.
-
-        Texts are sorted by length (longest first) so each batch pads little, embedded
-        ``batch_size`` at a time, and returned in the input order.
-
-        Args:
-            sentences: a text, or a list of texts.
-            batch_size: texts per forward pass.
-            show_progress_bar: a ``zoo.progress`` bar over batches; None: on a terminal only.
-            convert_to_numpy: return a float32 ``numpy`` array (else a list of tensors).
-            convert_to_tensor: return one stacked tensor (takes precedence over numpy).
-            device: where to run (default: where the model is).
-            normalize_embeddings: L2-normalise the result (again, if the model does).
-            tokenizer: default: the tokenizer entry named by this model's catalogue entry.
-
-        Returns:
-            (N, H) embeddings, or (H,) for a single text.
-
-        Example:
-            >>> model = zoo.load("all-minilm-l6-v2")
-            >>> model.encode(["A man is eating food.", "A man is eating pasta."]).shape
-            (2, 384)
-        """
-        import numpy as np
-
-        single = isinstance(sentences, str)
-        texts = [sentences] if single else list(sentences)
-        tok = tokenizer if tokenizer is not None else self.tokenizer
-        if tok.vocab_size > self.config.vocab_size:
-            raise InputError(f"the tokenizer has {tok.vocab_size!r} ids, more than the model's "
-                             f"vocabulary of {self.config.vocab_size}; use the entry's own "
-                             "tokenizer")
-        device = torch.device(device) if device is not None else self.bert.embeddings.word \
-            .weight.device
-        length = self.config.max_seq_length or self.config.max_length
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # longest first
-        out: list[Tensor] = [torch.empty(0)] * len(texts)
-        self.eval()
-        starts = range(0, len(texts), batch_size)
-        with torch.inference_mode():
-            for start in zoo.progress(starts, desc="encode", unit="batch",
-                                      disable=None if show_progress_bar is None
-                                      else not show_progress_bar):
-                rows = order[start:start + batch_size]
-                batch = tok([texts[i] for i in rows], padding=True, truncation=True,
-                            max_length=length, return_tensors="pt")
-                types = batch.get("token_type_ids") if self.config.type_vocab_size else None
-                emb = self(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                           None if types is None else types.to(device))  # (b, H)
-                if normalize_embeddings:
-                    emb = F.normalize(emb, p=2, dim=-1)
-                for i, e in zip(rows, emb, strict=True):
-                    out[i] = e
-        if convert_to_tensor:
-            result: Any = torch.stack(out) if out else torch.empty(0, self.config.hidden_size)
-        elif convert_to_numpy:
-            result = np.asarray([e.float().cpu().numpy() for e in out], dtype=np.float32)
-        else:
-            result = out
-        return result[0] if single else result
-
-    @property
-    def tokenizer(self) -> Any:
-        """The tokenizer named by the catalogue entry that serves this component (loaded
-        once, through the catalogue); assign another to replace it."""
-        if self._tokenizer is None:
-            target = f"{type(self).__module__}:{type(self).__qualname__}"
-            refs = {c.ref for c in zoo.REGISTRY.components().values() if c.target == target}
-            names = sorted({e.tokenizer for e in zoo.CATALOG.entries().values()
-                            if e.component in refs and e.tokenizer})
-            if len(names) != 1:
-                raise ConfigError(f"no single tokenizer entry for {sorted(refs)} in the "
-                                  f"catalogue (found {names!r}); pass tokenizer=zoo.load(NAME)")
-            self._tokenizer = zoo.load(names[0])
-        return self._tokenizer
-
-    @tokenizer.setter
-    def tokenizer(self, value: Any) -> None:
-        self._tokenizer = value
+    def token_embeddings(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         token_type_ids: Tensor | None = None) -> Tensor:
+        """The last hidden states (B, S, H), before pooling."""
+        return self._encode(input_ids, attention_mask, token_type_ids).last_hidden_state  # type: ignore[no-any-return]
