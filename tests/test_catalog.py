@@ -81,3 +81,16 @@ def test_unknown_entry_suggests(toy: str, catalog) -> None:
         zoo.load("toy-b")
     with pytest.raises(zoo.ZooError, match="zoo.create"):
         zoo.load("model:toy-mlp")
+
+
+def test_aliases_and_case_find_an_entry_when_unambiguous(toy: str, catalog) -> None:
+    catalog(GOOD + '\n[entries.Toy-B]\ncomponent = "model:toy-mlp"\n'
+            'aliases = ["someone/Toy-Model"]\n\n[entries.toy-b]\ncomponent = "model:toy-mlp"\n')
+    get = zoo.CATALOG.get
+    assert get("someone/Toy-Model").name == get("SOMEONE/toy-model").name == "Toy-B"
+    assert get("TOY-A").name == "toy-a" and get("toy-b").name == "toy-b"
+    with pytest.raises(zoo.CatalogError, match=r"\['Toy-B', 'toy-b'\]"):
+        get("TOY-B")  # two entries differ only in case: the exact name is needed
+    catalog('[entries.x]\ncomponent = "model:toy-mlp"\naliases = ["../up"]\n')
+    with pytest.raises(zoo.CatalogError, match="'aliases'"):
+        zoo.list()
