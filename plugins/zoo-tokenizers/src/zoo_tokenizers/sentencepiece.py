@@ -18,10 +18,21 @@ A piece outside the vocabulary becomes ``<unk>``, or with byte fallback its UTF-
 ``<0xNN>`` pieces. User-defined pieces are matched as written and never split; control
 pieces (``<s>``, ``[INST]``) are never produced from text and decode to nothing.
 
+The API is ``sentencepiece.SentencePieceProcessor``'s, so code written for it runs with only
+the loading line changed (``SentencePiece(model_file=path)``, ``SentencePiece.from_file(path)``
+or ``zoo.load(entry)``): ``encode`` of a text or a list with ``out_type=int`` or ``str``,
+``add_bos``, ``add_eos``; ``decode`` of ids, pieces or lists of either; ``bos_id()``,
+``eos_id()``, ``pad_id()``, ``unk_id()``, ``get_piece_size()``, ``vocab_size()``,
+``id_to_piece`` and ``piece_to_id`` (one or a list), ``is_control``/``is_unknown``/
+``is_byte``/``is_unused``, and the CamelCase names (``EncodeAsPieces``, ``DecodeIds``...).
+``vocab_size`` is also an int, as every zoo tokenizer's.
+
 Example:
     >>> sp = zoo.load("mistral-7b-v0.1-tokenizer")
     >>> sp.encode("Hello world", add_bos=True), sp.decode(sp.encode("Hello world"))
     ([1, 22557, 1526], 'Hello world')
+    >>> sp.encode(["Hello world", "hi"], out_type=str)
+    [['▁Hello', '▁world'], ['▁hi']]
 """
 
 from __future__ import annotations
@@ -54,6 +65,13 @@ _UNK_PENALTY = 10.0
 MODEL_FILE = "tokenizer.model"
 
 
+class _Count(int):
+    """An int that also answers when called: ``sp.vocab_size`` and ``sp.vocab_size()``."""
+
+    def __call__(self) -> int:
+        return int(self)
+
+
 def _f32(x: float, _cell: array = array("f", [0.0])) -> float:  # noqa: B008
     _cell[0] = x
     return _cell[0]
@@ -63,15 +81,27 @@ class SentencePiece(Tokenizer):
     """A SentencePiece model read from its ``.model`` bytes.
 
     Args:
-        model: the bytes of a ``.model`` file.
+        model: the bytes of a ``.model`` file (or ``model_file=`` its path, or
+            ``model_proto=`` its bytes, as ``SentencePieceProcessor`` takes them).
         name: a name for messages.
         backend: the engine, ``"sentencepiece"`` or ``"python"``; by default the
             ``sentencepiece`` library when installed and it passes its self-check
             (:mod:`zoo_tokenizers.engines`), else Python.
     """
 
-    def __init__(self, model: bytes, name: str = "sentencepiece",
-                 backend: str | None = None) -> None:
+    def __init__(self, model: bytes | None = None, name: str = "sentencepiece",
+                 backend: str | None = None, *, model_file: str | os.PathLike[str] | None = None,
+                 model_proto: bytes | None = None) -> None:
+        if model_file is not None:
+            path = Path(model_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{str(path)!r} does not exist; pass a SentencePiece "
+                                        ".model file")
+            model, name = path.read_bytes(), path.name if name == "sentencepiece" else name
+        model = model if model is not None else model_proto
+        if not isinstance(model, (bytes, bytearray)):
+            raise InputError(f"pass the model's bytes, model_file= or model_proto=; got "
+                             f"{type(model).__name__}")
         self.model_bytes = bytes(model)
         self.name = name
         spec = self.spec = read_model(self.model_bytes)
@@ -84,11 +114,10 @@ class SentencePiece(Tokenizer):
             if self._ids.setdefault(p.text, i) != i:
                 raise ConfigError(f"{name!r}: piece {p.text!r} appears twice (ids "
                                   f"{self._ids[p.text]} and {i}); the model file is damaged")
-        self.unk_id = spec.unk_id
-        self.bos_id, self.eos_id, self.pad_id = spec.bos_id, spec.eos_id, spec.pad_id
-        if not 0 <= self.unk_id < len(self.pieces):
-            raise ConfigError(f"{name!r}: unk_id={self.unk_id} is outside the {len(self.pieces)}"
+        if not 0 <= spec.unk_id < len(self.pieces):
+            raise ConfigError(f"{name!r}: unk_id={spec.unk_id} is outside the {len(self.pieces)}"
                               " pieces; the model file is damaged")
+        self._unk = spec.unk_id
         types = [p.type for p in spec.pieces]
         self._types = types
         self._bytes = [self._ids.get(f"<0x{b:02X}>", -1) for b in range(256)]
@@ -134,37 +163,91 @@ class SentencePiece(Tokenizer):
     # -- identity ---------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
+        """The number of pieces; also callable, as ``SentencePieceProcessor.vocab_size()``."""
+        return _Count(len(self.pieces))
+
+    def get_piece_size(self) -> int:
         return len(self.pieces)
 
     def __len__(self) -> int:
         return len(self.pieces)
+
+    def unk_id(self) -> int:
+        return self.spec.unk_id
+
+    def bos_id(self) -> int:
+        """The id of ``<s>``, or -1 when the model has none."""
+        return self.spec.bos_id
+
+    def eos_id(self) -> int:
+        """The id of ``</s>``, or -1 when the model has none."""
+        return self.spec.eos_id
+
+    def pad_id(self) -> int:
+        """The id of ``<pad>``, or -1 when the model has none (LLaMA, Mistral)."""
+        return self.spec.pad_id
+
+    def is_control(self, i: int) -> bool:
+        return self._types[self._check_id(i)] == CONTROL
+
+    def is_unknown(self, i: int) -> bool:
+        return self._types[self._check_id(i)] == UNKNOWN
+
+    def is_byte(self, i: int) -> bool:
+        return self._types[self._check_id(i)] == BYTE
+
+    def is_unused(self, i: int) -> bool:
+        return self._types[self._check_id(i)] == UNUSED
+
+    def get_score(self, i: int) -> float:
+        return self.spec.pieces[self._check_id(i)].score
 
     @property
     def special_tokens(self) -> dict[str, int]:
         """Control and unknown pieces (``<unk>``, ``<s>``, ``</s>``, ``[INST]``…)."""
         return {p: i for i, p in enumerate(self.pieces) if self._types[i] in (CONTROL, UNKNOWN)}
 
-    def id_to_piece(self, i: int) -> str:
-        return self.pieces[i]
+    def id_to_piece(self, i: int | Sequence[int]) -> Any:
+        """The piece of id ``i``, or the pieces of a list of ids."""
+        if isinstance(i, int):
+            return self.pieces[self._check_id(i)]
+        return [self.id_to_piece(j) for j in i]
 
-    def piece_to_id(self, piece: str) -> int:
-        return self._ids.get(piece, self.unk_id)
+    def piece_to_id(self, piece: str | Sequence[str]) -> Any:
+        """The id of ``piece`` (``unk_id()`` when it is not in the vocabulary), or the ids of
+        a list of pieces."""
+        if isinstance(piece, str):
+            return self._ids.get(piece, self.spec.unk_id)
+        return [self.piece_to_id(p) for p in piece]
+
+    def _check_id(self, i: Any) -> int:
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(self.pieces):
+            raise InputError(f"token id {i!r} is not in the vocabulary of {self.name!r} "
+                             f"(ids 0..{len(self.pieces) - 1}); decode only ids it produced")
+        return i
 
     def __repr__(self) -> str:
         return (f"SentencePiece(name={self.name!r}, type={self.spec.model_type!r}, "
                 f"vocab_size={self.vocab_size})")
 
     # -- encoding ---------------------------------------------------------------------------
-    def encode(self, text: str, *, add_bos: bool = False, add_eos: bool = False) -> list[int]:
-        """Ids of ``text``; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around them."""
-        if not isinstance(text, str):
-            raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}")
-        ids: list[int] = self._run(text)
+    def encode(self, input: str | Sequence[str], out_type: type = int, *,  # noqa: A002
+               add_bos: bool = False, add_eos: bool = False) -> Any:
+        """Ids of ``input`` (pieces with ``out_type=str``), or a list of them for a list of
+        texts; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around each."""
+        if out_type not in (int, str):
+            raise InputError(f"out_type={out_type!r}: pass int (ids) or str (pieces)")
+        if isinstance(input, list):
+            return [self.encode(t, out_type, add_bos=add_bos, add_eos=add_eos) for t in input]
+        if not isinstance(input, str):
+            raise InputError(f"text must be a str or a list of str, got "
+                             f"{type(input).__name__}: {input!r:.80}")
+        ids: list[int] = self._run(input)
         if add_bos:
-            ids.insert(0, self._control("bos_id"))
+            ids.insert(0, self._control("bos"))
         if add_eos:
-            ids.append(self._control("eos_id"))
-        return ids
+            ids.append(self._control("eos"))
+        return ids if out_type is int else [self.pieces[i] for i in ids]
 
     def _encode_python(self, text: str) -> list[int]:
         """Ids of ``text`` by the pure-Python engine (the reference)."""
@@ -173,14 +256,17 @@ class SentencePiece(Tokenizer):
             return self._fallback(self._bpe(norm))
         return self._fallback(self._unigram(norm))
 
-    def encode_as_pieces(self, text: str) -> list[str]:
-        return [self.pieces[i] for i in self.encode(text)]
+    def encode_as_pieces(self, input: str | Sequence[str], **options: Any) -> Any:  # noqa: A002
+        return self.encode(input, str, **options)
+
+    def encode_as_ids(self, input: str | Sequence[str], **options: Any) -> Any:  # noqa: A002
+        return self.encode(input, int, **options)
 
     def _control(self, which: str) -> int:
-        i = getattr(self, which)
+        i = getattr(self.spec, f"{which}_id")
         if i < 0:
-            raise InputError(f"{self.name!r} has no {which[:3]} piece ({which}={i}); call "
-                             f"encode without add_{which[:3]}=True")
+            raise InputError(f"{self.name!r} has no {which} piece ({which}_id={i}); call "
+                             f"encode without add_{which}=True")
         return int(i)
 
     def _emit(self, piece: str, ids: list[int | str]) -> None:
@@ -206,7 +292,7 @@ class SentencePiece(Tokenizer):
                 if self.spec.byte_fallback:
                     out += [self._bytes[b] for b in "".join(run).encode("utf-8")]
                 else:
-                    out.append(self.unk_id)
+                    out.append(self._unk)
                 run.clear()
             out.append(x)
         out.pop()
@@ -279,29 +365,42 @@ class SentencePiece(Tokenizer):
             if not single:
                 cell[0] = base + self._unk_score
                 if start[i + 1] == -1 or cell[0] > best[i + 1]:
-                    best[i + 1], start[i + 1], piece_id[i + 1] = cell[0], i, self.unk_id
+                    best[i + 1], start[i + 1], piece_id[i + 1] = cell[0], i, self._unk
         spans = []
         end = n
         while end > 0:
             spans.append((start[end], end, piece_id[end]))
             end = start[end]
-        return [norm[a:b] if pid == self.unk_id else pid for a, b, pid in reversed(spans)]
+        return [norm[a:b] if pid == self._unk else pid for a, b, pid in reversed(spans)]
 
     # -- decoding ---------------------------------------------------------------------------
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of ``ids``: control pieces vanish, byte pieces join into UTF-8 (a byte
-        that forms no character becomes U+FFFD), ``▁`` becomes a space, and the space the
-        normalizer put in front is taken off again."""
+    def decode(self, ids: int | str | Sequence[Any]) -> Any:
+        """The text of ``ids`` (or of pieces; a list of lists gives a list of texts): control
+        pieces vanish, byte pieces join into UTF-8 (a byte that forms no character becomes
+        U+FFFD), ``▁`` becomes a space, and the space the normalizer put in front is taken
+        off again. A piece outside the vocabulary is kept as written."""
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
+        if isinstance(ids, (int, str)):
+            ids = [ids]
+        if ids and isinstance(ids[0], (list, tuple)):
+            return [self.decode(row) for row in ids]
         out: list[str] = []
         pending = bytearray()
         first = True
         for i in ids:
-            if not isinstance(i, int) or not 0 <= i < len(self.pieces):
-                raise InputError(f"token id {i!r} is not in the vocabulary of {self.name!r} "
-                                 f"(ids 0..{len(self.pieces) - 1}); decode only ids it produced")
-            kind = self._types[i]
+            if isinstance(i, str):  # a piece: its id, or its own text when it has none
+                if i not in self._ids:
+                    if pending:
+                        out.append(_utf8(pending))
+                        pending.clear()
+                    text = i.replace(SPACE, " ")
+                    out.append(text[1:] if first and self._strip_first and text[:1] == " "
+                               else text)
+                    first = False
+                    continue
+                i = self._ids[i]
+            kind = self._types[self._check_id(i)]
             if kind == BYTE:
                 pending.append(int(self.pieces[i][3:5], 16))
                 continue
@@ -370,8 +469,17 @@ class SentencePiece(Tokenizer):
         return ["Hello world!", "hello hello world"]
 
     def bad_inputs(self) -> list[Any]:
-        """Texts ``encode`` refuses: anything but a str."""
-        return [b"bytes, not text", 42, None, ["a list", "of texts"]]
+        """Texts ``encode`` refuses: anything but a str or a list of str."""
+        return [b"bytes, not text", 42, None, ["a list", b"with bytes"]]
+
+    # sentencepiece's CamelCase names
+    EncodeAsIds = encode_as_ids
+    EncodeAsPieces = encode_as_pieces
+    Encode = encode
+    Decode = DecodeIds = DecodePieces = decode_ids = decode_pieces = decode
+    IdToPiece = id_to_piece
+    PieceToId = piece_to_id
+    GetPieceSize = get_piece_size
 
 
 def _utf8(data: bytes | bytearray) -> str:

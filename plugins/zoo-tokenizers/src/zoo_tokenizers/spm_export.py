@@ -52,7 +52,7 @@ def tokenizer_json(sp: Any) -> dict[str, Any]:
         "normalizer": {"type": "Sequence", "normalizers": normalizers},
         "pre_tokenizer": None, "post_processor": None,
         "decoder": {"type": "Sequence", "decoders": decoders},
-        "model": {"type": "BPE", "dropout": None, "unk_token": pieces[sp.unk_id],
+        "model": {"type": "BPE", "dropout": None, "unk_token": pieces[sp.unk_id()],
                   "continuing_subword_prefix": None, "end_of_word_suffix": None,
                   "fuse_unk": True, "byte_fallback": spec.byte_fallback, "ignore_merges": False,
                   "vocab": vocab, "merges": [[a, b] for *_, a, b in merges]},
