@@ -10,6 +10,15 @@ is its rank, so every byte string has exactly one encoding and any byte sequence
 Pre-tokens repeat a lot in real text, so each one's ids are cached: the rank-merge loop runs
 only on the first sight of a pre-token, and the rest of ``encode`` stays in C-level iterators.
 
+The API is tiktoken's ``Encoding``, so code written for it runs with only the loading line
+changed (``zoo.load("cl100k_base")`` for ``tiktoken.get_encoding("cl100k_base")``): ``encode``
+with ``allowed_special``/``disallowed_special`` (a disallowed special token in the text is an
+``InputError``, a ``ValueError`` as tiktoken's), ``encode_ordinary``, ``encode_batch``,
+``encode_ordinary_batch``, ``encode_single_token``, ``encode_to_numpy``, ``decode``,
+``decode_batch``, ``decode_bytes``, ``decode_bytes_batch``, ``decode_single_token_bytes``,
+``decode_tokens_bytes``, ``decode_with_offsets``, ``n_vocab``, ``max_token_value``,
+``eot_token``, ``special_tokens_set``, ``is_special_token``, ``token_byte_values``, ``name``.
+
 Example:
     >>> enc = zoo.load("cl100k_base")
     >>> enc.encode("hello world"), enc.decode(enc.encode("hello world"))
@@ -109,6 +118,13 @@ class _PieceCache(dict):  # type: ignore[type-arg]
         return ids
 
 
+class UnknownTokenError(InputError, KeyError):
+    """An id or a text that is no token of the vocabulary (a ``KeyError``, as tiktoken's)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 class BPE(Tokenizer):
     """Byte-level BPE tokenizer with tiktoken's interface.
 
@@ -159,6 +175,13 @@ class BPE(Tokenizer):
 
     n_vocab = vocab_size
 
+    @property
+    def max_token_value(self) -> int:
+        return self.vocab_size - 1
+
+    def is_special_token(self, token: int) -> bool:
+        return token in self._special.values()
+
     def __len__(self) -> int:
         return self.vocab_size
 
@@ -206,19 +229,7 @@ class BPE(Tokenizer):
         ``allowed_special``, is an error when it is in ``disallowed_special`` (by default every
         special token not allowed), and is plain text otherwise.
         """
-        if not isinstance(text, str):
-            raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}; "
-                             "decode bytes first (data.decode('utf-8'))")
-        allowed = self._specials_arg(allowed_special, "allowed_special")
-        disallowed = (self.special_tokens_set - allowed if disallowed_special == "all"
-                      else self._specials_arg(disallowed_special, "disallowed_special"))
-        if disallowed:
-            m = self._special_re(disallowed).search(text)
-            if m:
-                raise InputError(
-                    f"text contains the special token {m.group()!r} at index {m.start()}, which "
-                    f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
-                    "it as a special token, or disallowed_special=() to encode it as plain text")
+        allowed = self._allowed([text], allowed_special, disallowed_special)
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
@@ -229,6 +240,24 @@ class BPE(Tokenizer):
             pos = m.end()
         ids += self.encode_ordinary(text[pos:])
         return ids
+
+    def _allowed(self, texts: Sequence[str], allowed_special: Any = (),
+                 disallowed_special: Any = "all") -> set[str]:
+        """The special tokens ``texts`` may hold; refuses texts that hold a disallowed one."""
+        allowed = self._specials_arg(allowed_special, "allowed_special")
+        disallowed = (self.special_tokens_set - allowed if disallowed_special == "all"
+                      else self._specials_arg(disallowed_special, "disallowed_special"))
+        for text in texts:
+            if not isinstance(text, str):
+                raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}; "
+                                 "decode bytes first (data.decode('utf-8'))")
+            m = self._special_re(disallowed).search(text) if disallowed else None
+            if m:
+                raise InputError(
+                    f"text contains the special token {m.group()!r} at index {m.start()}, which "
+                    f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
+                    "it as a special token, or disallowed_special=() to encode it as plain text")
+        return allowed
 
     def _specials_arg(self, value: Any, what: str) -> set[str]:
         if value == "all":
@@ -250,17 +279,44 @@ class BPE(Tokenizer):
         return self._special_res[key]
 
     def encode_batch(self, texts: Sequence[str], *, num_workers: int | None = None,
-                     **options: Any) -> list[list[int]]:
-        """Ids of each text, spread over ``num_workers`` processes (default: all cores) when
-        the batch is large enough to pay for it."""
+                     num_threads: int | None = None, **options: Any) -> list[list[int]]:
+        """Ids of each text (``options`` as :meth:`encode`'s), spread over ``num_workers``
+        (tiktoken's ``num_threads``; default: all cores) when the batch is large enough to pay
+        for it."""
         from .parallel import check_workers, encode_batch
 
+        num_workers = num_workers if num_workers is not None else num_threads
+        texts = list(texts)
         engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
-        if engine is not None:  # tiktoken's own threads
+        if engine is not None:  # tiktoken's own threads, after our checks and messages
             check_workers(num_workers)
+            self._allowed(texts, **options)
             return engine.encode_batch(  # type: ignore[no-any-return]
-                list(texts), num_threads=num_workers or os.cpu_count() or 1, **options)
-        return encode_batch(self, list(texts), num_workers, options)
+                texts, num_threads=num_workers or os.cpu_count() or 1, **options)
+        return encode_batch(self, texts, num_workers, options)
+
+    def encode_ordinary_batch(self, texts: Sequence[str], *, num_threads: int | None = None
+                              ) -> list[list[int]]:
+        """Ids of each text, special tokens treated as plain text."""
+        return self.encode_batch(texts, num_threads=num_threads, disallowed_special=())
+
+    def encode_single_token(self, text_or_bytes: str | bytes) -> int:
+        """The id of the one token whose bytes (or text, special tokens included) these are."""
+        data = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) \
+            else bytes(text_or_bytes)
+        rank = self.ranks.get(data)
+        if rank is None:
+            rank = self._special.get(data.decode("utf-8", "replace"))
+        if rank is None:
+            raise UnknownTokenError(f"{text_or_bytes!r} is no single token of {self.name!r}; "
+                                    "encode() cuts a text into tokens")
+        return rank
+
+    def encode_to_numpy(self, text: str, **options: Any) -> Any:
+        """:meth:`encode` as a ``numpy`` uint32 array."""
+        import numpy as np
+
+        return np.asarray(self.encode(text, **options), dtype=np.uint32)
 
     def encode_with_offsets(self, text: str, **options: Any) -> tuple[list[int], list[int]]:
         """Ids of ``text`` and the index in ``text`` of the first character of each token.
@@ -280,8 +336,9 @@ class BPE(Tokenizer):
             return b"".join(map(self._decoder.__getitem__, ids))
         except (KeyError, TypeError):
             bad = next(i for i in ids if not isinstance(i, int) or i not in self._decoder)
-            raise InputError(f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
-                             f"0..{self.vocab_size - 1}); decode only ids it produced") from None
+            raise UnknownTokenError(
+                f"token id {bad!r} is not in the vocabulary of {self.name!r} (ids "
+                f"0..{self.vocab_size - 1}); decode only ids it produced") from None
 
     def decode(self, ids: Sequence[int], errors: str = "replace") -> str:
         """The text of ``ids``; ``errors="strict"`` refuses ids that make invalid UTF-8."""
@@ -292,6 +349,17 @@ class BPE(Tokenizer):
             raise InputError(
                 f"ids decode to invalid UTF-8: bytes {data[e.start:e.end]!r} at byte {e.start} "
                 f"({e.reason}); decode a complete sequence or pass errors='replace'") from None
+
+    def decode_batch(self, batch: Sequence[Sequence[int]], *, errors: str = "replace",
+                     num_threads: int | None = None) -> list[str]:
+        """The text of each list of ids (``num_threads`` is accepted for tiktoken's sake;
+        decoding is a join, faster than threads)."""
+        return [self.decode(ids, errors) for ids in batch]
+
+    def decode_bytes_batch(self, batch: Sequence[Sequence[int]], *,
+                           num_threads: int | None = None) -> list[bytes]:
+        """The bytes of each list of ids."""
+        return [self.decode_bytes(ids) for ids in batch]
 
     def decode_single_token_bytes(self, token: int) -> bytes:
         """The bytes of one token."""
@@ -316,8 +384,8 @@ class BPE(Tokenizer):
         return self.decode(ids), offsets
 
     def token_byte_values(self) -> list[bytes]:
-        """Every mergeable token's bytes, in rank order."""
-        return sorted(self.ranks, key=self.ranks.__getitem__)
+        """Every mergeable token's bytes, sorted by bytes (as tiktoken lists them)."""
+        return sorted(self.ranks)
 
     # -- files ------------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str]) -> list[str]:
