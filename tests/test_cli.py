@@ -167,7 +167,8 @@ def test_help_describes_every_argument(tmp_path: Path) -> None:
     listing = zoo_cli(tmp_path, "list", "--help").stdout
     assert all(k in listing for k in zoo.KINDS) and "default" in listing
     run = zoo_cli(tmp_path, "run", "--help").stdout
-    assert "sentence-similarity: all-minilm-l6-v2" in run and '"similarity"' in run
+    assert "sentence-similarity" in run and "entries: all-minilm-l6-v2" in run
+    assert '"similarity"' in run
     push = zoo_cli(tmp_path, "push", "--help").stdout
     for arg in ("SOURCE", "REPO_ID", "--private", "--license", "--tag", "--base-model"):
         line = next(x for x in push.splitlines() if x.strip().startswith(arg))

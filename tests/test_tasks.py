@@ -9,7 +9,7 @@ from zoo_core._tasks import as_data, table
 
 
 def test_an_entry_without_a_task_says_so() -> None:
-    with pytest.raises(zoo.UnknownNameError, match="task runner for entry 'roberta-base'"):
+    with pytest.raises(zoo.InputError, match="entry 'roberta-base' has no task"):
         zoo.task("roberta-base")
 
 

@@ -27,6 +27,7 @@ from ._errors import (
     PluginError,
     UnknownNameError,
     UnsupportedError,
+    UsageError,
     WeightsError,
     ZooError,
 )
@@ -74,7 +75,7 @@ __all__ = [
     "KINDS", "CATALOG", "REGISTRY", "STORE", "Backend", "CatalogError", "Component",
     "ConfigError", "Entry", "FetchError", "InputError", "IntegrityError", "Kernel", "Loss",
     "Metric", "Model", "PluginError", "Source", "Tokenizer", "Transform", "UnknownNameError",
-    "UnsupportedError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
+    "UnsupportedError", "UsageError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
     "build_config", "component", "config_from_dict", "config_to_dict", "create", "hookimpl",
     "info", "list", "load", "load_state_dict", "load_tokenizer", "parse_source", "progress",
     "push", "read_safetensors", "register_plugin", "save", "save_safetensors", "sha256_file",

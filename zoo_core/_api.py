@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ._catalog import CATALOG
+from ._catalog import CATALOG, Entry, Source
 from ._config import _jsonable, build_config, config_to_dict
 from ._errors import ZooError
 from ._registry import KINDS, REGISTRY, Component
@@ -84,6 +84,10 @@ def info(name: str) -> dict[str, Any]:
     comps = REGISTRY.components()
     if name in comps or name.partition(":")[0] in KINDS:
         return _component_info(REGISTRY.get(name))  # an unknown one: the closest components
+    if name.startswith(("hf:", "dir:")):
+        entry = ref_entry(name)
+        return {**entry.as_dict(), "kind": entry.kind, "pin": None, "local_pins": {},
+                "cached": True}
     entry = CATALOG.get(name)
     out = entry.as_dict()
     out["kind"] = entry.kind
@@ -93,6 +97,43 @@ def info(name: str) -> dict[str, Any]:
     out["local_pins"] = {f: recorded[f] for f, d in entry.files.items() if not d and recorded[f]}
     out["cached"] = STORE.snapshot(entry.name).is_dir()
     return out
+
+
+def ref_entry(name: str) -> Entry:
+    """An ``hf:org/repo@rev`` or ``dir:/path`` reference described as an entry, from its
+    ``config.json`` alone (the only file fetched): its component, config and files; its task
+    is that of the catalogue entries built on the same component; a tokenizer saved beside a
+    model is the reference's own (``zoo.load_tokenizer(name)``)."""
+    from pathlib import Path
+
+    from ._catalog import parse_source
+    from ._loading import read_config
+    from ._publish import task_of
+    from ._storage import CONFIG_NAME
+
+    sources: tuple[Source, ...] = ()
+    if name.startswith("hf:"):
+        source = parse_source(name)
+        sources = (source,)
+        folder = STORE.fetch(Entry(name=name, component="", files={CONFIG_NAME: ""},
+                                   sources=sources), record=len(source.revision or "") == 40)
+    else:
+        folder = Path(name[4:]).expanduser()
+    if not (folder / CONFIG_NAME).is_file():
+        raise ZooError(f"{name!r} has no {CONFIG_NAME}; write one with zoo.save() or zoo.push()")
+    doc = read_config(folder / CONFIG_NAME, name)
+    meta = doc["zoo"] if "zoo" in doc else (REGISTRY.foreign_config(doc) or {})
+    component = meta.get("component") or ""
+    if not component:
+        raise ZooError(f"{name!r}: {CONFIG_NAME} was not written by zoo and no installed plugin "
+                       "recognises it; see `zoo plugins`")
+    has_tokenizer = component.startswith("tokenizer:") or bool(
+        (meta.get("tokenizer") or {}).get("component"))
+    return Entry(name=name, component=component,
+                 config=doc.get("config", meta.get("config", {})),
+                 files={f: "" for f in [CONFIG_NAME, *meta.get("files", [])]}, sources=sources,
+                 task=task_of(component) or "", tokenizer=name if has_tokenizer else "",
+                 layout=meta.get("layout"), origin=str(folder))
 
 
 def _component_info(c: Component) -> dict[str, Any]:

@@ -53,6 +53,10 @@ class ConfigError(ZooError, ValueError):
     """A configuration field (a preset, an override, a ``config.json``) is invalid."""
 
 
+class UsageError(InputError):
+    """A command given the wrong number or shape of arguments (``zoo`` exits 2, as argparse)."""
+
+
 def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     """Registered names closest to ``name``, best first (prefix matches count as close)."""
     pool = sorted(set(candidates))
@@ -61,15 +65,19 @@ def close_matches(name: str, candidates: Iterable[str], n: int = 5) -> list[str]
     return list(dict.fromkeys(close + prefixed))[:n]
 
 
-def unknown(what: str, name: str, candidates: Iterable[str], hint: str = "") -> UnknownNameError:
-    """Build an ``UnknownNameError`` that suggests the closest names."""
+def unknown(what: str, name: str, candidates: Iterable[str], hint: str = "",
+            listing: str = "`zoo list`") -> UnknownNameError:
+    """Build an ``UnknownNameError`` that suggests the closest names; a short pool is listed
+    whole, a long one by pointing at ``listing`` (the command that shows it)."""
     pool = list(candidates)
     near = close_matches(name, pool)
     msg = f"unknown {what} {name!r}"
     if near:
         msg += f"; did you mean {', '.join(repr(c) for c in near)}?"
+    elif 0 < len(pool) <= 8:
+        msg += f"; valid: {', '.join(repr(c) for c in sorted(pool))}"
     elif pool:
-        msg += f"; {len(pool)} are registered (see `zoo list`)"
+        msg += f"; {len(pool)} are registered (see {listing})"
     else:
         msg += "; none are registered (is the plugin installed? see `zoo plugins`)"
     if hint:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 
 from ._catalog import CATALOG, check_repo_id, parse_source
 from ._errors import InputError, ZooError
-from ._files import atomic_write
+from ._files import atomic_write, sha256_file
 from ._storage import CONFIG_NAME
 
 #: Tokenizer files that transformers, tokenizers and sentencepiece write beside a model.
@@ -34,15 +35,26 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
 
-def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> Path:
+class SavedFolder(type(Path())):  # type: ignore[misc]  # PosixPath or WindowsPath
+    """The folder :func:`save` wrote, with ``digests``: each file written to its sha256 (what
+    a catalogue entry's ``files`` pins)."""
+
+    digests: dict[str, str] = {}  # noqa: RUF012 - replaced per instance
+
+
+def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> SavedFolder:
     """Write ``obj`` (a model, a tokenizer or any component with ``save``) into ``directory``
-    as a folder that ``zoo.load("dir:…")`` reads back; return the folder.
+    as a folder that ``zoo.load("dir:…")`` reads back; return the folder, a ``Path`` whose
+    ``digests`` give the sha256 of every file written (ready for a catalogue entry's
+    ``files``; a debug log line names each one too).
 
     ``tokenizer`` (a tokenizer object, or a folder holding tokenizer files such as one saved
     by transformers) is written beside a model, so the folder is self-contained.
 
     Example:
-        >>> zoo.save(zoo.load("bert-base-uncased"), "my-tok")
+        >>> saved = zoo.save(zoo.load("bert-base-uncased"), "my-tok")
+        >>> saved.digests["vocab.txt"]
+        '07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3'
         >>> zoo.load("dir:my-tok").encode("hello")
     """
     folder = Path(directory)
@@ -53,7 +65,12 @@ def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) 
         doc = json.loads((folder / CONFIG_NAME).read_text("utf-8"))
         doc["zoo"] = meta
         atomic_write(folder / CONFIG_NAME, json.dumps(doc, indent=2) + "\n")
-    return folder
+    saved = SavedFolder(folder)
+    names = [CONFIG_NAME, *meta.get("files", []), *(meta.get("tokenizer") or {}).get("files", [])]
+    saved.digests = {f: sha256_file(folder / f) for f in dict.fromkeys(names)}
+    for f, digest in saved.digests.items():
+        logging.getLogger("zoo").debug("saved %s: sha256 %s", folder / f, digest)
+    return saved
 
 
 def _save_component(obj: Any, folder: Path) -> dict[str, Any]:
@@ -228,9 +245,17 @@ def push(
         >>> rev = zoo.push(model, "me/tiny-bert", tokenizer=zoo.load_tokenizer("bert-base"))
         >>> zoo.load(f"hf:me/tiny-bert@{rev}")
     """
-    from huggingface_hub import HfApi
+    from huggingface_hub import HfApi, constants
+
+    from ._hubnet import unreachable
 
     check_repo_id(repo_id)
+    if constants.HF_HUB_OFFLINE:
+        raise ZooError(f"cannot push {repo_id!r}: HF_HUB_OFFLINE is set; unset it to upload")
+    why = unreachable()
+    if why is not None:  # fail at once, not after huggingface_hub's retries and traceback
+        raise ZooError(f"cannot push {repo_id!r}: the Hub endpoint {why}; set HF_ENDPOINT to "
+                       "a reachable Hub or check the network")
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
         folder = save(obj, tmp, tokenizer=tokenizer)

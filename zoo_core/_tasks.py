@@ -17,7 +17,17 @@ Schemas (version 1):
     ``position`` the token position, candidates best first.
 ``tokenize``
     ``tokens``: per input, a list of ``{"token": str, "id": int, "start": int, "end": int}``
-    (character offsets in the input).
+    (character offsets in the input; spans never overlap: a token that only continues a
+    character begun by the one before has an empty span, and a byte that is not a whole
+    character shows as ``<0xF0>``).
+``face-detection``
+    ``faces``: one ``{"image": str, "face": int, "score": float, "box": [x1, y1, x2, y2],
+    "landmarks": [[x, y] × 5]}`` per face, and ``rows``, the table as one dict per face.
+``face-verification``
+    ``cosine``: float, ``threshold``: float, ``same``: bool, and ``rows``, the table.
+
+:data:`TASKS` says what each takes (``zoo run --help`` prints it); fewer inputs than a task
+needs is a :class:`~zoo_core.UsageError` (``zoo run`` exits 2).
 
 A runner of another task may return any JSON-ready dict; one shaped ``{"columns": [...],
 "rows": [[...]]}`` is shown as that table and printed by ``--json`` as one dict per row.
@@ -32,20 +42,66 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ._catalog import CATALOG, Entry
-from ._errors import InputError, unknown
+from ._errors import InputError, UsageError, unknown
 from ._registry import REGISTRY
 
 SCHEMA_VERSION = 1
-#: The fields each task adds to ``{"task", "entry", "inputs"}`` (details in this module's doc).
-SCHEMAS = {
-    "sentence-similarity": '"similarity": [[float]] (N x N cosine similarities)',
-    "fill-mask": '"predictions": [{"input": int, "position": int, "candidates": '
-                 '[{"token": str, "id": int, "score": float}]}]',
-    "tokenize": '"tokens": [[{"token": str, "id": int, "start": int, "end": int}]] per input',
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task takes (``inputs``: its usage; ``options``: those that take a value) and the
+    fields it adds to ``{"task", "entry", "inputs"}`` (``schema``)."""
+
+    inputs: str
+    schema: str
+    at_least: int = 1
+    options: tuple[str, ...] = ()
+
+
+_ROWS = '"rows": [{column: value}] (the table)'
+TASKS = {
+    "sentence-similarity": TaskSpec(
+        "TEXT TEXT [TEXT ...]: two texts or more, each compared with each",
+        '"similarity": [[float]] (N x N cosine similarities)', at_least=2),
+    "fill-mask": TaskSpec(
+        "TEXT [TEXT ...]: texts holding the tokenizer's mask token ([MASK])",
+        '"predictions": [{"input": int, "position": int, "candidates": '
+        '[{"token": str, "id": int, "score": float}]}]'),
+    "tokenize": TaskSpec(
+        "TEXT [TEXT ...]: texts to cut into tokens",
+        '"tokens": [[{"token": str, "id": int, "start": int, "end": int}]] per input'),
+    "face-detection": TaskSpec(
+        "IMAGE [IMAGE ...] [--out PATH]: image paths; --out PATH writes the (one) image with "
+        "its detections drawn",
+        '"faces": [{"image": str, "face": int, "score": float, "box": [x1, y1, x2, y2], '
+        f'"landmarks": [[x, y] x 5]}}], {_ROWS}', options=("--out",)),
+    "face-verification": TaskSpec(
+        "IMAGE IMAGE --model ENTRY [--threshold T]: two image paths; --model a recognition "
+        "entry, dir:/path or hf:org/repo@rev; --threshold the cosine from which two faces are "
+        "one person (default: the model's calibrated one)",
+        f'"cosine": float, "threshold": float, "same": bool, {_ROWS}', at_least=2,
+        options=("--model", "--threshold")),
 }
+#: The fields each task adds to ``{"task", "entry", "inputs"}`` (details in this module's doc).
+SCHEMAS = {name: spec.schema for name, spec in TASKS.items()}
+
+
+def _positional(inputs: list[str], options: tuple[str, ...]) -> int:
+    """How many inputs are not options nor an option's value."""
+    count, skip = 0, False
+    for text in inputs:
+        if skip:
+            skip = False
+        elif text in options:
+            skip = True
+        elif not text.startswith(tuple(f"{o}=" for o in options)) or not options:
+            count += 1
+    return count
 
 
 class Task:
@@ -63,6 +119,10 @@ class Task:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not all(isinstance(t, str) for t in texts):
             raise InputError(f"task {self.name!r} takes text inputs, got {inputs!r}")
+        spec = TASKS.get(self.name)
+        if spec is not None and _positional(texts, spec.options) < spec.at_least:
+            raise UsageError(f"task {self.name!r} of {self.entry.name!r} takes {spec.inputs}; "
+                             f"got {texts!r}")
         fields = self._runner(self.entry.name, texts)
         if not isinstance(fields, dict):
             raise InputError(f"the {self.name!r} runner returned {type(fields).__name__}, "
@@ -79,8 +139,16 @@ def task(entry_name: str) -> Task:
         >>> zoo.task("bert-base-uncased")("Hello world")["tokens"][0][0]
         {'token': '[CLS]', 'id': 101, 'start': 0, 'end': 0}
     """
-    entry = CATALOG.get(entry_name)
+    if entry_name.startswith(("hf:", "dir:")):  # a folder written by zoo.save or zoo.push
+        from ._api import ref_entry
+
+        entry = ref_entry(entry_name)
+    else:
+        entry = CATALOG.get(entry_name)
     runners = REGISTRY.task_runners()
+    if not entry.task:
+        raise InputError(f"entry {entry.name!r} has no task, so `zoo run` cannot run it "
+                         f"({entry.summary}); `zoo run --help` lists the entries with a task")
     if entry.task not in runners:
         raise unknown(f"task runner for entry {entry.name!r} (task)", entry.task or "''",
                       runners, hint="Install the plugin that provides this task.")

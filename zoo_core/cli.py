@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from ._errors import PluginError, ZooError
+from ._errors import PluginError, UsageError, ZooError
 from ._registry import KINDS
 
 # -- output ----------------------------------------------------------------------------------
@@ -38,11 +40,10 @@ def _print_json(data: Any) -> None:
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                 title: str | None = None, wrap: Sequence[str] = ("summary",),
-                 optional: Sequence[str] = ()) -> None:
-    """A table on a terminal, tab-separated lines in a pipe. Columns not in ``wrap`` are never
-    cut: ``optional`` columns are left out of a table too wide for the terminal, and past
-    that the table grows wider than the terminal before a name would be shortened."""
+                 title: str | None = None, wrap: Sequence[str] = ("summary",)) -> None:
+    """A table on a terminal, tab-separated lines in a pipe. Only columns in ``wrap`` wrap;
+    nothing is cut and no column is left out: a table of three columns or more too wide for
+    the terminal becomes one record per row (``column: value`` lines)."""
     cells = [[_cell(v) for v in r] for r in rows]
     if not sys.stdout.isatty():
         for r in cells:
@@ -54,33 +55,51 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]],
 
     def width_of(i: int) -> int:
         widest = max([len(columns[i]), *(len(r[i]) for r in cells)])
-        return (min(widest, 20) if columns[i] in wrap else widest) + 3
+        return min(widest, 20) if columns[i] in wrap else widest
 
     width = Console().width
-    keep = list(range(len(columns)))
-    for name in optional:
-        if sum(width_of(i) for i in keep) <= width:
-            break
-        keep.remove(list(columns).index(name))
     table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for i in keep:
-        if columns[i] in wrap:
-            table.add_column(columns[i], overflow="fold", ratio=1, min_width=width_of(i) - 3)
+    for i, name in enumerate(columns):
+        if name in wrap:
+            table.add_column(name, overflow="fold", ratio=1, min_width=width_of(i))
         else:
-            table.add_column(columns[i], no_wrap=True, min_width=width_of(i) - 3)
+            table.add_column(name, no_wrap=True, min_width=width_of(i))
     for r in cells:
-        table.add_row(*[r[i] for i in keep])
+        table.add_row(*r)
     needed = Console(width=10_000).measure(table).minimum
-    Console(width=max(width, needed)).print(table)
+    if needed > width and len(columns) > 2:
+        _print_records(columns, cells, title, wrap, width)
+    else:  # a field and its value: only a value longer than the line makes it wider
+        Console(width=max(width, needed)).print(table)
+
+
+def _print_records(columns: Sequence[str], cells: Sequence[Sequence[str]], title: str | None,
+                   wrap: Sequence[str], width: int) -> None:
+    """The narrow layout: each row's first cell as a heading, then ``column: value`` lines
+    (values of ``wrap`` columns wrapped to ``width``, the others whole)."""
+    import textwrap
+
+    label = max(len(c) for c in columns[1:]) + 1
+    if title:
+        print(title, end="\n\n")
+    for n, row in enumerate(cells):
+        print(("\n" if n else "") + row[0])
+        for name, value in zip(columns[1:], row[1:], strict=True):
+            head = f"  {name + ':':<{label}} "
+            if name in wrap and value:
+                print(textwrap.fill(value, max(width, len(head) + 20), initial_indent=head,
+                                    subsequent_indent=" " * len(head), break_on_hyphens=False))
+            else:
+                print(head + value)
 
 
 def _emit(args: argparse.Namespace, data: Any, columns: Sequence[str],
           rows: Sequence[Sequence[Any]], title: str | None = None,
-          wrap: Sequence[str] = ("summary",), optional: Sequence[str] = ()) -> None:
+          wrap: Sequence[str] = ("summary",)) -> None:
     if args.json:
         _print_json(data)
     else:
-        _print_table(columns, rows, title, wrap, optional)
+        _print_table(columns, rows, title, wrap)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -115,8 +134,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                          "task": None, "pretrained": False, "pin": None, "summary": c.summary})
     rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"],
              d["pin"] or "-", d["summary"]] for d in data]
-    _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows,
-          optional=("component/plugin", "kind"))
+    _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows)
     return 0
 
 
@@ -235,7 +253,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.plugin not in REGISTRY.reports:
         from ._errors import unknown
 
-        raise unknown("plugin", args.plugin, REGISTRY.reports)
+        raise unknown("plugin", args.plugin, REGISTRY.reports, listing="`zoo plugins`")
     report = REGISTRY.reports[args.plugin]
     if report.status in ("broken", "disabled"):
         raise PluginError(report.problem or f"plugin {args.plugin!r} is disabled: {report.error}")
@@ -284,22 +302,47 @@ class _RunParser(argparse.ArgumentParser):
         try:
             from ._catalog import CATALOG
             from ._registry import REGISTRY
-            from ._tasks import SCHEMAS
+            from ._tasks import TASKS
 
             runners = REGISTRY.task_runners()
-            by_task: dict[str, list[str]] = {t: [] for t in sorted(runners)}
+            by_task: dict[str, list[str]] = {t: [] for t in sorted({*runners, *TASKS})}
             for e in CATALOG.entries().values():
                 if e.task in by_task:
                     by_task[e.task].append(e.name)
-            lines = [f"  {t}: {', '.join(sorted(n)) or '(no entry)'}" for t, n in by_task.items()]
-            schemas = [f"  {t}: {s}" for t, s in SCHEMAS.items()]
-            self.epilog = ("tasks served by the installed plugins, and their entries:\n"
-                           + ("\n".join(lines) or "  (none)")
-                           + '\n\n--json prints {"task": str, "entry": str, "inputs": [str], '
-                             "...} with, per task:\n" + "\n".join(schemas))
+            width = max(40, shutil.get_terminal_size().columns - 2)
+
+            def item(label: str, text: str) -> str:
+                return textwrap.fill(text, width, initial_indent=f"    {label:<9}",
+                                     subsequent_indent=" " * 13, break_on_hyphens=False)
+
+            lines = []
+            for t, names in by_task.items():
+                spec = TASKS.get(t)
+                lines += [f"  {t}" + ("" if t in runners else " (its plugin is not installed)"),
+                          item("inputs:", spec.inputs if spec else "(see its plugin)"),
+                          item("entries:", ", ".join(sorted(names)) or "(none)"),
+                          item("--json:", spec.schema if spec else "(see its plugin)")]
+            self.epilog = (textwrap.fill("tasks, what each takes, its entries and what --json "
+                                         'adds to {"task": str, "entry": str, "inputs": [str]}:',
+                                         width) + "\n" + ("\n".join(lines) or "  (none)")
+                           + "\n\n" + textwrap.fill(
+                               "ENTRY is a catalogue entry, or an hf:org/repo@rev or dir:/path "
+                               "folder written by zoo.push or zoo.save (run by its component's "
+                               "task).", width))
         except ZooError as e:
             self.epilog = f"(tasks unavailable: {e})"
         return super().format_help()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zoo-core")
+    except PackageNotFoundError:  # run from a source tree
+        from . import __version__
+
+        return __version__
 
 
 def parser() -> argparse.ArgumentParser:
@@ -312,6 +355,8 @@ def parser() -> argparse.ArgumentParser:
                "  zoo list --json | jq '.[].name'")
     p.add_argument("--json", action="store_true",
                    help="print data as JSON (numbers as numbers) instead of a table")
+    p.add_argument("--version", action="version", version=f"zoo {_version()}",
+                   help="print the version of zoo-core and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Any, help: str, parent: Any = sub) -> argparse.ArgumentParser:  # noqa: A002
@@ -357,8 +402,11 @@ def parser() -> argparse.ArgumentParser:
     sub._parser_class = _RunParser  # its --help lists the installed tasks
     sp = add("run", cmd_run, "run an entry on inputs; its task decides what that means")
     sub._parser_class = argparse.ArgumentParser
-    sp.add_argument("entry", metavar="ENTRY", help="a catalogue entry that names a task")
-    sp.add_argument("inputs", nargs="*", metavar="INPUT", help="texts (quote each one)")
+    sp.add_argument("entry", metavar="ENTRY", help="a catalogue entry that names a task, or "
+                    "hf:org/repo@rev / dir:/path written by zoo.push / zoo.save")
+    sp.add_argument("inputs", nargs="*", metavar="INPUT",
+                    help="what the task takes (below): texts (quote each one) or image paths, "
+                         "then the task's options (--out PATH, --model ENTRY, --threshold T)")
 
     sp = sub.add_parser("plugin", help="write a new plugin", description="write a new plugin")
     psub = sp.add_subparsers(dest="plugin_command", required=True, metavar="COMMAND")
@@ -388,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     except ZooError as e:
         error = f"zoo: error: {e}"
         print(error, file=sys.stderr)
-        return 1
+        return 2 if isinstance(e, UsageError) else 1
     except BrokenPipeError:
         # the reader closed the pipe (`zoo list | head -1`): stop quietly, as ls and git do
         devnull = os.open(os.devnull, os.O_WRONLY)

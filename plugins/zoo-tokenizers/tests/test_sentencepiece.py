@@ -44,7 +44,8 @@ def test_mistral_models_like_sentencepiece(pkgdir, corpus, entry):
     assert ours.model_bytes == data and ours.vocab_size == ref.get_piece_size()
     assert [ours.id_to_piece(i) for i in range(ours.vocab_size)] == \
         [ref.id_to_piece(i) for i in range(ref.get_piece_size())]
-    assert (ours.bos_id(), ours.eos_id(), ours.unk_id()) == (ref.bos_id(), ref.eos_id(), ref.unk_id())
+    assert (ours.bos_id(), ours.eos_id(), ours.unk_id()) == \
+        (ref.bos_id(), ref.eos_id(), ref.unk_id())
     _same(ours, ref, corpus)
     text = "Hello world"
     assert ours.encode(text, add_bos=True, add_eos=True) == ref.encode(text, add_bos=True,

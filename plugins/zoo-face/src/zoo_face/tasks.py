@@ -18,8 +18,8 @@ _COLUMNS = ["image", "face", "score", "box x1,y1,x2,y2", "landmarks x,y ×5"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # a ZooError, so `zoo` prints it as its own
-        raise zoo.InputError(f"{message}; usage: {self.format_usage().strip()}")
+    def error(self, message: str) -> Any:  # a usage error, so `zoo` prints it and exits 2
+        raise zoo.UsageError(f"{message}; usage: {self.format_usage().strip()}")
 
 
 def _open(path: str) -> Any:

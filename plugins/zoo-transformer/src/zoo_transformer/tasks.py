@@ -16,15 +16,12 @@ from zoo_core import InputError, ZooError
 
 
 def _tokenizer(entry_name: str) -> Any:
-    entry = zoo.CATALOG.get(entry_name)
-    if not entry.tokenizer:
-        raise ZooError(f"entry {entry_name!r} names no tokenizer; set its 'tokenizer' field")
+    """The tokenizer of an entry (its ``tokenizer`` field) or of an ``hf:``/``dir:`` folder."""
     try:
-        return zoo.load(entry.tokenizer)
+        return zoo.load_tokenizer(entry_name)
     except zoo.UnknownNameError as e:
-        raise ZooError(f"entry {entry_name!r} needs the tokenizer entry {entry.tokenizer!r}, "
-                       f"which is not available ({e}). Install zoo-tokenizers "
-                       "(`uv sync --all-packages`).") from None
+        raise ZooError(f"{entry_name!r} needs a tokenizer that is not available ({e}). Install "
+                       "zoo-tokenizers (`uv sync --all-packages`).") from None
 
 
 def _types(model: Any, batch: dict[str, Any]) -> Any:
@@ -41,8 +38,8 @@ def sentence_embeddings(entry_name: str, texts: list[str]) -> torch.Tensor:
     """L2-normalised sentence vectors (N, H) of ``texts`` from a sentence-embedding entry."""
     tok = _tokenizer(entry_name)
     model = zoo.load(entry_name)
-    batch = tok(texts, padding=True, truncation=True, max_length=model.config.max_length,
-                return_tensors="pt")
+    length = getattr(model, "max_seq_length", model.config.max_length)  # as encode() truncates
+    batch = tok(texts, padding=True, truncation=True, max_length=length, return_tensors="pt")
     with torch.inference_mode():
         emb = model(batch["input_ids"], batch["attention_mask"], _types(model, batch))
     return torch.nn.functional.normalize(emb, dim=-1)
