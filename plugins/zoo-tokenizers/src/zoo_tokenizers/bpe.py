@@ -229,7 +229,7 @@ class BPE(Tokenizer):
         ``allowed_special``, is an error when it is in ``disallowed_special`` (by default every
         special token not allowed), and is plain text otherwise.
         """
-        allowed = self._allowed([text], allowed_special, disallowed_special)
+        allowed = self._allowed(text, allowed_special, disallowed_special)
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
@@ -241,22 +241,21 @@ class BPE(Tokenizer):
         ids += self.encode_ordinary(text[pos:])
         return ids
 
-    def _allowed(self, texts: Sequence[str], allowed_special: Any = (),
+    def _allowed(self, text: str, allowed_special: Any = (),
                  disallowed_special: Any = "all") -> set[str]:
-        """The special tokens ``texts`` may hold; refuses texts that hold a disallowed one."""
+        """The special tokens ``text`` may hold; refuses a text that holds a disallowed one."""
+        if not isinstance(text, str):
+            raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}; "
+                             "decode bytes first (data.decode('utf-8'))")
         allowed = self._specials_arg(allowed_special, "allowed_special")
         disallowed = (self.special_tokens_set - allowed if disallowed_special == "all"
                       else self._specials_arg(disallowed_special, "disallowed_special"))
-        for text in texts:
-            if not isinstance(text, str):
-                raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}; "
-                                 "decode bytes first (data.decode('utf-8'))")
-            m = self._special_re(disallowed).search(text) if disallowed else None
-            if m:
-                raise InputError(
-                    f"text contains the special token {m.group()!r} at index {m.start()}, which "
-                    f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
-                    "it as a special token, or disallowed_special=() to encode it as plain text")
+        m = self._special_re(disallowed).search(text) if disallowed else None
+        if m:
+            raise InputError(
+                f"text contains the special token {m.group()!r} at index {m.start()}, which "
+                f"is disallowed; pass allowed_special={{{m.group()!r}}} (or 'all') to encode "
+                "it as a special token, or disallowed_special=() to encode it as plain text")
         return allowed
 
     def _specials_arg(self, value: Any, what: str) -> set[str]:
@@ -290,7 +289,8 @@ class BPE(Tokenizer):
         engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
         if engine is not None:  # tiktoken's own threads, after our checks and messages
             check_workers(num_workers)
-            self._allowed(texts, **options)
+            for text in texts:
+                self._allowed(text, **options)
             return engine.encode_batch(  # type: ignore[no-any-return]
                 texts, num_threads=num_workers or os.cpu_count() or 1, **options)
         return encode_batch(self, texts, num_workers, options)

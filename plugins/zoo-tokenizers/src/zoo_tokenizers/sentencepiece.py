@@ -235,6 +235,8 @@ class SentencePiece(Tokenizer):
                add_bos: bool = False, add_eos: bool = False) -> Any:
         """Ids of ``input`` (pieces with ``out_type=str``), or a list of them for a list of
         texts; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around each."""
+        if input.__class__ is str and out_type is int and not add_bos and not add_eos:
+            return self._run(input)  # the everyday call, with nothing to add
         if out_type not in (int, str):
             raise InputError(f"out_type={out_type!r}: pass int (ids) or str (pieces)")
         if isinstance(input, list):
