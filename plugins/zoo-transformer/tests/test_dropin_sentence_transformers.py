@@ -131,7 +131,18 @@ def test_max_seq_length_is_settable_and_truncates_like_the_peer(peer, ours):
 
 def test_tokenizer_and_errors_are_the_peers(peer, ours):
     text = "Tokenizers split words into pieces."
-    assert ours.tokenizer(text)["input_ids"] == peer.tokenizer(text)["input_ids"]
+    for run in (lambda t: t(text)["input_ids"], lambda t: t.tokenize(text),
+                # zoo's decode skips special tokens by default, as HF tokenizers' does
+                # (transformers' keeps them): the everyday call names what it wants
+                lambda t: t.decode(t(text)["input_ids"], skip_special_tokens=True),
+                lambda t: t.decode(t(text)["input_ids"], skip_special_tokens=False),
+                lambda t: t.convert_ids_to_tokens(t(text)["input_ids"]),
+                lambda t: t.batch_decode(t(SENTENCES[:2])["input_ids"],
+                                         skip_special_tokens=True),
+                lambda t: t(SENTENCES, padding=True, truncation=True, max_length=8,
+                            return_tensors="pt")["attention_mask"].tolist(),
+                lambda t: (t.vocab_size, len(t))):
+        assert run(ours.tokenizer) == run(peer.tokenizer)
     # what the peer refuses with ValueError, zoo refuses with InputError (a ValueError)
     for bad in (dict(precision="float16"), dict(prompt_name="nope"), dict(batch_size=0)):
         with pytest.raises(ValueError):

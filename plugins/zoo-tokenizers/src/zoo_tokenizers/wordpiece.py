@@ -252,7 +252,10 @@ class WordPiece(Tokenizer):
 
     def decode(self, ids: Sequence[int], skip_special_tokens: bool = True,
                cleanup: bool = True, **_: Any) -> str:
-        """Text of ``ids``: pieces joined, ``##`` glued, spaces before punctuation removed."""
+        """Text of ``ids``: pieces joined, ``##`` glued, spaces before punctuation removed.
+
+        Special tokens are skipped unless ``skip_special_tokens=False``, as HF ``tokenizers``
+        decodes (``transformers`` keeps them by default: pass the flag to get its text)."""
         tokens = self.convert_ids_to_tokens(ids.tolist() if hasattr(ids, "tolist") else list(ids))
         if skip_special_tokens:
             special = set(self.special_tokens)
