@@ -77,8 +77,11 @@ USAGES: dict[str, Callable[[Any], Any]] = {
                                                            m.encode(SENTENCES[2:4])),
     "similarity of tensors": lambda m: m.similarity(
         m.encode(SENTENCES, convert_to_tensor=True), m.encode(SENTENCES, convert_to_tensor=True)),
+    "encode_query": lambda m: m.encode_query(SENTENCES[0]),
+    "encode_document": lambda m: m.encode_document(SENTENCES, convert_to_tensor=True),
     "dimension": lambda m: m.get_sentence_embedding_dimension(),
-    "max_seq_length": lambda m: m.max_seq_length,
+    "dimension, new name": lambda m: m.get_embedding_dimension(),
+    "max_seq_length": lambda m: (m.max_seq_length, m.get_max_seq_length()),
     "device": lambda m: m.device,
     "similarity_fn_name": lambda m: m.similarity_fn_name,
 }
@@ -87,7 +90,7 @@ USAGES: dict[str, Callable[[Any], Any]] = {
 @pytest.mark.parametrize("usage", list(USAGES))
 def test_everyday_usage_gives_the_peers_results(peer, ours, usage):
     want, got = USAGES[usage](peer), USAGES[usage](ours)
-    if isinstance(want, (int, str, torch.device)):
+    if isinstance(want, (int, str, tuple, torch.device)):
         assert got == want
     else:
         _same(got, want)
@@ -115,6 +118,16 @@ def test_quantized_precisions_like_sentence_transformers(peer, ours, precision, 
     _same(got, want, tol=1.0 if precision.endswith("int8") else 0)
     if precision.endswith("int8"):
         assert (np.asarray(got, np.int16) != np.asarray(want, np.int16)).mean() < 0.01
+
+
+def test_truncate_dim_attribute_like_the_peer(peer, ours):
+    try:
+        peer.truncate_dim = ours.truncate_dim = 128  # a Matryoshka user's setting
+        _same(ours.encode(SENTENCES), peer.encode(SENTENCES))
+        assert ours.get_sentence_embedding_dimension() == \
+            peer.get_sentence_embedding_dimension() == 128
+    finally:
+        peer.truncate_dim = ours.truncate_dim = None
 
 
 def test_max_seq_length_is_settable_and_truncates_like_the_peer(peer, ours):

@@ -86,11 +86,14 @@ class SentenceEncoder:
         prompts: prompt name to the text put before each input (``encode(prompt_name=...)``);
             sentence-transformers' defaults, ``{"query": "", "document": ""}``.
         default_prompt_name: the prompt used when ``encode`` names none.
+        truncate_dim: keep this many leading dimensions of every embedding (Matryoshka
+            models; ``None``: all), unless ``encode`` says otherwise.
     """
 
     config: Any
     prompts: dict[str, str]
     default_prompt_name: str | None = None
+    truncate_dim: int | None = None
     _similarity_fn_name = "cosine"
     _max_seq_length: int | None = None
     _tokenizer: Any = None
@@ -120,7 +123,8 @@ class SentenceEncoder:
             convert_to_tensor: return one stacked tensor (takes precedence over numpy).
             device: where to run (default: where the model is).
             normalize_embeddings: L2-normalise the result (again, if the model does).
-            truncate_dim: keep the first ``truncate_dim`` dimensions (Matryoshka models).
+            truncate_dim: keep the first ``truncate_dim`` dimensions (Matryoshka models;
+                default :attr:`truncate_dim`).
             tokenizer: default: :attr:`tokenizer`.
 
         Returns:
@@ -148,6 +152,7 @@ class SentenceEncoder:
             prompt = self.prompts[prompt_name]
         if prompt:
             texts = [prompt + t for t in texts]
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         rows = self._embed(texts, tokenizer, batch_size, show_progress_bar, output_value,
                            device, normalize_embeddings, truncate_dim)
         if output_value == "token_embeddings":
@@ -209,6 +214,21 @@ class SentenceEncoder:
                     out[i] = e
         return out
 
+    def encode_query(self, sentences: str | Sequence[str], **options: Any) -> Any:
+        """:meth:`encode` with the ``"query"`` prompt when none is named (retrieval queries)."""
+        if options.get("prompt_name") is None and options.get("prompt") is None \
+                and "query" in self.prompts:
+            options["prompt_name"] = "query"
+        return self.encode(sentences, **options)
+
+    def encode_document(self, sentences: str | Sequence[str], **options: Any) -> Any:
+        """:meth:`encode` with the ``"document"`` (or ``"passage"``, ``"corpus"``) prompt when
+        none is named (the texts retrieval searches)."""
+        if options.get("prompt_name") is None and options.get("prompt") is None:
+            named = [p for p in ("document", "passage", "corpus") if p in self.prompts]
+            options["prompt_name"] = named[0] if named else None
+        return self.encode(sentences, **options)
+
     # -- the rest of SentenceTransformer's everyday surface ----------------------------------
     @property
     def similarity_fn_name(self) -> str:
@@ -233,8 +253,8 @@ class SentenceEncoder:
         return PAIRWISE[self.similarity_fn_name](_matrix(embeddings1), _matrix(embeddings2))
 
     def get_sentence_embedding_dimension(self) -> int:
-        """The size of one sentence embedding."""
-        return int(self.config.hidden_size)
+        """The size of one sentence embedding (at most :attr:`truncate_dim`)."""
+        return min(int(self.config.hidden_size), self.truncate_dim or self.config.hidden_size)
 
     get_embedding_dimension = get_sentence_embedding_dimension
 
@@ -250,6 +270,9 @@ class SentenceEncoder:
             raise InputError(f"max_seq_length={value!r}: pass an int in 1..{self.config.max_length}"
                              " (the model's position embeddings)")
         self._max_seq_length = value
+
+    def get_max_seq_length(self) -> int:
+        return self.max_seq_length
 
     @property
     def device(self) -> torch.device:
