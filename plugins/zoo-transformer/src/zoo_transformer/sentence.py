@@ -142,7 +142,7 @@ class SentenceEncoder:
         if not isinstance(batch_size, int) or batch_size <= 0:
             raise InputError(f"batch_size={batch_size!r}: pass a positive int")
         single = isinstance(sentences, str)
-        texts = [sentences] if single else list(sentences)
+        texts: list[str] = [sentences] if isinstance(sentences, str) else list(sentences)
         if prompt is None and prompt_name is None:
             prompt_name = self.default_prompt_name
         if prompt is None and prompt_name is not None:
@@ -156,12 +156,13 @@ class SentenceEncoder:
         rows = self._embed(texts, tokenizer, batch_size, show_progress_bar, output_value,
                            device, normalize_embeddings, truncate_dim)
         if output_value == "token_embeddings":
-            if precision != "float32":  # shared buckets over every token of every text
+            tokens: list[Any] = rows
+            if precision != "float32" and rows:  # shared buckets over every token of every text
                 flat = np.concatenate([r.float().cpu().numpy() for r in rows])
                 ranges = None if precision.endswith("binary") else \
                     np.vstack((flat.min(axis=0), flat.max(axis=0)))
-                return [quantize(r.float().cpu().numpy(), precision, ranges) for r in rows]
-            return rows[0] if single else rows
+                tokens = [quantize(r.float().cpu().numpy(), precision, ranges) for r in rows]
+            return tokens[0] if single else tokens
         if not rows:  # sentence-transformers' empty results
             return torch.tensor([]) if convert_to_tensor else np.array([]) \
                 if convert_to_numpy else []
@@ -175,6 +176,11 @@ class SentenceEncoder:
         else:
             result = list(torch.as_tensor(result))
         return result[0] if single else result
+
+    def token_embeddings(self, input_ids: Tensor, attention_mask: Tensor | None = None,
+                         token_type_ids: Tensor | None = None) -> Tensor:
+        """The last hidden states (B, S, H) of a batch (the model provides it)."""
+        raise NotImplementedError
 
     def _embed(self, texts: list[str], tokenizer: Any, batch_size: int,
                show_progress_bar: bool | None, output_value: str,
