@@ -125,6 +125,20 @@ def test_error_hints_name_the_right_listing(tmp_path: Path) -> None:
         tok.use_backend("rust")
     assert "valid: 'python', 'tiktoken'" in str(err.value)  # the backends, not a listing
 
+    class Double(zoo.Kernel):
+        name = "double"
+        backends = {"gpu": zoo.Backend("gpu", lambda x: 2 * x, lambda x: "needs CUDA"),
+                    "loop": zoo.Backend("loop", lambda x: x + x),
+                    "shift": zoo.Backend("shift", lambda x: x << 1)}
+
+    double = Double()
+    with pytest.raises(zoo.UnsupportedError) as unsupported:
+        double(3, backend="gpu")
+    assert "needs CUDA" in str(unsupported.value)
+    assert "backends that support it: 'loop', 'shift'" in str(unsupported.value)
+    with pytest.raises(zoo.UnknownNameError, match="valid: 'gpu', 'loop', 'shift'"):
+        double(3, backend="simd")
+
 
 def test_fill_mask_is_claimed_only_where_it_runs(tmp_path: Path) -> None:
     entries = zoo.CATALOG.entries()

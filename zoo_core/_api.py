@@ -37,7 +37,7 @@ def create(ref: str, preset: str | None = None, **overrides: Any) -> Any:
         if preset not in presets:
             from ._errors import unknown
 
-            raise unknown(f"preset of {ref}", preset, presets)
+            raise unknown(f"preset of {ref}", preset, presets, listing=f"`zoo info {ref}`")
         overrides = {**presets[preset], **overrides}
     return factory(**overrides)
 

@@ -135,7 +135,8 @@ def build_config(factory: Any, preset: str | None, overrides: Mapping[str, Any])
         if isinstance(base, Mapping):
             base = config_from_dict(config_class, base)
     else:
-        raise unknown(f"preset of {factory.__name__}", preset, presets)
+        raise unknown(f"preset of {factory.__name__}", preset, presets,
+                      listing="`zoo info kind:name`")
     if not overrides:
         return base
     names = {f.name for f in dataclasses.fields(config_class) if f.init}

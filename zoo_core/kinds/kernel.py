@@ -64,8 +64,11 @@ def select(what: str, backends: dict[str, Backend], *args: Any, backend: str | N
     if backend is not None:
         reason = why_not(what, backends, backend, *args, **kwargs)
         if reason:
-            raise UnsupportedError(f"{what}, backend {backend!r}: {reason}. "
-                                   f"Leave backend=None to pick a supporting one.")
+            able = [n for n in backends
+                    if n != backend and why_not(what, backends, n, *args, **kwargs) is None]
+            fix = (f"backends that support it: {', '.join(map(repr, able))}; pass one, or leave "
+                   "backend=None to pick the fastest") if able else "no backend supports it"
+            raise UnsupportedError(f"{what}, backend {backend!r}: {reason}; {fix}")
         return backend
     reasons = []
     for name in backends:
