@@ -194,14 +194,15 @@ def test_tables_at_60_columns_fit_and_keep_every_column(tmp_path: Path,
     rows = json.loads(zoo_cli(tmp_path, *args, "--json").stdout)
     text = "\n".join(lines)
     if args == ("list",):
-        columns = ["kind", "component/plugin", "task", "weights", "summary"]
-        assert all(r["name"] in lines for r in rows)  # whole names, never cut
+        columns = ["name", "kind", "component/plugin", "task", "weights", "summary"]
+        named = [line.split(":", 1)[1].strip() for line in lines if line.startswith("name:")]
+        assert named == [r["name"] for r in rows]  # whole names, never cut, in order
         assert all(r["component"] in text for r in rows if r["component"])
     else:
-        columns = ["distribution", "version", "status", "components", "error"]
+        columns = ["plugin", "distribution", "version", "status", "components", "error"]
         assert all(r["distribution"] in text for r in rows)
     for column in columns:  # each row shows each column
-        assert sum(line.startswith(f"  {column}:") for line in lines) == len(rows), column
+        assert sum(line.startswith(f"{column}:") for line in lines) == len(rows), column
 
 
 def test_hf_references_in_info_and_run(zoo_hub, capsys: pytest.CaptureFixture[str]) -> None:

@@ -75,17 +75,18 @@ def _print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]],
 
 def _print_records(columns: Sequence[str], cells: Sequence[Sequence[str]], title: str | None,
                    wrap: Sequence[str], width: int) -> None:
-    """The narrow layout: each row's first cell as a heading, then ``column: value`` lines
-    (values of ``wrap`` columns wrapped to ``width``, the others whole)."""
+    """The narrow layout: one block of ``column: value`` lines per row (values of ``wrap``
+    columns wrapped to ``width``, the others whole), a blank line between blocks."""
     import textwrap
 
-    label = max(len(c) for c in columns[1:]) + 1
+    label = max(len(c) for c in columns) + 1
     if title:
         print(title, end="\n\n")
     for n, row in enumerate(cells):
-        print(("\n" if n else "") + row[0])
-        for name, value in zip(columns[1:], row[1:], strict=True):
-            head = f"  {name + ':':<{label}} "
+        if n:
+            print()
+        for name, value in zip(columns, row, strict=True):
+            head = f"{name + ':':<{label}} "
             if name in wrap and value:
                 print(textwrap.fill(value, max(width, len(head) + 20), initial_indent=head,
                                     subsequent_indent=" " * len(head), break_on_hyphens=False))
@@ -277,7 +278,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_json(as_data(result))
     else:
         title, columns, rows = table(result)
-        _print_table(columns, rows, title, wrap=())
+        inputs = [c for c in columns[:1] if c in ("sentence", "input", "text")]
+        _print_table(columns, rows, title, wrap=inputs)  # the inputs wrap, like summaries
     return 0
 
 
