@@ -15,7 +15,9 @@ import zoo_core as zoo
 
 spm = pytest.importorskip("sentencepiece")
 MODELS = {"mistral-7b-v0.1-tokenizer": "tokenizer.model.v1",
-          "mistral-instruct-v3-tokenizer": "mistral_instruct_tokenizer_240323.model.v3"}
+          "mistral-instruct-v2-tokenizer": "mistral_instruct_tokenizer_240216.model.v2",
+          "mistral-instruct-v3-tokenizer": "mistral_instruct_tokenizer_240323.model.v3",
+          "mistral-instruct-v7-tokenizer": "mistral_instruct_tokenizer_241114.model.v7"}
 TEXTS = ["Hello world", "I saw a girl with a telescope.", "  two  spaces ",
          "emoji 🦜 and 𝄞, ＡＢＣ", ""]
 
