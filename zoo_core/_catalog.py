@@ -37,6 +37,7 @@ of one model do not collide.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 import re
@@ -287,6 +288,9 @@ def parse_catalog_text(text: str, origin: str) -> dict[str, Entry]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{origin}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise CatalogError(f"{origin}: arrays or tables nested too deeply to read; a "
+                           "catalogue needs three levels") from None
     schema = doc.get("schema")
     entries = doc.get("entries", {})
     if schema != SCHEMA_VERSION:
@@ -325,29 +329,40 @@ class Catalog:
     def _build(self) -> dict[str, Entry]:
         from ._registry import REGISTRY
 
-        shipped = importlib.resources.files("zoo_core") / "registry.toml"
-        entries = parse_catalog_text(shipped.read_text("utf-8"), "registry.toml")
-        for plugin, raw in REGISTRY.catalog_entries():
-            if not isinstance(raw, dict):
-                raise CatalogError(f"plugin {plugin!r}: a zoo_catalog entry must be a dict, "
-                                   f"got {raw!r}")
-            raw = dict(raw)
-            name = raw.pop("name", None)
-            if not name:
-                raise CatalogError(f"plugin {plugin!r}: a zoo_catalog entry has no 'name'")
-            entry = parse_entry(name, raw, f"plugin {plugin!r}")
-            if name in entries:
-                raise CatalogError(f"entry {name!r} is defined twice: in {entries[name].origin} "
-                                   f"and in {entry.origin}; rename one")
-            entries[name] = entry
+        entries = dict(_shipped())
+        for plugin, raw in REGISTRY.catalog_entries():  # validated, and never a shipped name
+            name = raw.pop("name")
+            entries.setdefault(name, parse_entry(name, raw, f"plugin {plugin!r}"))
         user = os.environ.get("ZOO_CATALOG")
         if user:
-            path = Path(user).expanduser()
-            if not path.is_file():
-                raise CatalogError(f"ZOO_CATALOG={user!r} is not a file; point it at a TOML "
-                                   "catalogue or unset it")
-            entries.update(parse_catalog_text(path.read_text("utf-8"), str(path)))
+            entries.update(read_catalog(Path(user).expanduser(), f"ZOO_CATALOG={user!r}"))
         return entries
+
+
+def read_catalog(path: Path, origin: str) -> dict[str, Entry]:
+    """The entries of a catalogue file; every way it can be unreadable is a ``CatalogError``."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CatalogError(f"{origin} cannot be read ({e.strerror or e}); point it at a TOML "
+                           "catalogue file or unset it") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CatalogError(f"{origin}: not UTF-8 text (byte {data[e.start:e.end]!r} at offset "
+                           f"{e.start}); save the catalogue as UTF-8") from None
+    return parse_catalog_text(text, str(path))
+
+
+@functools.cache
+def _shipped() -> dict[str, Entry]:
+    shipped = importlib.resources.files("zoo_core") / "registry.toml"
+    return parse_catalog_text(shipped.read_text("utf-8"), "registry.toml")
+
+
+def shipped_entry_names() -> frozenset[str]:
+    """The names ``registry.toml`` defines: a plugin's entry may not take one."""
+    return frozenset(_shipped())
 
 
 CATALOG = Catalog()

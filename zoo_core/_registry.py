@@ -14,10 +14,13 @@ registry as it was (a later call loads, and raises, again).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata as md
+import io
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +30,8 @@ from typing import Any
 import pluggy
 
 from . import _hookspecs
-from ._errors import PluginError, ZooError, close_matches, unknown
+from ._catalog import shipped_entry_names
+from ._errors import ConfigError, PluginError, ZooError, close_matches, unknown
 
 KINDS = ("model", "tokenizer", "loss", "metric", "kernel", "transform")
 
@@ -146,6 +150,9 @@ _TORCH_WARNING = ("its entry module imports torch, which makes `zoo list` slow: 
 class Registry:
     """Plugins, their components, catalogue entries and task runners."""
 
+    slow_import_s = 2.0
+    """An installed plugin taking longer to import and register is reported as degraded."""
+
     def __init__(self, autoload: bool = True) -> None:
         self.pm = pluggy.PluginManager(_hookspecs.PROJECT)
         self.pm.add_hookspecs(_hookspecs)
@@ -177,21 +184,40 @@ class Registry:
                 self.reports[ep.name] = PluginReport(ep.name, dist, version, "disabled",
                                                      "not named in ZOO_PLUGINS")
                 continue
-            had_torch = "torch" in sys.modules
-            try:
-                self._register(ep.load(), ep.name, dist, version)
-            except Exception as e:  # a broken plugin must not take the others down
-                self._forget(ep.name)
-                self.reports[ep.name] = PluginReport(ep.name, dist, version, "broken",
-                                                     f"{type(e).__name__}: {e}")
+            self._admit(ep.name, dist, version, ep.load)
             report = self.reports[ep.name]
-            if not had_torch and "torch" in sys.modules:
-                report.imports_torch = True
-                report.warn(_TORCH_WARNING)
             if strict and report.problem:
                 self._restore(saved)
                 raise PluginError(f"{report.problem} ({_STRICT}=1 makes every plugin problem "
                                   "fatal; unset it to load the other plugins)")
+
+    def _admit(self, name: str, dist: str, version: str, load: Callable[[], object]) -> None:
+        """Import and register one installed plugin, guarded: an exception, ``SystemExit``,
+        output on stdout or an import slower than ``slow_import_s`` is reported for this
+        plugin alone (stdout stays clean for ``zoo list --json``)."""
+        had_torch = "torch" in sys.modules
+        start = time.perf_counter()
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(captured):
+                self._register(load(), name, dist, version)
+        except (Exception, SystemExit) as e:  # a broken plugin must not take the others down
+            self._forget(name)
+            reason = (f"it called sys.exit({e.code!r}) while loading" if isinstance(e, SystemExit)
+                      else f"{type(e).__name__}: {e}")
+            self.reports[name] = PluginReport(name, dist, version, "broken", reason)
+        report = self.reports[name]
+        seconds = time.perf_counter() - start
+        if not had_torch and "torch" in sys.modules:  # the slowness, named
+            report.imports_torch = True
+            report.warn(_TORCH_WARNING)
+        elif seconds > self.slow_import_s:
+            report.warn(f"its import took {seconds:.1f} s (more than {self.slow_import_s:g} s "
+                        "slows every command): import heavy modules only in the modules that "
+                        "components point at")
+        if captured.getvalue():
+            report.warn(f"it wrote {_short(captured.getvalue())} to stdout while loading "
+                        "(dropped: stdout is the commands' data); log to stderr instead")
 
     def _snapshot(self) -> tuple[Any, ...]:
         names = {n for n, _ in self.pm.list_name_plugin()}
@@ -266,8 +292,13 @@ class Registry:
                 report.warn(_refusal("component", comp.ref, other.plugin, name))
         contribution = _Contribution(expected_failures=expected)
         entries = {e["name"]: p for p, c in self._contributions.items() for e in c.catalog}
+        shipped = shipped_entry_names() if catalog else frozenset()
         for raw in catalog:
-            if raw["name"] in entries:
+            if raw["name"] in shipped:
+                report.warn(f"catalogue entry {raw['name']!r} refused: registry.toml, the "
+                            "catalogue shipped with zoo-core, defines it; rename the plugin's "
+                            "entry")
+            elif raw["name"] in entries:
                 report.warn(_refusal("catalogue entry", raw["name"], entries[raw["name"]], name))
             else:
                 entries[raw["name"]] = name
@@ -291,18 +322,6 @@ class Registry:
             raise
         except Exception as e:
             raise PluginError(f"plugin {plugin!r}: {hook} failed: {type(e).__name__}: {e}") from e
-
-    def _break(self, name: str, error: Exception) -> None:
-        """Mark a plugin broken after the fact (a hook called later failed); strict: raise."""
-        reason = f"{type(error).__name__}: {error}"
-        if _truthy(_STRICT):
-            raise PluginError(f"plugin {name!r} is broken: {reason}") from error
-        old = self.reports.get(name) or PluginReport(name)
-        self._forget(name)
-        self.reports[name] = PluginReport(name, old.distribution, old.version, "broken", reason)
-        from ._catalog import CATALOG
-
-        CATALOG.invalidate()
 
     # -- queries -------------------------------------------------------------------------
     def components(self) -> dict[str, Component]:
@@ -333,27 +352,43 @@ class Registry:
         contribution = self._contributions.get(plugin)
         return dict(contribution.expected_failures) if contribution else {}
 
-    def foreign_config(self, config: dict[str, Any]) -> dict[str, Any] | None:
+    def foreign_config(self, config: dict[str, Any], source: str = "config.json"
+                       ) -> dict[str, Any] | None:
         """The first plugin (in registration order) that recognises a foreign ``config.json``.
 
-        A plugin that raises anything but a ``ZooError``, or returns something other than
-        ``None`` or ``{component, config, layout}``, is marked broken and skipped.
+        The config is user data: a hook failing on it says nothing about the plugin, which
+        stays registered. Every plugin is asked until one recognises the config; if none does
+        and one failed, its failure is raised as a ``ConfigError`` naming ``source`` and the
+        field. A result of the wrong shape (a plugin bug) is skipped and noted in its report.
         """
         self._ensure()
+        failure: ZooError | None = None
         for impl in self.pm.hook.zoo_foreign_config.get_hookimpls():
+            plugin = impl.plugin_name
             try:
-                found = _foreign_of(impl.function(config=config), impl.plugin_name)
-            except ZooError as e:
-                if isinstance(e, PluginError):
-                    self._break(impl.plugin_name, e)
-                    continue
-                raise  # the plugin recognised the config and says what is wrong with it
+                found = _foreign_of(impl.function(config=config), plugin)
+            except PluginError as e:
+                self._note(plugin, str(e).removeprefix(f"plugin {plugin!r}: "))
+                continue
+            except ZooError as e:  # the plugin recognised the config and says what is wrong
+                failure = failure or ConfigError(f"{source}: {e}")
+                continue
             except Exception as e:
-                self._break(impl.plugin_name, e)
+                failure = failure or _config_failure(source, plugin, e)
                 continue
             if found is not None:
                 return found
+        if failure is not None:
+            raise failure
         return None
+
+    def _note(self, name: str, message: str) -> None:
+        """A warning in a plugin's report, once (strict mode: raise it)."""
+        report = self.reports.get(name)
+        if _truthy(_STRICT):
+            raise PluginError(f"plugin {name!r}: {message}")
+        if report is not None and message not in report.warnings:
+            report.warn(message)
 
     def problems(self) -> list[str]:
         """One line per broken or degraded plugin (empty before the plugins are loaded)."""
@@ -361,6 +396,18 @@ class Registry:
                 if r.problem]
 
 
+
+
+def _config_failure(source: str, plugin: str, error: Exception) -> ConfigError:
+    """A hook's crash on a foreign config, said as what is wrong with the config."""
+    if isinstance(error, KeyError) and error.args:
+        what = f"field {error.args[0]!r} is missing"
+    elif isinstance(error, RecursionError):
+        what = "it is nested too deeply"
+    else:
+        what = f"a field has an unexpected value ({type(error).__name__}: {error})"
+    return ConfigError(f"{source}: {what}, so plugin {plugin!r} cannot read this config; "
+                       "fix the file (compare it with the model's documented config.json)")
 
 
 def _refusal(what: str, key: str, first: str, later: str) -> str:
