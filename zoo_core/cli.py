@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -264,8 +265,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._errors import InputError
     from ._scaffold import write_plugin
 
+    where = Path(args.directory)
+    if where.exists() and not where.is_dir():
+        raise InputError(f"--directory {args.directory!r} is a file, not a folder; name the "
+                         "folder to create the plugin in")
     folder = write_plugin(args.name, args.kind, args.directory)
     if args.json:
         _print_json({"name": args.name, "kind": args.kind, "path": str(folder)})
@@ -385,17 +393,48 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.fn(args))
         sys.stdout.flush()  # a short output still in the buffer meets a closed pipe here
         return code
-    except ZooError as e:
-        error = f"zoo: error: {e}"
-        print(error, file=sys.stderr)
-        return 1
     except BrokenPipeError:
         # the reader closed the pipe (`zoo list | head -1`): stop quietly, as ls and git do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
         return 141
+    except Exception as e:  # every failure is one line, never a traceback
+        error = f"zoo: error: {_describe(e)}"
+        print(error, file=sys.stderr)
+        return 1
     finally:
         _warn_plugin_problems(error)
+
+
+def _describe(error: Exception) -> str:
+    """What went wrong, in one line."""
+    if isinstance(error, ZooError):
+        return str(error)
+    if isinstance(error, OSError) and _raised_writing_output(error):
+        _drop_stdout()
+        return f"cannot write the output ({error.strerror or error}); check where stdout goes"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {str(error.filename)!r}"
+    if isinstance(error, RecursionError):
+        return ("the input is nested too deeply to read (RecursionError); check the JSON or "
+                "TOML file it names")
+    if isinstance(error, MemoryError):
+        return "out of memory; try a smaller input or free memory"
+    text = " ".join(str(error).split())
+    return (f"unexpected {type(error).__name__}: {text[:300]} (a bug: please report it with "
+            "the command that caused it)")
+
+
+def _raised_writing_output(error: OSError) -> bool:
+    """Whether ``error`` came from writing stdout (a full disk, /dev/full): ``print`` is raised
+    from the command of this module that called it, a flush from ``main``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return error.filename is None and bool(frames) and frames[-1].filename == __file__
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _warn_plugin_problems(shown: str) -> None:
