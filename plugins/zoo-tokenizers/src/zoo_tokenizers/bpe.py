@@ -28,7 +28,13 @@ from typing import Any, ClassVar, Literal
 from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
-from .engines import python_backend, tiktoken_backend
+from .engines import (
+    has_long_space_run,
+    is_panic,
+    python_backend,
+    refuse_surrogates,
+    tiktoken_backend,
+)
 from .merge import LONG, merge
 from .patterns import Splitter, resolve
 
@@ -82,8 +88,6 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
     return [piece[a:b] for a, b in zip(pos, pos[1:], strict=False)]
 
 
-def _no_surrogates(text: str) -> str:
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class _PieceCache(dict):  # type: ignore[type-arg]
@@ -182,10 +186,17 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
+        if self.backend != "python" and has_long_space_run(text):
+            return self._encode_python(text)  # the compiled engine would panic
         try:
             return self._run(text)  # type: ignore[no-any-return]
-        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return self._run(_no_surrogates(text))  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            refuse_surrogates(text)
+            raise
+        except BaseException as e:  # a panic is no Exception: never let one reach the user
+            if not is_panic(e):
+                raise
+            return self._encode_python(text)
 
     def _encode_python(self, text: str) -> list[int]:
         """:meth:`encode_ordinary` by the pure-Python engine (the reference)."""
@@ -194,9 +205,9 @@ class BPE(Tokenizer):
         try:
             return list(chain.from_iterable(map(self._cache.__getitem__,
                                                 self._splitter.split(text))))
-        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return list(chain.from_iterable(map(self._cache.__getitem__,
-                                                self._splitter.split(_no_surrogates(text)))))
+        except UnicodeEncodeError:
+            refuse_surrogates(text)
+            raise
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
@@ -255,8 +266,11 @@ class BPE(Tokenizer):
         the batch is large enough to pay for it."""
         from .parallel import check_workers, encode_batch
 
+        texts = list(texts)
         engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
-        if engine is not None:  # tiktoken's own threads
+        if engine is not None and not any(map(has_long_space_run, texts)):  # tiktoken's threads
+            for text in texts:
+                refuse_surrogates(text)
             check_workers(num_workers)
             return engine.encode_batch(  # type: ignore[no-any-return]
                 list(texts), num_threads=num_workers or os.cpu_count() or 1, **options)

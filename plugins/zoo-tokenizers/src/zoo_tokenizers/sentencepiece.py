@@ -35,7 +35,7 @@ from typing import Any
 
 from zoo_core import ConfigError, InputError, Tokenizer, atomic_write
 
-from .engines import python_backend, sentencepiece_backend
+from .engines import python_backend, refuse_surrogates, sentencepiece_backend
 from .merge import merge
 from .spm_model import (
     BYTE,
@@ -159,7 +159,11 @@ class SentencePiece(Tokenizer):
         """Ids of ``text``; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around them."""
         if not isinstance(text, str):
             raise InputError(f"text must be a str, got {type(text).__name__}: {text!r:.80}")
-        ids: list[int] = self._run(text)
+        try:
+            ids: list[int] = self._run(text)
+        except (RuntimeError, UnicodeEncodeError):  # how each engine meets a lone surrogate
+            refuse_surrogates(text)
+            raise
         if add_bos:
             ids.insert(0, self._control("bos_id"))
         if add_eos:
