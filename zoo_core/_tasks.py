@@ -80,6 +80,7 @@ def task(entry_name: str) -> Task:
         {'token': '[CLS]', 'id': 101, 'start': 0, 'end': 0}
     """
     entry = CATALOG.get(entry_name)
+    REGISTRY.get(entry.component)  # not installed: says which plugin serves the entry
     runners = REGISTRY.task_runners()
     if entry.task not in runners:
         raise unknown(f"task runner for entry {entry.name!r} (task)", entry.task or "''",

@@ -107,15 +107,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     for n in names:
         if n in entries:
             e = entries[n]
-            data.append({"name": n, "kind": e.kind, "component": e.component, "plugin": None,
+            data.append({"name": n, "kind": e.kind, "component": e.component,
+                         "plugin": e.plugin or None, "available": e.component in comps,
                          "task": e.task or None, "pretrained": e.pretrained,
                          "pin": _pin(e.files), "summary": e.summary})
         else:
             c = comps[n]
             data.append({"name": n, "kind": c.kind, "component": None, "plugin": c.plugin,
-                         "task": None, "pretrained": False, "pin": None, "summary": c.summary})
-    rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"],
-             d["pin"] or "-", d["summary"]] for d in data]
+                         "available": True, "task": None, "pretrained": False, "pin": None,
+                         "summary": c.summary})
+    rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"], d["pin"] or "-",
+             d["summary"] if d["available"] else
+             f"[unavailable: install {d['plugin'] or 'a plugin serving ' + d['component']}] "
+             + d["summary"]] for d in data]
     _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows,
           optional=("component/plugin", "kind"))
     return 0
