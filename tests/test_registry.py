@@ -76,6 +76,13 @@ GARBAGE = {
     "catalog entry of wrong type": "def zoo_catalog():\n    return [{'name': 'e', 'component': 5}]",
     "runners not a dict": "def zoo_task_runners():\n    return ['tokenize']",
     "runner not an import string": "def zoo_task_runners():\n    return {'tokenize': 3}",
+    "task spec without runner": "def zoo_task_runners():\n    return {'t': {'render': 'a:b'}}",
+    "task spec with unknown key": "def zoo_task_runners():\n    return {'t': {'runner': 'a:b', "
+                                  "'colour': 1}}",
+    "task schema not JSON": "def zoo_task_runners():\n    return {'t': {'runner': 'a:b', "
+                            "'schema': {'x': object()}}}",
+    "task renderer not an import string": "def zoo_task_runners():\n    return {'t': "
+                                          "{'runner': 'a:b', 'render': 'nope'}}",
     "hook raises": "def zoo_catalog():\n    raise KeyError('oops')",
 }
 

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import importlib.metadata as md
 import io
+import json
 import os
 import sys
 import time
@@ -129,12 +130,22 @@ class PluginWarning(UserWarning):
     """A contribution of an explicitly registered plugin was refused (see its report)."""
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a plugin registers for a task: its runner, the JSON schema of the fields the runner
+    returns, and the renderer of a result as a table (import strings ``module:function``)."""
+
+    runner: str
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    render: str = ""
+
+
 @dataclass
 class _Contribution:
     """A plugin's admitted catalogue entries and task runners."""
 
     catalog: list[dict[str, Any]] = field(default_factory=list)
-    runners: dict[str, str] = field(default_factory=dict)
+    runners: dict[str, TaskSpec] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -361,8 +372,13 @@ class Registry:
                 yield plugin, dict(raw)
 
     def task_runners(self) -> dict[str, str]:
+        """``{task: "module:function"}`` of every served task."""
+        return {t: spec.runner for t, spec in self.tasks().items()}
+
+    def tasks(self) -> dict[str, TaskSpec]:
+        """Every served task with its runner, schema and renderer."""
         self._ensure()
-        return {t: f for c in self._contributions.values() for t, f in c.runners.items()}
+        return {t: s for c in self._contributions.values() for t, s in c.runners.items()}
 
     def expected_failures(self, plugin: str) -> dict[str, str]:
         """The contract cases a plugin declares as expected to fail, with the reasons."""
@@ -477,15 +493,37 @@ def _catalog_of(result: Any, plugin: str) -> list[dict[str, Any]]:
     return found
 
 
-def _runners_of(result: Any, plugin: str) -> dict[str, str]:
+def _runners_of(result: Any, plugin: str) -> dict[str, TaskSpec]:
     if result is None:
         return {}
-    if not isinstance(result, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, str) and ":" in v
-            for k, v in result.items()):
+    expected = ("return a dict mapping a task name to 'module:function' or to {'runner': "
+                "'module:function', 'schema': {JSON schema}, 'render': 'module:function'}")
+    if not isinstance(result, Mapping):
         raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(result)}; "
-                          "return a dict mapping a task name to 'module:function'")
-    return dict(result)
+                          + expected)
+    specs = {}
+    for task, value in result.items():
+        raw = {"runner": value} if isinstance(value, str) else value
+        ok = (isinstance(task, str) and task and isinstance(raw, Mapping)
+              and set(raw) <= {"runner", "schema", "render"}
+              and _import_string(raw.get("runner"))
+              and isinstance(raw.get("schema", {}), Mapping)
+              and (not raw.get("render") or _import_string(raw["render"])))
+        if not ok:
+            raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(value)} "
+                              f"for task {_short(task)}; " + expected)
+        try:
+            json.dumps(raw.get("schema", {}))
+        except (TypeError, ValueError) as e:
+            raise PluginError(f"plugin {plugin!r}: the schema of task {task!r} is not JSON "
+                              f"({e})") from None
+        specs[task] = TaskSpec(raw["runner"], dict(raw.get("schema", {})),
+                               raw.get("render", ""))
+    return specs
+
+
+def _import_string(value: Any) -> bool:
+    return isinstance(value, str) and ":" in value
 
 
 def _reasons_of(result: Any, plugin: str) -> dict[str, str]:

@@ -1,26 +1,16 @@
 """Tasks: what ``zoo run ENTRY INPUT…`` and its Python twin ``zoo.task(ENTRY)(inputs)`` do.
 
-An entry names its ``task``; the plugin that serves the task registers a runner through the
-``zoo_task_runners`` hook (``{"task-name": "module:function"}``). A runner is called as
-``function(entry_name, inputs)`` and returns the task's fields below as plain data (numbers as
-numbers, lists as lists). The core adds ``task``, ``entry`` and ``inputs``, so every result
-reads ``{"task": str, "entry": str, "inputs": [str, ...], ...fields}``. ``zoo run --json``
-prints exactly that dict; the table ``zoo run`` shows is rendered from it.
-
-Schemas (version 1):
-
-``sentence-similarity``
-    ``similarity``: ``[[float]]``, the (N, N) cosine similarities of the N inputs.
-``fill-mask``
-    ``predictions``: one ``{"input": int, "position": int, "candidates": [{"token": str,
-    "id": int, "score": float}, ...]}`` per mask token, ``input`` indexing ``inputs``,
-    ``position`` the token position, candidates best first.
-``tokenize``
-    ``tokens``: per input, a list of ``{"token": str, "id": int, "start": int, "end": int}``
-    (character offsets in the input).
-
-A runner of another task may return any JSON-ready dict; one shaped ``{"columns": [...],
-"rows": [[...]]}`` is shown as that table and printed by ``--json`` as one dict per row.
+An entry names its ``task``; the plugin that serves the task registers it through the
+``zoo_task_runners`` hook: ``{"task-name": {"runner": "module:function", "schema": {...},
+"render": "module:function"}}`` (a bare ``"module:function"`` registers the runner alone).
+The runner is called as ``runner(entry_name, inputs)`` and returns the task's fields as plain
+data (numbers as numbers, lists as lists), described by ``schema``, a JSON schema. The core
+adds ``task``, ``entry`` and ``inputs``, so every result reads ``{"task": str, "entry": str,
+"inputs": [str, ...], ...fields}``. ``zoo run --json`` prints exactly that dict; the table
+``zoo run`` shows is ``render(result) -> (title, columns, rows)``. Without a renderer, a result
+shaped ``{"columns": [...], "rows": [[...]]}`` is shown as that table (and printed by
+``--json`` as one dict per row), any other as its fields. ``zoo run --help`` lists each served
+task with its entries and schema.
 
 Example:
     >>> similar = zoo.task("all-minilm-l6-v2")
@@ -38,14 +28,15 @@ from ._catalog import CATALOG, Entry
 from ._errors import InputError, unknown
 from ._registry import REGISTRY
 
-SCHEMA_VERSION = 1
-#: The fields each task adds to ``{"task", "entry", "inputs"}`` (details in this module's doc).
-SCHEMAS = {
-    "sentence-similarity": '"similarity": [[float]] (N x N cosine similarities)',
-    "fill-mask": '"predictions": [{"input": int, "position": int, "candidates": '
-                 '[{"token": str, "id": int, "score": float}]}]',
-    "tokenize": '"tokens": [[{"token": str, "id": int, "start": int, "end": int}]] per input',
-}
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """The JSON schema of each served task's fields, as its plugin registered it."""
+    return {t: dict(spec.schema) for t, spec in sorted(REGISTRY.tasks().items())}
+
+
+def _imported(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class Task:
@@ -85,29 +76,16 @@ def task(entry_name: str) -> Task:
     if entry.task not in runners:
         raise unknown(f"task runner for entry {entry.name!r} (task)", entry.task or "''",
                       runners, hint="Install the plugin that provides this task.")
-    module, _, fn = runners[entry.task].partition(":")
-    return Task(entry, getattr(importlib.import_module(module), fn))
+    return Task(entry, _imported(runners[entry.task]))
 
 
 def table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
     """``(title, columns, rows)`` showing a task result to people."""
+    spec = REGISTRY.tasks().get(result.get("task", ""))
+    if spec is not None and spec.render:
+        title, columns, rows = _imported(spec.render)(result)
+        return title, list(columns), [list(r) for r in rows]
     title = f"{result.get('task', '')} ({result.get('entry', '')})"
-    inputs = result.get("inputs", [])
-    rows: list[list[Any]]
-    if "similarity" in result:
-        labels = [f"[{i}] {t}" for i, t in enumerate(inputs)]
-        rows = [[labels[i], *[f"{s:.4f}" for s in row]]
-                for i, row in enumerate(result["similarity"])]
-        return title, ["sentence", *[f"[{i}]" for i in range(len(inputs))]], rows
-    if "predictions" in result:
-        rows = [[inputs[p["input"]], p["position"], rank, c["token"], f"{c['score']:.4f}"]
-                for p in result["predictions"]
-                for rank, c in enumerate(p["candidates"], 1)]
-        return title, ["input", "position", "rank", "token", "score"], rows
-    if "tokens" in result:
-        rows = [[text, t["token"], t["id"], t["start"], t["end"]]
-                for text, toks in zip(inputs, result["tokens"], strict=True) for t in toks]
-        return title, ["text", "token", "id", "start", "end"], rows
     if "columns" in result and "rows" in result:
         return result.get("title", title), list(result["columns"]), list(result["rows"])
     skip = {"task", "entry", "inputs"}

@@ -296,7 +296,7 @@ class _RunParser(argparse.ArgumentParser):
         try:
             from ._catalog import CATALOG
             from ._registry import REGISTRY
-            from ._tasks import SCHEMAS
+            from ._tasks import schemas
 
             runners = REGISTRY.task_runners()
             by_task: dict[str, list[str]] = {t: [] for t in sorted(runners)}
@@ -304,14 +304,28 @@ class _RunParser(argparse.ArgumentParser):
                 if e.task in by_task:
                     by_task[e.task].append(e.name)
             lines = [f"  {t}: {', '.join(sorted(n)) or '(no entry)'}" for t, n in by_task.items()]
-            schemas = [f"  {t}: {s}" for t, s in SCHEMAS.items()]
+            fields = [f"  {t}: {_shape(s)}"
+                      + (f"\n    ({s['description']})" if s.get("description") else "")
+                      for t, s in schemas().items()]
             self.epilog = ("tasks served by the installed plugins, and their entries:\n"
                            + ("\n".join(lines) or "  (none)")
                            + '\n\n--json prints {"task": str, "entry": str, "inputs": [str], '
-                             "...} with, per task:\n" + "\n".join(schemas))
+                             "...} with, per task, the fields (JSON schema):\n" + "\n".join(fields))
         except ZooError as e:
             self.epilog = f"(tasks unavailable: {e})"
         return super().format_help()
+
+
+def _shape(schema: Any) -> str:
+    """A JSON schema in short: ``{"similarity": [[number]]}``."""
+    if not isinstance(schema, dict):
+        return "?"
+    if schema.get("type") == "array":
+        return f"[{_shape(schema.get('items', {}))}]"
+    if "properties" in schema:
+        return "{" + ", ".join(f"{json.dumps(k)}: {_shape(v)}"
+                               for k, v in schema["properties"].items()) + "}"
+    return str(schema.get("type", "any"))
 
 
 def parser() -> argparse.ArgumentParser:

@@ -69,10 +69,31 @@ def zoo_components():
     ]
 
 
+_POINT = {"type": "array", "items": {"type": "number"}}
+_FACE = {"type": "object", "required": ["image", "face", "score", "box", "landmarks"],
+         "properties": {"image": {"type": "string"}, "face": {"type": "integer"},
+                        "score": {"type": "number"}, "box": _POINT,
+                        "landmarks": {"type": "array", "items": _POINT}}}
+
+
 @hookimpl
 def zoo_task_runners():
-    return {"face-detection": "zoo_face.tasks:detect_faces",
-            "face-verification": "zoo_face.tasks:verify_faces"}
+    return {
+        "face-detection": {
+            "runner": "zoo_face.tasks:detect_faces",
+            "schema": {"description": "every face found: its image, score, box x1,y1,x2,y2 "
+                                      "and five landmarks x,y (pixels)",
+                       "type": "object", "required": ["faces"],
+                       "properties": {"faces": {"type": "array", "items": _FACE}}}},
+        "face-verification": {
+            "runner": "zoo_face.tasks:verify_faces",
+            "schema": {"description": "the cosine of the two best faces' embeddings, the "
+                                      "threshold, and whether they are the same person",
+                       "type": "object", "required": ["cosine", "threshold", "same"],
+                       "properties": {"cosine": {"type": "number"},
+                                      "threshold": {"type": "number"},
+                                      "same": {"type": "boolean"}}}},
+    }
 
 
 @hookimpl

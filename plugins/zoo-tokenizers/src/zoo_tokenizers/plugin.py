@@ -25,6 +25,16 @@ def zoo_components():
     ]
 
 
+_TOKEN = {"type": "object", "required": ["token", "id", "start", "end"], "properties": {
+    "token": {"type": "string"}, "id": {"type": "integer"},
+    "start": {"type": "integer"}, "end": {"type": "integer"}}}
+
+
 @hookimpl
 def zoo_task_runners():
-    return {"tokenize": "zoo_tokenizers.run:tokenize"}
+    return {"tokenize": {
+        "runner": "zoo_tokenizers.run:tokenize", "render": "zoo_tokenizers.run:tokens_table",
+        "schema": {"description": "per input, its tokens with character offsets in the input",
+                   "type": "object", "required": ["tokens"],
+                   "properties": {"tokens": {"type": "array",
+                                             "items": {"type": "array", "items": _TOKEN}}}}}}

@@ -38,3 +38,11 @@ def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
              "start": a, "end": max(b, min(a + 1, len(text)))}
             for i, a, b in zip(ids, starts, ends, strict=True)])
     return {"tokens": tokens}
+
+
+def tokens_table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """``zoo run``'s table of a tokenize result: one row per token."""
+    rows = [[text, t["token"], t["id"], t["start"], t["end"]]
+            for text, tokens in zip(result["inputs"], result["tokens"], strict=True)
+            for t in tokens]
+    return f"tokenize ({result['entry']})", ["text", "token", "id", "start", "end"], rows

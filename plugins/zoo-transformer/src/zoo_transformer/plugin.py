@@ -42,10 +42,31 @@ def zoo_components() -> list[Any]:
     ]
 
 
+_FLOATS = {"type": "array", "items": {"type": "number"}}
+_CANDIDATE = {"type": "object", "required": ["token", "id", "score"], "properties": {
+    "token": {"type": "string"}, "id": {"type": "integer"}, "score": {"type": "number"}}}
+_PREDICTION = {"type": "object", "required": ["input", "position", "candidates"], "properties": {
+    "input": {"type": "integer"}, "position": {"type": "integer"},
+    "candidates": {"type": "array", "items": _CANDIDATE}}}
+
+
 @hookimpl
-def zoo_task_runners() -> dict[str, str]:
-    return {"sentence-similarity": f"{_M}.tasks:sentence_similarity",
-            "fill-mask": f"{_M}.tasks:fill_mask"}
+def zoo_task_runners() -> dict[str, Any]:
+    return {
+        "sentence-similarity": {
+            "runner": f"{_M}.tasks:sentence_similarity",
+            "render": f"{_M}.tasks:similarity_table",
+            "schema": {"description": "the (N, N) cosine similarities of the N inputs",
+                       "type": "object", "required": ["similarity"],
+                       "properties": {"similarity": {"type": "array", "items": _FLOATS}}}},
+        "fill-mask": {
+            "runner": f"{_M}.tasks:fill_mask",
+            "render": f"{_M}.tasks:fill_mask_table",
+            "schema": {"description": "per mask token: the input it is in, its position and "
+                                      "the candidates, best first",
+                       "type": "object", "required": ["predictions"],
+                       "properties": {"predictions": {"type": "array", "items": _PREDICTION}}}},
+    }
 
 
 @hookimpl
