@@ -244,3 +244,36 @@ def test_loading_an_unavailable_entry_names_the_plugin(monkeypatch) -> None:
     registry = type(zoo.REGISTRY)()
     with pytest.raises(zoo.UnknownNameError, match="served by plugin 'zoo-transformer'"):
         registry.get("model:bert-sentence-embedding")
+
+
+def test_a_loaded_model_carries_its_entry_and_finds_its_own_tokenizer(catalog) -> None:
+    """Two entries serve the sentence-embedding component with different tokenizers: each
+    model takes its own entry's (the component used to scan the whole catalogue, and gave up
+    when it found two)."""
+    shipped = zoo.CATALOG.get("all-minilm-l6-v2")
+    vocab = zoo.CATALOG.get("bert-base-uncased")
+    catalog(f'''
+[entries.my-vocab]
+component = "tokenizer:wordpiece"
+config = {{ lowercase = false }}
+sources = {json.dumps([str(s) for s in vocab.sources])}
+files = {json.dumps(vocab.files).replace(":", " =")}
+
+[entries.my-minilm]
+component = "{shipped.component}"
+preset = "mini"
+layout = "hf-bert"
+tokenizer = "my-vocab"
+sources = {json.dumps([str(s) for s in shipped.sources])}
+files = {json.dumps(shipped.files).replace(":", " =")}
+''')
+    mine = zoo.load("my-minilm")
+    assert mine.zoo_entry.name == "my-minilm"
+    assert mine.tokenizer.zoo_entry.name == "my-vocab"
+    shipped_model = zoo.load("all-minilm-l6-v2")
+    assert shipped_model.tokenizer.zoo_entry.name == "bert-base-uncased"
+    assert shipped_model.tokenizer.tokenize("Hello") == ["hello"]
+    assert mine.tokenizer.tokenize("Hello") == ["[UNK]"]  # cased, on an uncased vocabulary
+    built = zoo.create(shipped.component, preset="mini")
+    with pytest.raises(zoo.ConfigError, match="names no tokenizer"):
+        _ = built.tokenizer

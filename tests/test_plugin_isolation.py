@@ -107,12 +107,13 @@ SLOW = "import time\ntime.sleep(0.3)\n" + GOOD.replace("loss:good", "loss:slow")
 @pytest.mark.parametrize("code", ["sys.exit(0)", "sys.exit(3)", "raise SystemExit"])
 def test_sys_exit_at_import_breaks_only_that_plugin(tmp_path: Path, code: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(_install(tmp_path, {"aaa": f"import sys\n{code}\n",
+    name = "exits" + "".join(c for c in code if c.isalnum())  # a module not imported yet
+    monkeypatch.syspath_prepend(str(_install(tmp_path, {name: f"import sys\n{code}\n",
                                                         "good": GOOD})))
-    monkeypatch.setenv("ZOO_PLUGINS", "aaa,good")
+    monkeypatch.setenv("ZOO_PLUGINS", f"{name},good")
     reg = Registry()
     assert "loss:good" in reg.components()
-    report = reg.reports["aaa"]
+    report = reg.reports[name]
     assert report.status == "broken" and "sys.exit(" in report.error
 
 

@@ -208,6 +208,16 @@ class Entry:
         }
 
 
+def attach_entry(obj: Any, entry: Entry) -> Any:
+    """Let what was loaded from ``entry`` carry it (``obj.zoo_entry``), so that it finds its
+    own tokenizer and task without scanning the catalogue."""
+    try:
+        obj.zoo_entry = entry
+    except (AttributeError, TypeError):  # an object without a __dict__ (slots, builtins)
+        pass
+    return obj
+
+
 def parse_entry(name: str, raw: Any, origin: str) -> Entry:
     """Validate one raw entry; errors name the file (origin), the entry and the field."""
 
