@@ -11,7 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import zoo_core as zoo
@@ -173,8 +173,11 @@ _ARGV = st.lists(st.one_of(_WORDS, st.text(max_size=12)), min_size=1, max_size=5
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(argv=_ARGV)
+@example(argv=["run", "mtcnn", "/"])
+@example(argv=["run", "mtcnn", "/dev/null", "--out", "x.png"])
+@example(argv=["plugin", "new", "x", "--directory", "/etc/hostname"])
 def test_fuzz_arguments(capsys, tmp_path: Path, argv: list[str]) -> None:
-    if argv[0] == "plugin":  # writes a plugin: not in the current folder
+    if argv[0] == "plugin" and "--directory" not in argv:  # not in the current folder
         argv = [*argv, "--directory", str(tmp_path / "new")]
     old = {k: os.environ.get(k) for k in ("ZOO_CACHE", "HF_HUB_OFFLINE")}
     os.environ.update(ZOO_CACHE=str(tmp_path / "zoo"), HF_HUB_OFFLINE="1")
