@@ -65,7 +65,8 @@ def test_lone_surrogates_are_an_input_error_with_every_backend(tokenizers, name:
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet=st.characters(exclude_categories=()), max_size=60)  # surrogates too
+@given(text=st.text(max_size=60)
+       | st.text(alphabet=st.characters(categories=["Cs", "Ll", "Zs", "Lo", "So"]), max_size=20)
        | st.builds(lambda c, n: c * n, st.sampled_from([" ", "\t", "\n", "a", "1", "!"]),
                    st.integers(0, 3000)))
 def test_fuzz_any_text_encodes_or_is_an_input_error(tokenizers, text: str) -> None:
