@@ -80,3 +80,21 @@ def test_fuzz_any_text_encodes_or_is_an_input_error(tokenizers, text: str) -> No
         assert all(isinstance(i, int) for i in ids)
         if name == "o200k_base":
             assert tok.decode(ids) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs=st.lists(st.tuples(st.sampled_from([" ", "\t", "\n", "\u3000", "a", "é"]),
+                               st.integers(1, 40)), max_size=12))
+def test_fuzz_the_long_run_check_against_a_plain_scan(runs) -> None:
+    """The check looks at a few points only; it must agree with scanning every run."""
+    import re
+
+    from zoo_tokenizers import engines
+
+    text = "".join(c * n for c, n in runs)
+    plain = max((len(m.group()) for m in re.finditer(r"\s+", text)), default=0) > 8
+    saved, engines.SAFE_SPACE_RUN = engines.SAFE_SPACE_RUN, 8  # small, to reach every case
+    try:
+        assert engines.has_long_space_run(text) == plain, text
+    finally:
+        engines.SAFE_SPACE_RUN = saved

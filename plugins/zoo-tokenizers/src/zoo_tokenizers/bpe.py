@@ -29,6 +29,7 @@ from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
 from .engines import (
+    SAFE_SPACE_RUN,
     has_long_space_run,
     is_panic,
     python_backend,
@@ -186,7 +187,8 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
-        if self.backend != "python" and has_long_space_run(text):
+        if len(text) > SAFE_SPACE_RUN and self.backend != "python" \
+                and has_long_space_run(text):
             return self._encode_python(text)  # the compiled engine would panic
         try:
             return self._run(text)  # type: ignore[no-any-return]
