@@ -5,11 +5,16 @@ imports no torch. ``Component.load()`` imports the target when a user creates on
 
 Isolation is per contribution. Installed plugins load in entry-point name order, then the
 explicitly registered ones in call order; the first to register a ``kind:name``, a catalogue
-entry name or a task wins, and a later duplicate is refused alone (the plugin's report names
-both plugins). Every hook's result is type-checked per plugin: a plugin whose hook raises or
-returns garbage is marked broken with the reason and contributes nothing, while the others
-keep working. ``ZOO_STRICT_PLUGINS=1`` turns any problem into a ``PluginError`` and leaves the
-registry as it was (a later call loads, and raises, again).
+entry name (``registry.toml`` comes before every plugin) or a task wins, and a later duplicate
+is refused alone (the plugin's report names both). Loading is guarded: an exception or
+``SystemExit`` while a plugin imports or registers marks it broken; output on stdout is
+dropped and an import slower than ``Registry.slow_import_s`` is reported (the plugin is
+degraded). Every hook's result is type-checked per plugin: a plugin whose hook raises or
+returns garbage while it registers is broken and contributes nothing, while the others keep
+working. A plugin is never marked broken afterwards: ``zoo_foreign_config`` reads user data,
+and its failure on a config is a ``ConfigError`` about that config. ``ZOO_STRICT_PLUGINS=1``
+turns any problem into a ``PluginError`` and leaves the registry as it was (a later call
+loads, and raises, again).
 """
 
 from __future__ import annotations
@@ -408,7 +413,9 @@ class Registry:
                 failure = failure or ConfigError(f"{source}: {e}")
                 continue
             except Exception as e:
-                failure = failure or _config_failure(source, plugin, e)
+                if failure is None:
+                    failure = _config_failure(source, plugin, e)
+                    failure.__cause__ = e
                 continue
             if found is not None:
                 return found
