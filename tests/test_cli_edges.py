@@ -60,12 +60,12 @@ def _words(text: str) -> str:
 
 
 # each task: what its inputs are called, and the fields its --json adds (README, DESIGN)
-TASKS = {"sentence-similarity": ["TEXT TEXT", '"similarity": [[float]]'],
-         "fill-mask": ["[MASK]", '"predictions"', '"candidates"', '"score": float'],
-         "tokenize": ["TEXT", '"tokens"', '"start": int', '"end": int'],
+TASKS = {"sentence-similarity": ["TEXT TEXT", '"similarity": [[number]]'],
+         "fill-mask": ["[MASK]", '"predictions"', '"candidates"', '"score": number'],
+         "tokenize": ["TEXT", '"tokens"', '"start": integer', '"end": integer'],
          "face-detection": ["IMAGE", "--out PATH", '"faces"', '"box"', '"landmarks"'],
          "face-verification": ["IMAGE IMAGE", "--model ENTRY", "--threshold T", '"cosine"',
-                               '"same": bool']}
+                               '"same": boolean']}
 
 
 def test_run_help_describes_every_tasks_inputs_options_and_schema(tmp_path: Path) -> None:

@@ -41,3 +41,61 @@ def test_tables_are_drawn_from_the_data() -> None:
     assert table(legacy) == ("T", ["k", "v"], [["a", 1]])
     assert as_data(legacy) == {"task": "t", "entry": "e", "inputs": ["a"],
                                "rows": [{"k": "a", "v": 1}]}
+
+
+# -- tasks are registered by the plugin that runs them ---------------------------------------
+
+LINES = """
+from zoo_core import hookimpl
+@hookimpl
+def zoo_catalog():
+    return [{"name": "toy-lines", "component": "model:toy-mlp", "task": "count-lines"}]
+@hookimpl
+def zoo_task_runners():
+    return {"count-lines": {
+        "runner": "tests.test_tasks:count_lines", "render": "tests.test_tasks:lines_table",
+        "schema": {"type": "object", "properties": {"lines": {"type": "array",
+                                                              "items": {"type": "integer"}}}}}}
+"""
+
+
+def count_lines(entry: str, inputs: list[str]) -> dict:
+    return {"lines": [len(text.splitlines()) for text in inputs]}
+
+
+def lines_table(result: dict) -> tuple:
+    return "lines", ["text", "lines"], [[t, n] for t, n in zip(result["inputs"],
+                                                                  result["lines"], strict=True)]
+
+
+def test_a_plugin_registers_runner_schema_and_renderer(toy: str, capsys) -> None:
+    from tests.test_registry import _module
+    from zoo_core.cli import main
+
+    zoo.register_plugin(_module("lines", LINES), "lines")
+    zoo.CATALOG.invalidate()
+    try:
+        result = zoo.task("toy-lines")(["a\nb", "c"])
+        assert result["lines"] == [2, 1]
+        assert table(result) == ("lines", ["text", "lines"], [["a\nb", 2], ["c", 1]])
+        assert zoo.REGISTRY.tasks()["count-lines"].schema["properties"]["lines"]["type"] == \
+            "array"
+        assert main(["run", "toy-lines", "x"]) == 0
+        assert capsys.readouterr().out == "x\t1\n"
+    finally:
+        zoo.unregister_plugin("lines")
+        zoo.CATALOG.invalidate()
+
+
+def test_the_core_knows_only_the_tasks_installed_plugins_serve(tmp_path) -> None:
+    from tests.test_cli import zoo_cli
+
+    shown = zoo_cli(tmp_path, "run", "--help", ZOO_PLUGINS="tokenizers").stdout
+    words = " ".join(shown.split())
+    assert 'tokenize inputs: TEXT [TEXT ...]' in words
+    assert '--json: {"tokens": [[{"token": string, "id": integer' in words
+    assert "similarity" not in shown and "predictions" not in shown
+    full = " ".join(zoo_cli(tmp_path, "run", "--help").stdout.split())
+    assert 'sentence-similarity inputs: TEXT TEXT' in full
+    assert '--json: {"similarity": [[number]]}' in full
+    assert '--json: {"faces": [{"image": string' in full

@@ -91,6 +91,7 @@ def info(name: str) -> dict[str, Any]:
     entry = CATALOG.get(name)
     out = entry.as_dict()
     out["kind"] = entry.kind
+    out["available"] = entry.component in comps  # else `plugin` names what to install
     out["pin"] = ("sha256" if all(entry.files.values()) else "first-use") if entry.files \
         else None
     recorded = STORE.pins(entry)

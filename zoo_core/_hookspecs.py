@@ -24,9 +24,11 @@ def zoo_catalog() -> list[dict[str, Any]]:
 
 
 @hookspec
-def zoo_task_runners() -> dict[str, str]:
-    """Map a task name to ``"module:function"``; ``function(entry_name, inputs)`` returns the
-    task's fields as plain data (schemas in ``zoo_core._tasks``) for ``zoo run``/``zoo.task``."""
+def zoo_task_runners() -> dict[str, str | dict[str, Any]]:
+    """Map a task name to ``"module:function"``, or to ``{"runner": "module:function",
+    "schema": {JSON schema of its fields}, "render": "module:function"}``: ``runner(entry_name,
+    inputs)`` returns the fields as plain data, ``render(result)`` the ``(title, columns,
+    rows)`` ``zoo run`` shows (see ``zoo_core._tasks``)."""
     raise NotImplementedError
 
 

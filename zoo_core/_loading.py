@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG, Entry, Source, check_file_name, parse_source
+from ._catalog import CATALOG, Entry, Source, attach_entry, check_file_name, parse_source
 from ._errors import CatalogError, ConfigError, WeightsError, ZooError
 from ._registry import KINDS, REGISTRY
 from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME
@@ -58,7 +58,7 @@ def load(name: str, *, device: Any = None, dtype: Any = None, random_init: bool 
                        "builds it with random weights; zoo.list() shows pretrained entries")
     entry = CATALOG.get(name)
     folder = STORE.fetch(entry)
-    return _instantiate(entry, folder, device, dtype, random_init=True)
+    return attach_entry(_instantiate(entry, folder, device, dtype, random_init=True), entry)
 
 
 def read_config(path: Path, name: str) -> dict[str, Any]:

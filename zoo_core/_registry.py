@@ -5,19 +5,28 @@ imports no torch. ``Component.load()`` imports the target when a user creates on
 
 Isolation is per contribution. Installed plugins load in entry-point name order, then the
 explicitly registered ones in call order; the first to register a ``kind:name``, a catalogue
-entry name or a task wins, and a later duplicate is refused alone (the plugin's report names
-both plugins). Every hook's result is type-checked per plugin: a plugin whose hook raises or
-returns garbage is marked broken with the reason and contributes nothing, while the others
-keep working. ``ZOO_STRICT_PLUGINS=1`` turns any problem into a ``PluginError`` and leaves the
-registry as it was (a later call loads, and raises, again).
+entry name (``registry.toml`` comes before every plugin) or a task wins, and a later duplicate
+is refused alone (the plugin's report names both). Loading is guarded: an exception or
+``SystemExit`` while a plugin imports or registers marks it broken; output on stdout is
+dropped and an import slower than ``Registry.slow_import_s`` is reported (the plugin is
+degraded). Every hook's result is type-checked per plugin: a plugin whose hook raises or
+returns garbage while it registers is broken and contributes nothing, while the others keep
+working. A plugin is never marked broken afterwards: ``zoo_foreign_config`` reads user data,
+and its failure on a config is a ``ConfigError`` about that config. ``ZOO_STRICT_PLUGINS=1``
+turns any problem into a ``PluginError`` and leaves the registry as it was (a later call
+loads, and raises, again).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata as md
+import io
+import json
 import os
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +36,8 @@ from typing import Any
 import pluggy
 
 from . import _hookspecs
-from ._errors import PluginError, ZooError, close_matches, unknown
+from ._catalog import shipped_entry_names
+from ._errors import ConfigError, PluginError, ZooError, close_matches, unknown
 
 KINDS = ("model", "tokenizer", "loss", "metric", "kernel", "transform")
 
@@ -125,12 +135,27 @@ class PluginWarning(UserWarning):
     """A contribution of an explicitly registered plugin was refused (see its report)."""
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a plugin registers for a task: its runner, the JSON schema of the fields the runner
+    returns, the renderer of a result as a table (import strings ``module:function``), and what
+    it takes: ``usage`` (shown by ``zoo run --help``), ``at_least`` inputs, and the ``options``
+    that take a value (``--out``)."""
+
+    runner: str
+    schema: Mapping[str, Any] = field(default_factory=dict)
+    render: str = ""
+    usage: str = ""
+    at_least: int = 1
+    options: tuple[str, ...] = ()
+
+
 @dataclass
 class _Contribution:
     """A plugin's admitted catalogue entries and task runners."""
 
     catalog: list[dict[str, Any]] = field(default_factory=list)
-    runners: dict[str, str] = field(default_factory=dict)
+    runners: dict[str, TaskSpec] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
 
 
@@ -145,6 +170,9 @@ _TORCH_WARNING = ("its entry module imports torch, which makes `zoo list` slow: 
 
 class Registry:
     """Plugins, their components, catalogue entries and task runners."""
+
+    slow_import_s = 2.0
+    """An installed plugin taking longer to import and register is reported as degraded."""
 
     def __init__(self, autoload: bool = True) -> None:
         self.pm = pluggy.PluginManager(_hookspecs.PROJECT)
@@ -177,21 +205,40 @@ class Registry:
                 self.reports[ep.name] = PluginReport(ep.name, dist, version, "disabled",
                                                      "not named in ZOO_PLUGINS")
                 continue
-            had_torch = "torch" in sys.modules
-            try:
-                self._register(ep.load(), ep.name, dist, version)
-            except Exception as e:  # a broken plugin must not take the others down
-                self._forget(ep.name)
-                self.reports[ep.name] = PluginReport(ep.name, dist, version, "broken",
-                                                     f"{type(e).__name__}: {e}")
+            self._admit(ep.name, dist, version, ep.load)
             report = self.reports[ep.name]
-            if not had_torch and "torch" in sys.modules:
-                report.imports_torch = True
-                report.warn(_TORCH_WARNING)
             if strict and report.problem:
                 self._restore(saved)
                 raise PluginError(f"{report.problem} ({_STRICT}=1 makes every plugin problem "
                                   "fatal; unset it to load the other plugins)")
+
+    def _admit(self, name: str, dist: str, version: str, load: Callable[[], object]) -> None:
+        """Import and register one installed plugin, guarded: an exception, ``SystemExit``,
+        output on stdout or an import slower than ``slow_import_s`` is reported for this
+        plugin alone (stdout stays clean for ``zoo list --json``)."""
+        had_torch = "torch" in sys.modules
+        start = time.perf_counter()
+        captured = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(captured):
+                self._register(load(), name, dist, version)
+        except (Exception, SystemExit) as e:  # a broken plugin must not take the others down
+            self._forget(name)
+            reason = (f"it called sys.exit({e.code!r}) while loading" if isinstance(e, SystemExit)
+                      else f"{type(e).__name__}: {e}")
+            self.reports[name] = PluginReport(name, dist, version, "broken", reason)
+        report = self.reports[name]
+        seconds = time.perf_counter() - start
+        if not had_torch and "torch" in sys.modules:  # the slowness, named
+            report.imports_torch = True
+            report.warn(_TORCH_WARNING)
+        elif seconds > self.slow_import_s:
+            report.warn(f"its import took {seconds:.1f} s (more than {self.slow_import_s:g} s "
+                        "slows every command): import heavy modules only in the modules that "
+                        "components point at")
+        if captured.getvalue():
+            report.warn(f"it wrote {_short(captured.getvalue())} to stdout while loading "
+                        "(dropped: stdout is the commands' data); log to stderr instead")
 
     def _snapshot(self) -> tuple[Any, ...]:
         names = {n for n, _ in self.pm.list_name_plugin()}
@@ -266,8 +313,13 @@ class Registry:
                 report.warn(_refusal("component", comp.ref, other.plugin, name))
         contribution = _Contribution(expected_failures=expected)
         entries = {e["name"]: p for p, c in self._contributions.items() for e in c.catalog}
+        shipped = shipped_entry_names() if catalog else frozenset()
         for raw in catalog:
-            if raw["name"] in entries:
+            if raw["name"] in shipped:
+                report.warn(f"catalogue entry {raw['name']!r} refused: registry.toml, the "
+                            "catalogue shipped with zoo-core, defines it; rename the plugin's "
+                            "entry")
+            elif raw["name"] in entries:
                 report.warn(_refusal("catalogue entry", raw["name"], entries[raw["name"]], name))
             else:
                 entries[raw["name"]] = name
@@ -292,18 +344,6 @@ class Registry:
         except Exception as e:
             raise PluginError(f"plugin {plugin!r}: {hook} failed: {type(e).__name__}: {e}") from e
 
-    def _break(self, name: str, error: Exception) -> None:
-        """Mark a plugin broken after the fact (a hook called later failed); strict: raise."""
-        reason = f"{type(error).__name__}: {error}"
-        if _truthy(_STRICT):
-            raise PluginError(f"plugin {name!r} is broken: {reason}") from error
-        old = self.reports.get(name) or PluginReport(name)
-        self._forget(name)
-        self.reports[name] = PluginReport(name, old.distribution, old.version, "broken", reason)
-        from ._catalog import CATALOG
-
-        CATALOG.invalidate()
-
     # -- queries -------------------------------------------------------------------------
     def components(self) -> dict[str, Component]:
         self._ensure()
@@ -314,7 +354,25 @@ class Registry:
         comps = self.components()
         if ref in comps:
             return comps[ref]
-        raise unknown("component", ref, comps, hint="Components are addressed as 'kind:name'.")
+        raise unknown("component", ref, comps, hint=self._missing_plugin(ref)
+                      or "Components are addressed as 'kind:name'.")
+
+    def _missing_plugin(self, ref: str) -> str:
+        """How to get ``ref`` when a catalogue entry names the plugin serving it."""
+        from ._catalog import CATALOG
+
+        try:
+            plugins = sorted({e.plugin for e in CATALOG.entries().values()
+                              if e.component == ref and e.plugin})
+        except ZooError:  # a broken user catalogue is reported where it is read
+            return ""
+        if not plugins:
+            return ""
+        report = next((r for r in self.reports.values()
+                       if plugins[0] in (r.distribution, r.name)), None)
+        state = (f"installed but {report.status} (see `zoo plugins`)" if report
+                 else f"not installed: pip install {plugins[0]}")
+        return f"Component {ref!r} is served by plugin {plugins[0]!r}, {state}."
 
     def catalog_entries(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(plugin name, raw entry) for each entry a plugin contributes."""
@@ -324,8 +382,13 @@ class Registry:
                 yield plugin, dict(raw)
 
     def task_runners(self) -> dict[str, str]:
+        """``{task: "module:function"}`` of every served task."""
+        return {t: spec.runner for t, spec in self.tasks().items()}
+
+    def tasks(self) -> dict[str, TaskSpec]:
+        """Every served task with its runner, schema and renderer."""
         self._ensure()
-        return {t: f for c in self._contributions.values() for t, f in c.runners.items()}
+        return {t: s for c in self._contributions.values() for t, s in c.runners.items()}
 
     def expected_failures(self, plugin: str) -> dict[str, str]:
         """The contract cases a plugin declares as expected to fail, with the reasons."""
@@ -333,27 +396,45 @@ class Registry:
         contribution = self._contributions.get(plugin)
         return dict(contribution.expected_failures) if contribution else {}
 
-    def foreign_config(self, config: dict[str, Any]) -> dict[str, Any] | None:
+    def foreign_config(self, config: dict[str, Any], source: str = "config.json"
+                       ) -> dict[str, Any] | None:
         """The first plugin (in registration order) that recognises a foreign ``config.json``.
 
-        A plugin that raises anything but a ``ZooError``, or returns something other than
-        ``None`` or ``{component, config, layout}``, is marked broken and skipped.
+        The config is user data: a hook failing on it says nothing about the plugin, which
+        stays registered. Every plugin is asked until one recognises the config; if none does
+        and one failed, its failure is raised as a ``ConfigError`` naming ``source`` and the
+        field. A result of the wrong shape (a plugin bug) is skipped and noted in its report.
         """
         self._ensure()
+        failure: ZooError | None = None
         for impl in self.pm.hook.zoo_foreign_config.get_hookimpls():
+            plugin = impl.plugin_name
             try:
-                found = _foreign_of(impl.function(config=config), impl.plugin_name)
-            except ZooError as e:
-                if isinstance(e, PluginError):
-                    self._break(impl.plugin_name, e)
-                    continue
-                raise  # the plugin recognised the config and says what is wrong with it
+                found = _foreign_of(impl.function(config=config), plugin)
+            except PluginError as e:
+                self._note(plugin, str(e).removeprefix(f"plugin {plugin!r}: "))
+                continue
+            except ZooError as e:  # the plugin recognised the config and says what is wrong
+                failure = failure or ConfigError(f"{source}: {e}")
+                continue
             except Exception as e:
-                self._break(impl.plugin_name, e)
+                if failure is None:
+                    failure = _config_failure(source, plugin, e)
+                    failure.__cause__ = e
                 continue
             if found is not None:
                 return found
+        if failure is not None:
+            raise failure
         return None
+
+    def _note(self, name: str, message: str) -> None:
+        """A warning in a plugin's report, once (strict mode: raise it)."""
+        report = self.reports.get(name)
+        if _truthy(_STRICT):
+            raise PluginError(f"plugin {name!r}: {message}")
+        if report is not None and message not in report.warnings:
+            report.warn(message)
 
     def problems(self) -> list[str]:
         """One line per broken or degraded plugin (empty before the plugins are loaded)."""
@@ -361,6 +442,18 @@ class Registry:
                 if r.problem]
 
 
+
+
+def _config_failure(source: str, plugin: str, error: Exception) -> ConfigError:
+    """A hook's crash on a foreign config, said as what is wrong with the config."""
+    if isinstance(error, KeyError) and error.args:
+        what = f"field {error.args[0]!r} is missing"
+    elif isinstance(error, RecursionError):
+        what = "it is nested too deeply"
+    else:
+        what = f"a field has an unexpected value ({type(error).__name__}: {error})"
+    return ConfigError(f"{source}: {what}, so plugin {plugin!r} cannot read this config; "
+                       "fix the file (compare it with the model's documented config.json)")
 
 
 def _refusal(what: str, key: str, first: str, later: str) -> str:
@@ -412,15 +505,43 @@ def _catalog_of(result: Any, plugin: str) -> list[dict[str, Any]]:
     return found
 
 
-def _runners_of(result: Any, plugin: str) -> dict[str, str]:
+def _runners_of(result: Any, plugin: str) -> dict[str, TaskSpec]:
     if result is None:
         return {}
-    if not isinstance(result, Mapping) or not all(
-            isinstance(k, str) and k and isinstance(v, str) and ":" in v
-            for k, v in result.items()):
+    expected = ("return a dict mapping a task name to 'module:function' or to {'runner': "
+                "'module:function', 'schema': {JSON schema}, 'render': 'module:function', "
+                "'usage': str, 'at_least': int, 'options': [str]}")
+    if not isinstance(result, Mapping):
         raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(result)}; "
-                          "return a dict mapping a task name to 'module:function'")
-    return dict(result)
+                          + expected)
+    specs = {}
+    for task, value in result.items():
+        raw = {"runner": value} if isinstance(value, str) else value
+        ok = (isinstance(task, str) and task and isinstance(raw, Mapping)
+              and set(raw) <= {"runner", "schema", "render", "usage", "at_least", "options"}
+              and _import_string(raw.get("runner"))
+              and isinstance(raw.get("usage", ""), str)
+              and type(raw.get("at_least", 1)) is int and raw.get("at_least", 1) >= 0
+              and isinstance(raw.get("options", []), (list, tuple))
+              and all(isinstance(o, str) for o in raw.get("options", []))
+              and isinstance(raw.get("schema", {}), Mapping)
+              and (not raw.get("render") or _import_string(raw["render"])))
+        if not ok:
+            raise PluginError(f"plugin {plugin!r}: zoo_task_runners returned {_short(value)} "
+                              f"for task {_short(task)}; " + expected)
+        try:
+            json.dumps(raw.get("schema", {}))
+        except (TypeError, ValueError) as e:
+            raise PluginError(f"plugin {plugin!r}: the schema of task {task!r} is not JSON "
+                              f"({e})") from None
+        specs[task] = TaskSpec(raw["runner"], dict(raw.get("schema", {})),
+                               raw.get("render", ""), raw.get("usage", ""),
+                               raw.get("at_least", 1), tuple(raw.get("options", ())))
+    return specs
+
+
+def _import_string(value: Any) -> bool:
+    return isinstance(value, str) and ":" in value
 
 
 def _reasons_of(result: Any, plugin: str) -> dict[str, str]:

@@ -1,36 +1,18 @@
 """Tasks: what ``zoo run ENTRY INPUT…`` and its Python twin ``zoo.task(ENTRY)(inputs)`` do.
 
-An entry names its ``task``; the plugin that serves the task registers a runner through the
-``zoo_task_runners`` hook (``{"task-name": "module:function"}``). A runner is called as
-``function(entry_name, inputs)`` and returns the task's fields below as plain data (numbers as
-numbers, lists as lists). The core adds ``task``, ``entry`` and ``inputs``, so every result
-reads ``{"task": str, "entry": str, "inputs": [str, ...], ...fields}``. ``zoo run --json``
-prints exactly that dict; the table ``zoo run`` shows is rendered from it.
-
-Schemas (version 1):
-
-``sentence-similarity``
-    ``similarity``: ``[[float]]``, the (N, N) cosine similarities of the N inputs.
-``fill-mask``
-    ``predictions``: one ``{"input": int, "position": int, "candidates": [{"token": str,
-    "id": int, "score": float}, ...]}`` per mask token, ``input`` indexing ``inputs``,
-    ``position`` the token position, candidates best first.
-``tokenize``
-    ``tokens``: per input, a list of ``{"token": str, "id": int, "start": int, "end": int}``
-    (character offsets in the input; spans never overlap: a token that only continues a
-    character begun by the one before has an empty span, and a byte that is not a whole
-    character shows as ``<0xF0>``).
-``face-detection``
-    ``faces``: one ``{"image": str, "face": int, "score": float, "box": [x1, y1, x2, y2],
-    "landmarks": [[x, y] × 5]}`` per face, and ``rows``, the table as one dict per face.
-``face-verification``
-    ``cosine``: float, ``threshold``: float, ``same``: bool, and ``rows``, the table.
-
-:data:`TASKS` says what each takes (``zoo run --help`` prints it); fewer inputs than a task
-needs is a :class:`~zoo_core.UsageError` (``zoo run`` exits 2).
-
-A runner of another task may return any JSON-ready dict; one shaped ``{"columns": [...],
-"rows": [[...]]}`` is shown as that table and printed by ``--json`` as one dict per row.
+An entry names its ``task``; the plugin that serves the task registers it through the
+``zoo_task_runners`` hook: ``{"task-name": {"runner": "module:function", "schema": {...},
+"render": "module:function"}}`` (a bare ``"module:function"`` registers the runner alone).
+The runner is called as ``runner(entry_name, inputs)`` and returns the task's fields as plain
+data (numbers as numbers, lists as lists), described by ``schema``, a JSON schema. The core
+adds ``task``, ``entry`` and ``inputs``, so every result reads ``{"task": str, "entry": str,
+"inputs": [str, ...], ...fields}``. ``zoo run --json`` prints exactly that dict; the table
+``zoo run`` shows is ``render(result) -> (title, columns, rows)``. Without a renderer, a result
+shaped ``{"columns": [...], "rows": [[...]]}`` is shown as that table (and printed by
+``--json`` as one dict per row), any other as its fields. ``zoo run --help`` lists each served
+task with its entries and schema.
+A task registers what it takes too (``usage``, ``at_least``, ``options``): fewer inputs than
+it needs is a :class:`~zoo_core.UsageError` (``zoo run`` exits 2).
 
 Example:
     >>> similar = zoo.task("all-minilm-l6-v2")
@@ -42,53 +24,21 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ._catalog import CATALOG, Entry
 from ._errors import InputError, UsageError, unknown
 from ._registry import REGISTRY
 
-SCHEMA_VERSION = 1
+
+def schemas() -> dict[str, dict[str, Any]]:
+    """The JSON schema of each served task's fields, as its plugin registered it."""
+    return {t: dict(spec.schema) for t, spec in sorted(REGISTRY.tasks().items())}
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    """What a task takes (``inputs``: its usage; ``options``: those that take a value) and the
-    fields it adds to ``{"task", "entry", "inputs"}`` (``schema``)."""
-
-    inputs: str
-    schema: str
-    at_least: int = 1
-    options: tuple[str, ...] = ()
-
-
-_ROWS = '"rows": [{column: value}] (the table)'
-TASKS = {
-    "sentence-similarity": TaskSpec(
-        "TEXT TEXT [TEXT ...]: two texts or more, each compared with each",
-        '"similarity": [[float]] (N x N cosine similarities)', at_least=2),
-    "fill-mask": TaskSpec(
-        "TEXT [TEXT ...]: texts holding the tokenizer's mask token ([MASK])",
-        '"predictions": [{"input": int, "position": int, "candidates": '
-        '[{"token": str, "id": int, "score": float}]}]'),
-    "tokenize": TaskSpec(
-        "TEXT [TEXT ...]: texts to cut into tokens",
-        '"tokens": [[{"token": str, "id": int, "start": int, "end": int}]] per input'),
-    "face-detection": TaskSpec(
-        "IMAGE [IMAGE ...] [--out PATH]: image paths; --out PATH writes the (one) image with "
-        "its detections drawn",
-        '"faces": [{"image": str, "face": int, "score": float, "box": [x1, y1, x2, y2], '
-        f'"landmarks": [[x, y] x 5]}}], {_ROWS}', options=("--out",)),
-    "face-verification": TaskSpec(
-        "IMAGE IMAGE --model ENTRY [--threshold T]: two image paths; --model a recognition "
-        "entry, dir:/path or hf:org/repo@rev; --threshold the cosine from which two faces are "
-        "one person (default: the model's calibrated one)",
-        f'"cosine": float, "threshold": float, "same": bool, {_ROWS}', at_least=2,
-        options=("--model", "--threshold")),
-}
-#: The fields each task adds to ``{"task", "entry", "inputs"}`` (details in this module's doc).
-SCHEMAS = {name: spec.schema for name, spec in TASKS.items()}
+def _imported(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _positional(inputs: list[str], options: tuple[str, ...]) -> int:
@@ -119,10 +69,10 @@ class Task:
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if not all(isinstance(t, str) for t in texts):
             raise InputError(f"task {self.name!r} takes text inputs, got {inputs!r}")
-        spec = TASKS.get(self.name)
+        spec = REGISTRY.tasks().get(self.name)
         if spec is not None and _positional(texts, spec.options) < spec.at_least:
-            raise UsageError(f"task {self.name!r} of {self.entry.name!r} takes {spec.inputs}; "
-                             f"got {texts!r}")
+            raise UsageError(f"task {self.name!r} of {self.entry.name!r} takes "
+                             f"{spec.usage or f'{spec.at_least} inputs or more'}; got {texts!r}")
         fields = self._runner(self.entry.name, texts)
         if not isinstance(fields, dict):
             raise InputError(f"the {self.name!r} runner returned {type(fields).__name__}, "
@@ -145,6 +95,7 @@ def task(entry_name: str) -> Task:
         entry = ref_entry(entry_name)
     else:
         entry = CATALOG.get(entry_name)
+    REGISTRY.get(entry.component)  # not installed: says which plugin serves the entry
     runners = REGISTRY.task_runners()
     if not entry.task:
         raise InputError(f"entry {entry.name!r} has no task, so `zoo run` cannot run it "
@@ -152,29 +103,16 @@ def task(entry_name: str) -> Task:
     if entry.task not in runners:
         raise unknown(f"task runner for entry {entry.name!r} (task)", entry.task or "''",
                       runners, hint="Install the plugin that provides this task.")
-    module, _, fn = runners[entry.task].partition(":")
-    return Task(entry, getattr(importlib.import_module(module), fn))
+    return Task(entry, _imported(runners[entry.task]))
 
 
 def table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
     """``(title, columns, rows)`` showing a task result to people."""
+    spec = REGISTRY.tasks().get(result.get("task", ""))
+    if spec is not None and spec.render:
+        title, columns, rows = _imported(spec.render)(result)
+        return title, list(columns), [list(r) for r in rows]
     title = f"{result.get('task', '')} ({result.get('entry', '')})"
-    inputs = result.get("inputs", [])
-    rows: list[list[Any]]
-    if "similarity" in result:
-        labels = [f"[{i}] {t}" for i, t in enumerate(inputs)]
-        rows = [[labels[i], *[f"{s:.4f}" for s in row]]
-                for i, row in enumerate(result["similarity"])]
-        return title, ["sentence", *[f"[{i}]" for i in range(len(inputs))]], rows
-    if "predictions" in result:
-        rows = [[inputs[p["input"]], p["position"], rank, c["token"], f"{c['score']:.4f}"]
-                for p in result["predictions"]
-                for rank, c in enumerate(p["candidates"], 1)]
-        return title, ["input", "position", "rank", "token", "score"], rows
-    if "tokens" in result:
-        rows = [[text, t["token"], t["id"], t["start"], t["end"]]
-                for text, toks in zip(inputs, result["tokens"], strict=True) for t in toks]
-        return title, ["text", "token", "id", "start", "end"], rows
     if "columns" in result and "rows" in result:
         return result.get("title", title), list(result["columns"]), list(result["rows"])
     skip = {"task", "entry", "inputs"}

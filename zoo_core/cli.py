@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import textwrap
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,15 +127,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     for n in names:
         if n in entries:
             e = entries[n]
-            data.append({"name": n, "kind": e.kind, "component": e.component, "plugin": None,
+            data.append({"name": n, "kind": e.kind, "component": e.component,
+                         "plugin": e.plugin or None, "available": e.component in comps,
                          "task": e.task or None, "pretrained": e.pretrained,
                          "pin": _pin(e.files), "summary": e.summary})
         else:
             c = comps[n]
             data.append({"name": n, "kind": c.kind, "component": None, "plugin": c.plugin,
-                         "task": None, "pretrained": False, "pin": None, "summary": c.summary})
-    rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"],
-             d["pin"] or "-", d["summary"]] for d in data]
+                         "available": True, "task": None, "pretrained": False, "pin": None,
+                         "summary": c.summary})
+    rows = [[d["name"], d["kind"], d["component"] or d["plugin"], d["task"], d["pin"] or "-",
+             d["summary"] if d["available"] else
+             f"[unavailable: install {d['plugin'] or 'a plugin serving ' + d['component']}] "
+             + d["summary"]] for d in data]
     _emit(args, data, ["name", "kind", "component/plugin", "task", "weights", "summary"], rows)
     return 0
 
@@ -284,8 +289,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plugin_new(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._errors import InputError
     from ._scaffold import write_plugin
 
+    where = Path(args.directory)
+    if where.exists() and not where.is_dir():
+        raise InputError(f"--directory {args.directory!r} is a file, not a folder; name the "
+                         "folder to create the plugin in")
     folder = write_plugin(args.name, args.kind, args.directory)
     if args.json:
         _print_json({"name": args.name, "kind": args.kind, "path": str(folder)})
@@ -304,10 +316,10 @@ class _RunParser(argparse.ArgumentParser):
         try:
             from ._catalog import CATALOG
             from ._registry import REGISTRY
-            from ._tasks import TASKS
+            from ._tasks import schemas
 
             runners = REGISTRY.task_runners()
-            by_task: dict[str, list[str]] = {t: [] for t in sorted({*runners, *TASKS})}
+            by_task: dict[str, list[str]] = {t: [] for t in sorted(runners)}
             for e in CATALOG.entries().values():
                 if e.task in by_task:
                     by_task[e.task].append(e.name)
@@ -317,13 +329,14 @@ class _RunParser(argparse.ArgumentParser):
                 return textwrap.fill(text, width, initial_indent=f"    {label:<9}",
                                      subsequent_indent=" " * 13, break_on_hyphens=False)
 
+            specs, fields = REGISTRY.tasks(), schemas()
             lines = []
             for t, names in by_task.items():
-                spec = TASKS.get(t)
-                lines += [f"  {t}" + ("" if t in runners else " (its plugin is not installed)"),
-                          item("inputs:", spec.inputs if spec else "(see its plugin)"),
+                schema = fields.get(t, {})
+                lines += [f"  {t}", item("inputs:", specs[t].usage or "(see its plugin)"),
                           item("entries:", ", ".join(sorted(names)) or "(none)"),
-                          item("--json:", spec.schema if spec else "(see its plugin)")]
+                          item("--json:", _shape(schema) + (f" ({schema['description']})"
+                                                            if schema.get("description") else ""))]
             self.epilog = (textwrap.fill("tasks, what each takes, its entries and what --json "
                                          'adds to {"task": str, "entry": str, "inputs": [str]}:',
                                          width) + "\n" + ("\n".join(lines) or "  (none)")
@@ -345,6 +358,18 @@ def _version() -> str:
         from . import __version__
 
         return __version__
+
+
+def _shape(schema: Any) -> str:
+    """A JSON schema in short: ``{"similarity": [[number]]}``."""
+    if not isinstance(schema, dict):
+        return "?"
+    if schema.get("type") == "array":
+        return f"[{_shape(schema.get('items', {}))}]"
+    if "properties" in schema:
+        return "{" + ", ".join(f"{json.dumps(k)}: {_shape(v)}"
+                               for k, v in schema["properties"].items()) + "}"
+    return str(schema.get("type", "any"))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -435,17 +460,48 @@ def main(argv: list[str] | None = None) -> int:
         code = int(args.fn(args))
         sys.stdout.flush()  # a short output still in the buffer meets a closed pipe here
         return code
-    except ZooError as e:
-        error = f"zoo: error: {e}"
-        print(error, file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
     except BrokenPipeError:
         # the reader closed the pipe (`zoo list | head -1`): stop quietly, as ls and git do
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _drop_stdout()
         return 141
+    except Exception as e:  # every failure is one line, never a traceback
+        error = f"zoo: error: {_describe(e)}"
+        print(error, file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
     finally:
         _warn_plugin_problems(error)
+
+
+def _describe(error: Exception) -> str:
+    """What went wrong, in one line."""
+    if isinstance(error, ZooError):
+        return str(error)
+    if isinstance(error, OSError) and _raised_writing_output(error):
+        _drop_stdout()
+        return f"cannot write the output ({error.strerror or error}); check where stdout goes"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {str(error.filename)!r}"
+    if isinstance(error, RecursionError):
+        return ("the input is nested too deeply to read (RecursionError); check the JSON or "
+                "TOML file it names")
+    if isinstance(error, MemoryError):
+        return "out of memory; try a smaller input or free memory"
+    text = " ".join(str(error).split())
+    return (f"unexpected {type(error).__name__}: {text[:300]} (a bug: please report it with "
+            "the command that caused it)")
+
+
+def _raised_writing_output(error: OSError) -> bool:
+    """Whether ``error`` came from writing stdout (a full disk, /dev/full): ``print`` is raised
+    from the command of this module that called it, a flush from ``main``."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return error.filename is None and bool(frames) and frames[-1].filename == __file__
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _warn_plugin_problems(shown: str) -> None:

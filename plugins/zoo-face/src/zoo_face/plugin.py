@@ -1,4 +1,5 @@
-"""Entry module of zoo-face: light, imports no torch."""
+"""Entry module of zoo-face: light, imports no torch. Its catalogue entries (``mtcnn``,
+``face-verify``) live in the top-level registry.toml."""
 
 from zoo_core import component, hookimpl
 
@@ -68,45 +69,38 @@ def zoo_components():
     ]
 
 
-_NETS = {  # sha256 of facenet-pytorch's pnet/rnet/onet.pt and of their canonical conversions
-    "pnet": ("a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
-             "53e6fda5887eea50607893eda5c80dc38f5e94bfbf40072b446fd749f7f17345"),
-    "rnet": ("bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
-             "b7fcccc998cda10ee62f901146c3eca6041b4b520aa54cd58a22a6e7f88d85b3"),
-    "onet": ("165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
-             "faf9a07856514f1d021584d12fa01f7f539b6768d4acc05202fc2cb4f48835d1"),
-}
-
-
-def _mtcnn_entry(name: str, task: str, summary: str) -> dict:
-    return {
-        "name": name, "component": "model:mtcnn", "task": task, "layout": "facenet-pytorch",
-        "license": "mit", "paper": "https://arxiv.org/abs/1604.02878",
-        "tags": ["face", "detection"], "summary": summary,
-        # the published weights, converted from the authors' Caffe models by facenet-pytorch
-        "sources": ["pkg:facenet-pytorch/facenet_pytorch/data"],
-        "files": {f"{net}.safetensors": converted for net, (_, converted) in _NETS.items()},
-        "convert": {f"{net}.safetensors": {"from": f"{net}.pt", "format": "torch",
-                                           "sha256": source, "prefix": f"{net}."}
-                    for net, (source, _) in _NETS.items()},
-    }
-
-
-@hookimpl
-def zoo_catalog():
-    return [
-        _mtcnn_entry("mtcnn", "face-detection",
-                     "MTCNN face detector with its published weights: boxes, scores, landmarks"),
-        _mtcnn_entry("face-verify", "face-verification",
-                     "detect, align and compare two faces: `zoo run face-verify a.jpg b.jpg "
-                     "--model <recognition entry>`"),
-    ]
+_POINT = {"type": "array", "items": {"type": "number"}}
+_FACE = {"type": "object", "required": ["image", "face", "score", "box", "landmarks"],
+         "properties": {"image": {"type": "string"}, "face": {"type": "integer"},
+                        "score": {"type": "number"}, "box": _POINT,
+                        "landmarks": {"type": "array", "items": _POINT}}}
 
 
 @hookimpl
 def zoo_task_runners():
-    return {"face-detection": "zoo_face.tasks:detect_faces",
-            "face-verification": "zoo_face.tasks:verify_faces"}
+    return {
+        "face-detection": {
+            "runner": "zoo_face.tasks:detect_faces",
+            "usage": "IMAGE [IMAGE ...] [--out PATH]: image paths; --out PATH writes the (one) "
+                     "image with its detections drawn",
+            "options": ["--out"],
+            "schema": {"description": "every face found: its image, score, box x1,y1,x2,y2 "
+                                      "and five landmarks x,y (pixels)",
+                       "type": "object", "required": ["faces"],
+                       "properties": {"faces": {"type": "array", "items": _FACE}}}},
+        "face-verification": {
+            "runner": "zoo_face.tasks:verify_faces",
+            "usage": "IMAGE IMAGE [--model ENTRY] [--threshold T]: two image paths; --model a "
+                     "recognition entry, dir:/path or hf:org/repo@rev; --threshold the "
+                     "decision threshold (default: the model's calibrated one)",
+            "at_least": 2, "options": ["--model", "--threshold"],
+            "schema": {"description": "the cosine of the two best faces' embeddings, the "
+                                      "threshold, and whether they are the same person",
+                       "type": "object", "required": ["cosine", "threshold", "same"],
+                       "properties": {"cosine": {"type": "number"},
+                                      "threshold": {"type": "number"},
+                                      "same": {"type": "boolean"}}}},
+    }
 
 
 @hookimpl

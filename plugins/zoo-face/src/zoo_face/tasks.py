@@ -22,17 +22,59 @@ class _Parser(argparse.ArgumentParser):
         raise zoo.UsageError(f"{message}; usage: {self.format_usage().strip()}")
 
 
-def _open(path: str) -> Any:
+MAX_PIXELS = 50_000_000
+"""Images larger than this (width x height) are refused before decoding; ``--max-pixels``."""
+
+
+def _open(path: str, max_pixels: int = MAX_PIXELS) -> Any:
+    """A decoded PIL image; its size is read from the header and checked before decoding."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
+    if Path(path).is_dir():
+        raise zoo.InputError(f"{path!r} is a folder, not an image file; name the image files")
+    pil_limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img
+        with warnings.catch_warnings():  # the size is checked below, against our own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                opened = Image.open(path)  # reads the header only
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil_limit
+            with opened as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise zoo.InputError(
+                        f"{path!r} is {width}x{height} ({width * height:,} pixels), more than "
+                        f"--max-pixels {max_pixels:,}; shrink the image or raise --max-pixels")
+                img.load()
+                return img
     except FileNotFoundError:
         raise zoo.InputError(f"no image file {path!r}") from None
     except UnidentifiedImageError:
         raise zoo.InputError(f"{path!r} is not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's words for a damaged file
+        raise zoo.InputError(f"{path!r} cannot be decoded, it is damaged or truncated "
+                             f"({e}); check the file") from None
+
+
+def _output_format(out: str) -> str:
+    """The PIL format that ``--out``'s extension names; checked before any work is done."""
+    from PIL import Image
+
+    path = Path(out)
+    if path.is_dir():
+        raise zoo.InputError(f"--out {out!r} is a folder; name an image file such as "
+                             f"{str(path / 'annotated.png')!r}")
+    if not path.parent.is_dir():
+        raise zoo.InputError(f"--out {out!r}: the folder {str(path.parent)!r} does not exist")
+    formats = Image.registered_extensions()
+    if path.suffix.lower() not in formats or formats[path.suffix.lower()] not in Image.SAVE:
+        raise zoo.InputError(f"--out {out!r}: unknown image extension {path.suffix!r}; use "
+                             "'.png' or '.jpg'")
+    return formats[path.suffix.lower()]
 
 
 def draw(image: Any, faces: Any) -> Any:
@@ -61,13 +103,15 @@ def detect_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     parser = _Parser(prog=f"zoo run {entry_name}", add_help=False)
     parser.add_argument("images", nargs="+")
     parser.add_argument("--out", help="write the (first) image with detections drawn")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="refuse larger images before decoding them")
     args = parser.parse_args(inputs)
     if args.out and len(args.images) > 1:
         raise zoo.InputError(f"--out {args.out!r} takes one image, got {len(args.images)}; "
                              "run once per image")
-    model = zoo.load(entry_name)
-    images = [_open(p) for p in args.images]
-    found = model.detect(images)
+    out_format = _output_format(args.out) if args.out else ""
+    images = [_open(p, args.max_pixels) for p in args.images]
+    found = zoo.load(entry_name).detect(images)
     rows, faces = [], []
     for path, f in zip(args.images, found, strict=True):
         for i in range(len(f)):
@@ -79,10 +123,8 @@ def detect_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
             rows.append([Path(path).name, i, score, _points([box[:2], box[2:]]),
                          _points(marks)])
     if args.out:
-        out = Path(args.out)
-        with zoo.atomic_path(out) as tmp:
-            draw(images[0], found[0]).save(tmp, format=out.suffix.lstrip(".").upper()
-                                           .replace("JPG", "JPEG") or "PNG")
+        with zoo.atomic_path(Path(args.out)) as tmp:
+            draw(images[0], found[0]).save(tmp, format=out_format)
     return {"title": f"{entry_name}: {len(faces)} face(s)" +
             (f", drawn in {args.out}" if args.out else ""),
             "columns": _COLUMNS, "rows": rows, "faces": faces}
@@ -98,7 +140,10 @@ def verify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
                         help="recognition entry, dir:/path or hf:org/repo@rev")
     parser.add_argument("--threshold", type=float,
                         help="cosine threshold (default: the model's calibrated one)")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="refuse larger images before decoding them")
     args = parser.parse_args(inputs)
+    images = [_open(p, args.max_pixels) for p in args.images]
     chain = FacePipeline(entry_name, recognizer=args.model)
     threshold = args.threshold
     if threshold is None:
@@ -107,7 +152,7 @@ def verify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
         raise zoo.ConfigError(f"{args.model!r} has no calibrated verification threshold "
                               "(config field 'threshold'); pass --threshold T")
     best = []
-    for path, faces in zip(args.images, chain([_open(p) for p in args.images]), strict=True):
+    for path, faces in zip(args.images, chain(images), strict=True):
         if not faces:
             raise zoo.InputError(f"no face found in {path!r}")
         best.append(max(faces, key=lambda f: float(f.score)))

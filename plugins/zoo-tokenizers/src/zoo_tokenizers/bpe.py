@@ -37,7 +37,14 @@ from typing import Any, ClassVar, Literal
 from zoo_core import ConfigError, InputError, Tokenizer
 
 from . import bpe_files
-from .engines import python_backend, tiktoken_backend
+from .engines import (
+    SAFE_SPACE_RUN,
+    has_long_space_run,
+    is_panic,
+    python_backend,
+    refuse_surrogates,
+    tiktoken_backend,
+)
 from .merge import LONG, merge
 from .patterns import Splitter, resolve
 
@@ -91,8 +98,6 @@ def bpe_ranks(piece: bytes, ranks: dict[bytes, int], max_rank: int | None = None
     return [piece[a:b] for a, b in zip(pos, pos[1:], strict=False)]
 
 
-def _no_surrogates(text: str) -> str:
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
 class _PieceCache(dict):  # type: ignore[type-arg]
@@ -205,10 +210,18 @@ class BPE(Tokenizer):
     # -- encoding ---------------------------------------------------------------------------
     def encode_ordinary(self, text: str) -> list[int]:
         """Ids of ``text``, special tokens treated as plain text."""
+        if len(text) > SAFE_SPACE_RUN and self.backend != "python" \
+                and has_long_space_run(text):
+            return self._encode_python(text)  # the compiled engine would panic
         try:
             return self._run(text)  # type: ignore[no-any-return]
-        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return self._run(_no_surrogates(text))  # type: ignore[no-any-return]
+        except UnicodeEncodeError:
+            refuse_surrogates(text)
+            raise
+        except BaseException as e:  # a panic is no Exception: never let one reach the user
+            if not is_panic(e):
+                raise
+            return self._encode_python(text)
 
     def _encode_python(self, text: str) -> list[int]:
         """:meth:`encode_ordinary` by the pure-Python engine (the reference)."""
@@ -217,9 +230,9 @@ class BPE(Tokenizer):
         try:
             return list(chain.from_iterable(map(self._cache.__getitem__,
                                                 self._splitter.split(text))))
-        except UnicodeEncodeError:  # lone surrogates: replaced by U+FFFD, as tiktoken does
-            return list(chain.from_iterable(map(self._cache.__getitem__,
-                                                self._splitter.split(_no_surrogates(text)))))
+        except UnicodeEncodeError:
+            refuse_surrogates(text)
+            raise
 
     def encode(self, text: str, *, allowed_special: Literal["all"] | Collection[str] = (),
                disallowed_special: Literal["all"] | Collection[str] = "all") -> list[int]:
@@ -287,9 +300,10 @@ class BPE(Tokenizer):
         num_workers = num_workers if num_workers is not None else num_threads
         texts = list(texts)
         engine = self.backends[self.backend].engine() if self.backend == "tiktoken" else None
-        if engine is not None:  # tiktoken's own threads, after our checks and messages
+        if engine is not None and not any(map(has_long_space_run, texts)):  # tiktoken's threads
             check_workers(num_workers)
-            for text in texts:
+            for text in texts:  # our checks and messages first
+                refuse_surrogates(text)
                 self._allowed(text, **options)
             return engine.encode_batch(  # type: ignore[no-any-return]
                 texts, num_threads=num_workers or os.cpu_count() or 1, **options)

@@ -12,10 +12,11 @@ kernels' (:func:`zoo_core.kinds.kernel.select`, through ``Tokenizer.use_backend`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from zoo_core import Backend, UnsupportedError
+from zoo_core import Backend, InputError, UnsupportedError
 
 PROBE = ("Hello world! It's 2024; they'll say “don't” — NOW. 3.14159 -42 12345678\n"
          "我们的模型 tokenizes 中文 and 日本語のテキスト, 한국어도. Crème brûlée İstanbul\n"
@@ -122,3 +123,42 @@ def tokenizers_backend(wp: Any) -> Backend:
 def python_backend(reference: Callable[[str], list[int]]) -> Backend:
     """The pure-Python reference engine."""
     return Backend("python", reference)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SPACE_RUN = re.compile(r"\s+")
+SAFE_SPACE_RUN = 65_536
+"""tiktoken's regex engine overflows its stack (a Rust panic, which is no ``Exception``) on a
+whitespace run of about a million characters, less in its batch threads: texts holding a
+longer run than this go to the reference engine."""
+
+
+def refuse_surrogates(text: str) -> None:
+    """Lone surrogates (from a bad ``decode(errors='surrogateescape')``) are no text: refuse
+    them the same way whatever the engine."""
+    if not text.isascii():
+        m = _SURROGATE.search(text)
+        if m:
+            raise InputError(f"text holds the lone surrogate {m.group()!r} at index "
+                             f"{m.start()}, which is not Unicode text; decode the bytes with "
+                             "errors='replace' (or fix the source) before encoding")
+
+
+def has_long_space_run(text: str) -> bool:
+    """Whether ``text`` holds a whitespace run longer than :data:`SAFE_SPACE_RUN`.
+
+    Such a run covers a multiple of half that length, so only those points are looked at:
+    a few dozen per megabyte, whatever the text."""
+    safe = SAFE_SPACE_RUN
+    for p in range(safe // 2, len(text) if len(text) > safe else 0, safe // 2):
+        if text[p].isspace():
+            before = text[max(0, p - safe):p]
+            right = _SPACE_RUN.match(text, p, p + safe + 1)
+            if len(before) - len(before.rstrip()) + (right.end() - p if right else 0) > safe:
+                return True
+    return False
+
+
+def is_panic(error: BaseException) -> bool:
+    """A Rust panic surfacing through pyo3 (``pyo3_runtime.PanicException``)."""
+    return type(error).__name__ == "PanicException"

@@ -76,3 +76,11 @@ def tokenize(entry_name: str, inputs: list[str]) -> dict[str, Any]:
         else:
             tokens.append(_bpe_tokens(tok, text))
     return {"tokens": tokens}
+
+
+def tokens_table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """``zoo run``'s table of a tokenize result: one row per token."""
+    rows = [[text, t["token"], t["id"], t["start"], t["end"]]
+            for text, tokens in zip(result["inputs"], result["tokens"], strict=True)
+            for t in tokens]
+    return f"tokenize ({result['entry']})", ["text", "token", "id", "start", "end"], rows

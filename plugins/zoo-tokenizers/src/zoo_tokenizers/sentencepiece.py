@@ -46,7 +46,7 @@ from typing import Any
 
 from zoo_core import ConfigError, InputError, Tokenizer, atomic_write
 
-from .engines import python_backend, sentencepiece_backend
+from .engines import python_backend, refuse_surrogates, sentencepiece_backend
 from .merge import merge
 from .spm_model import (
     BYTE,
@@ -236,7 +236,7 @@ class SentencePiece(Tokenizer):
         """Ids of ``input`` (pieces with ``out_type=str``), or a list of them for a list of
         texts; ``add_bos``/``add_eos`` put ``<s>``/``</s>`` around each."""
         if input.__class__ is str and out_type is int and not add_bos and not add_eos:
-            return self._run(input)  # the everyday call, with nothing to add
+            return self._checked_run(input)  # the everyday call, with nothing to add
         if out_type not in (int, str):
             raise InputError(f"out_type={out_type!r}: pass int (ids) or str (pieces)")
         if isinstance(input, list):
@@ -244,12 +244,20 @@ class SentencePiece(Tokenizer):
         if not isinstance(input, str):
             raise InputError(f"text must be a str or a list of str, got "
                              f"{type(input).__name__}: {input!r:.80}")
-        ids: list[int] = self._run(input)
+        ids: list[int] = self._checked_run(input)
         if add_bos:
             ids.insert(0, self._control("bos"))
         if add_eos:
             ids.append(self._control("eos"))
         return ids if out_type is int else [self.pieces[i] for i in ids]
+
+    def _checked_run(self, text: str) -> list[int]:
+        try:
+            ids: list[int] = self._run(text)
+        except (RuntimeError, UnicodeEncodeError):  # how each engine meets a lone surrogate
+            refuse_surrogates(text)
+            raise
+        return ids
 
     def _encode_python(self, text: str) -> list[int]:
         """Ids of ``text`` by the pure-Python engine (the reference)."""

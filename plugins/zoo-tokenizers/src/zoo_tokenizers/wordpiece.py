@@ -27,7 +27,7 @@ from zoo_core import ConfigError, InputError, Tokenizer
 from . import formats
 from .bert_pretok import BertNormalizer, BertPreTokenizer
 from .encoding import Encoding, padding_strategy, to_batch, truncation_lengths
-from .engines import python_backend, tokenizers_backend
+from .engines import python_backend, refuse_surrogates, tokenizers_backend
 
 SPECIAL_ROLES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
 _DEFAULT_SPECIALS = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]",
@@ -157,6 +157,7 @@ class WordPiece(Tokenizer):
 
     def encode_plain(self, text: str) -> Encoding:
         """Tokens of ``text`` without special tokens around it, with input-string offsets."""
+        refuse_surrogates(text)
         return self._run(text)  # type: ignore[no-any-return]
 
     def _encode_plain_python(self, text: str) -> Encoding:

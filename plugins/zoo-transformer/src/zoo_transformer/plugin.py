@@ -42,10 +42,34 @@ def zoo_components() -> list[Any]:
     ]
 
 
+_FLOATS = {"type": "array", "items": {"type": "number"}}
+_CANDIDATE = {"type": "object", "required": ["token", "id", "score"], "properties": {
+    "token": {"type": "string"}, "id": {"type": "integer"}, "score": {"type": "number"}}}
+_PREDICTION = {"type": "object", "required": ["input", "position", "candidates"], "properties": {
+    "input": {"type": "integer"}, "position": {"type": "integer"},
+    "candidates": {"type": "array", "items": _CANDIDATE}}}
+
+
 @hookimpl
-def zoo_task_runners() -> dict[str, str]:
-    return {"sentence-similarity": f"{_M}.tasks:sentence_similarity",
-            "fill-mask": f"{_M}.tasks:fill_mask"}
+def zoo_task_runners() -> dict[str, Any]:
+    return {
+        "sentence-similarity": {
+            "runner": f"{_M}.tasks:sentence_similarity",
+            "usage": "TEXT TEXT [TEXT ...]: two texts or more, each compared with each",
+            "at_least": 2,
+            "render": f"{_M}.tasks:similarity_table",
+            "schema": {"description": "the (N, N) cosine similarities of the N inputs",
+                       "type": "object", "required": ["similarity"],
+                       "properties": {"similarity": {"type": "array", "items": _FLOATS}}}},
+        "fill-mask": {
+            "runner": f"{_M}.tasks:fill_mask",
+            "usage": "TEXT [TEXT ...]: texts holding the tokenizer's mask token ([MASK])",
+            "render": f"{_M}.tasks:fill_mask_table",
+            "schema": {"description": "per mask token: the input it is in, its position and "
+                                      "the candidates, best first",
+                       "type": "object", "required": ["predictions"],
+                       "properties": {"predictions": {"type": "array", "items": _PREDICTION}}}},
+    }
 
 
 @hookimpl

@@ -287,18 +287,15 @@ class SentenceEncoder:
 
     @property
     def tokenizer(self) -> Any:
-        """The tokenizer named by the catalogue entry that serves this component (loaded
-        once, through the catalogue); assign another to replace it."""
+        """The tokenizer named by the catalogue entry this model was loaded from (loaded
+        once); assign another to replace it."""
         if self._tokenizer is None:
-            target = f"{type(self).__module__}:{type(self).__qualname__}"
-            refs = {c.ref for c in zoo.REGISTRY.components().values() if c.target == target}
-            names = sorted({e.tokenizer for e in zoo.CATALOG.entries().values()
-                            if e.component in refs and e.tokenizer})
-            if len(names) != 1:
-                raise zoo.ConfigError(f"no single tokenizer entry for {sorted(refs)} in the "
-                                      f"catalogue (found {names!r}); pass "
-                                      "tokenizer=zoo.load(NAME)")
-            self._tokenizer = zoo.load(names[0])
+            entry = getattr(self, "zoo_entry", None)
+            if entry is None or not entry.tokenizer:
+                what = f"entry {entry.name!r}" if entry else "this model (not loaded by name)"
+                raise zoo.ConfigError(f"{what} names no tokenizer; assign one: "
+                                      "model.tokenizer = zoo.load('bert-base-uncased')")
+            self._tokenizer = zoo.load(entry.tokenizer)
         return self._tokenizer
 
     @tokenizer.setter

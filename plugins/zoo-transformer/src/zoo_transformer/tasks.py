@@ -78,3 +78,20 @@ def fill_mask(entry_name: str, inputs: list[str], top_k: int = 5) -> dict[str, A
                       for t, i, p in zip(tokens, ids_k, top.values.tolist(), strict=True)]
         predictions.append({"input": b, "position": s, "candidates": candidates})
     return {"predictions": predictions}
+
+
+def similarity_table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """``zoo run``'s table of a sentence-similarity result: one row per input."""
+    inputs = result["inputs"]
+    rows = [[f"[{i}] {text}", *[f"{s:.4f}" for s in row]]
+            for i, (text, row) in enumerate(zip(inputs, result["similarity"], strict=True))]
+    return (f"sentence-similarity ({result['entry']})",
+            ["sentence", *[f"[{i}]" for i in range(len(inputs))]], rows)
+
+
+def fill_mask_table(result: dict[str, Any]) -> tuple[str, list[str], list[list[Any]]]:
+    """``zoo run``'s table of a fill-mask result: one row per candidate."""
+    rows = [[result["inputs"][p["input"]], p["position"], rank, c["token"], f"{c['score']:.4f}"]
+            for p in result["predictions"] for rank, c in enumerate(p["candidates"], 1)]
+    return (f"fill-mask ({result['entry']})", ["input", "position", "rank", "token", "score"],
+            rows)
