@@ -255,7 +255,7 @@ def test_checks_tensor_refuses_with_the_value_and_the_fix() -> None:
         zoo.checks.tensor([1, 2], "ids")
     with pytest.raises(zoo.InputError, match=r"dtype float.*torch.int64.*; use x.float\(\)"):
         zoo.checks.tensor(x, "x", dtype="float", fix="use x.float()")
-    with pytest.raises(zoo.InputError, match=r"of shape \(\*, 4\), got shape \(2, 3\)"):
+    with pytest.raises(zoo.InputError, match=r"of shape \(\*, 4\), got \(2, 3\)"):
         zoo.checks.tensor(x, "x", shape=(None, 4))
     with pytest.raises(zoo.InputError, match=r"1 or 3-dimensional"):
         zoo.checks.tensor(x, "x", ndim=(1, 3))

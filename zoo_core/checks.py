@@ -47,7 +47,8 @@ def instance(value: Any, types: type | tuple[type, ...], name: str, fix: str = "
 
 
 def tensor(x: Any, name: str, *, ndim: int | Sequence[int] | None = None,
-           dtype: Any = None, shape: Sequence[int | None] | None = None, fix: str = "") -> Any:
+           dtype: Any = None, shape: Sequence[int | str | None] | None = None,
+           fix: str = "") -> Any:
     """Return ``x`` if it is a ``torch.Tensor`` that fits, else raise :class:`zoo.InputError`.
 
     Args:
@@ -56,7 +57,8 @@ def tensor(x: Any, name: str, *, ndim: int | Sequence[int] | None = None,
         ndim: the number of dimensions, or the accepted numbers.
         dtype: a ``torch.dtype``, a tuple of them, or a family: ``"float"``, ``"integer"``,
             ``"bool"``, ``"complex"`` (or a tuple of families).
-        shape: the sizes, ``None`` for any size (its length also fixes ``ndim``).
+        shape: the sizes: an int, or ``None`` or a name (``"B"``) for any size; its length
+            also fixes ``ndim``.
         fix: what the caller should do, appended to the message.
     """
     import torch
@@ -69,12 +71,12 @@ def tensor(x: Any, name: str, *, ndim: int | Sequence[int] | None = None,
                                   f"dtype {x.dtype!r}", fix))
     if shape is not None:
         want = tuple(shape)
-        fits = x.dim() == len(want) and all(w is None or w == s for w, s in zip(want, x.shape,
-                                                                                strict=False))
+        fits = x.dim() == len(want) and all(not isinstance(w, int) or w == s
+                                            for w, s in zip(want, x.shape, strict=False))
         if not fits:
             text = "(" + ", ".join("*" if w is None else str(w) for w in want) + \
                 ("," if len(want) == 1 else "") + ")"
-            raise InputError(_message(name, f"of shape {text}", f"shape {tuple(x.shape)!r}", fix))
+            raise InputError(_message(name, f"of shape {text}", f"{tuple(x.shape)!r}", fix))
     elif ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if x.dim() not in allowed:

@@ -221,7 +221,7 @@ class BertModel(Model):
     def check_inputs(self, input_ids: Tensor, attention_mask: Tensor | None,
                      token_type_ids: Tensor | None) -> Tensor | None:
         """Raise on shapes, lengths and token types the model cannot take; values only under
-        ``ZOO_DEBUG_CHECKS=1`` (no device synchronisation otherwise)."""
+        ``ZOO_DEBUG=1`` (no device synchronisation otherwise)."""
         c = self.config
         check_ids(input_ids, c.vocab_size)
         check_length(input_ids.shape[1], c.max_length)
