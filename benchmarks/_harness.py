@@ -15,10 +15,18 @@ keeps the minimum and median of each; the ratio is taken of the minima (the figu
 touched by other processes) and stated as ours/peer for rates, peer/ours for times, so that
 above 1.0 always means "ours is better". ``goal`` is that ratio's target.
 
+A figure compares ours with a *peer* (another project's implementation at its fastest
+settings) or, with ``baseline=True``, with a *baseline*: zoo itself under other settings (Partial
+FC at r=1, checkpointing off, the store before a change) or something that is no peer (a bare
+``import torch``, a time limit). The scoreboard labels baselines as such. Quality figures
+(units in ``QUALITY_UNITS``, such as a Spearman ρ) are compared as the difference ours − peer:
+a ratio of two numbers near zero says nothing.
+
 Each figure is one JSON line: appended to ``$ZOO_BENCH_OUT`` when set (``benchmarks/run.py``
-sets it), and printed as a table row. Fields: bench, what, peer, unit, peer_value, ours
-(our value), ratio, goal, met, peer_median, ours_median, repeats, load (1-minute load average
-before the figure), threads, machine, device, time.
+sets it), and printed as a table row. Fields: bench, what, peer, role (peer or baseline), unit,
+peer_value, ours (our value), ratio, difference (for quality figures), goal, met, peer_median,
+ours_median, repeats, load (1-minute load average before the figure), threads, machine,
+device, time.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+#: units of quality figures, compared as differences (ours − peer), not ratios
+QUALITY_UNITS = frozenset({"ρ", "analogy", "accuracy", "AUC"})
 
 
 def _machine() -> str:
@@ -74,8 +85,8 @@ class Bench:
     def compare(self, what: str, *, peer: tuple[str, Callable[[], Any]], ours: Callable[[], Any],
                 unit: str = "s", work: float = 1.0, repeats: int = 5, warmup: int = 1,
                 goal: float | None = None, higher_is_better: bool | None = None,
-                sync: Callable[[], None] | None = None, check: Callable[[], None] | None = None
-                ) -> dict[str, Any]:
+                sync: Callable[[], None] | None = None, check: Callable[[], None] | None = None,
+                baseline: bool = False) -> dict[str, Any]:
         """Time ``peer`` and ``ours`` interleaved and record the figure.
 
         Args:
@@ -89,6 +100,7 @@ class Bench:
             higher_is_better: defaults to ``True`` for rates, ``False`` for ``"s"``.
             sync: called after each call inside the timing (``torch.cuda.synchronize``).
             check: called once before timing (assert outputs equal first).
+            baseline: ``peer`` is zoo itself or no peer (labelled a baseline).
         """
         if check is not None:
             check()
@@ -109,19 +121,27 @@ class Bench:
             what, peer=(peer_name, value(t_peer, min)), ours=value(t_ours, min), unit=unit,
             goal=goal, higher_is_better=rate if higher_is_better is None else higher_is_better,
             peer_median=value(t_peer, statistics.median),
-            ours_median=value(t_ours, statistics.median), repeats=repeats)
+            ours_median=value(t_ours, statistics.median), repeats=repeats, baseline=baseline)
 
     def record(self, what: str, *, peer: tuple[str, float], ours: float, unit: str,
                goal: float | None = None, higher_is_better: bool = True,
-               **extra: Any) -> dict[str, Any]:
-        """Record a figure measured by other means (same run, peer beside ours)."""
+               baseline: bool = False, **extra: Any) -> dict[str, Any]:
+        """Record a figure measured by other means (same run, peer beside ours). For a quality
+        unit (``QUALITY_UNITS``) the figure is the difference ours − peer (``goal``: its least
+        value), else the ratio."""
         peer_name, peer_value = peer
         ratio = (ours / peer_value if higher_is_better else peer_value / ours) \
             if peer_value and ours else float("nan")
+        difference = None
+        if unit in QUALITY_UNITS:
+            difference = round((ours - peer_value) * (1 if higher_is_better else -1), 6)
+        score = ratio if difference is None else difference
         row = {
-            "bench": self.name, "what": what, "peer": peer_name, "unit": unit,
-            "peer_value": peer_value, "ours": ours, "ratio": round(ratio, 4), "goal": goal,
-            "met": None if goal is None else bool(ratio >= goal),
+            "bench": self.name, "what": what, "peer": peer_name,
+            "role": "baseline" if baseline else "peer", "unit": unit,
+            "peer_value": peer_value, "ours": ours, "ratio": round(ratio, 4),
+            "difference": difference, "goal": goal,
+            "met": None if goal is None else bool(score >= goal),
             "higher_is_better": higher_is_better, **extra,
             "load": round(os.getloadavg()[0], 2), "threads": self._threads(),
             "machine": _machine(), "device": self.device,
@@ -145,22 +165,39 @@ def _num(x: float) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def _score(row: dict[str, Any]) -> str:
+    """The comparison as printed: ``1.23×`` for a ratio, ``+0.021`` for a difference."""
+    if row.get("difference") is not None:
+        return f"{row['difference']:+.3g}"
+    return f"{row['ratio']:.3g}×"
+
+
+def _goal(row: dict[str, Any]) -> str:
+    if row["goal"] is None:
+        return ""
+    return f"≥ {row['goal']:+g}" if row.get("difference") is not None else f"≥ {row['goal']}×"
+
+
 def format_row(row: dict[str, Any]) -> str:
     goal = ""
     if row["goal"] is not None:
-        goal = f" (goal {row['goal']}x: {'met' if row['met'] else 'NOT met'})"
-    return (f"[{row['bench']}] {row['what']}: {row['peer']} {_num(row['peer_value'])} "
-            f"{row['unit']}, ours {_num(row['ours'])} {row['unit']} -> {row['ratio']:.3g}x{goal}, "
+        goal = f" (goal {_goal(row)}: {'met' if row['met'] else 'NOT met'})"
+    label = "baseline " if row.get("role") == "baseline" else ""
+    return (f"[{row['bench']}] {row['what']}: {label}{row['peer']} {_num(row['peer_value'])} "
+            f"{row['unit']}, ours {_num(row['ours'])} {row['unit']} -> {_score(row)}{goal}, "
             f"load {row['load']}")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table of figures: what, peer, peer's and our value, ratio, goal, met."""
-    lines = ["| what | peer | peer | ours | unit | ratio | goal | met |",
-             "|---|---|---:|---:|---|---:|---:|---|"]
+    """A Markdown table of figures: what, what it is compared with (a peer, or a baseline:
+    zoo itself or no peer), both values, the ratio (or, for quality, the difference ours −
+    peer), goal, met, load."""
+    lines = ["| what | compared with | theirs | ours | unit | ours vs theirs | goal | met | load |",
+             "|---|---|---:|---:|---|---:|---:|---|---:|"]
     for r in rows:
         met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
-        goal = "" if r["goal"] is None else f"≥ {r['goal']}×"
-        lines.append(f"| {r['what']} | {r['peer']} | {_num(r['peer_value'])} | "
-                     f"{_num(r['ours'])} | {r['unit']} | {r['ratio']:.3g}× | {goal} | {met} |")
+        against = f"baseline: {r['peer']}" if r.get("role") == "baseline" else r["peer"]
+        lines.append(f"| {r['what']} | {against} | {_num(r['peer_value'])} | "
+                     f"{_num(r['ours'])} | {r['unit']} | {_score(r)} | {_goal(r)} | {met} | "
+                     f"{r.get('load', '')} |")
     return "\n".join(lines)

@@ -112,11 +112,11 @@ def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
         model = build(policy)
         nbytes = saved(model)
         bench.compare(f"checkpointing {policy}, {shape}: step time (interleaved)", unit="s",
-                      peer=("zoo none (no checkpointing)", lambda: step(base)),
+                      peer=("zoo none (no checkpointing)", lambda: step(base)), baseline=True,
                       ours=lambda model=model: step(model), repeats=args.repeats,
                       goal=1 / 1.25 if policy == "sqrt" else None)
         bench.record(f"checkpointing {policy}, {shape}: saved activations", unit="bytes",
-                     peer=("zoo none (no checkpointing)", base_bytes), ours=nbytes,
+                     peer=("zoo none (no checkpointing)", base_bytes), ours=nbytes, baseline=True,
                      higher_is_better=False, goal=1 / 0.05 if policy == "sqrt" else None)
         print(f"    {policy}: {nbytes / base_bytes:.4f}x the saved activations of none "
               f"({nbytes / 2**20:.1f} MiB of {base_bytes / 2**20:.1f})", flush=True)
@@ -185,7 +185,7 @@ def main() -> None:
         policy = name.removeprefix("zoo ")
         goal = 1 / 1.25 if policy == "sqrt" else None
         bench.record(f"checkpointing {policy}, {shape}: step time", unit="s",
-                     peer=("zoo none (no checkpointing)", zoo_none[2]), ours=secs,
+                     peer=("zoo none (no checkpointing)", zoo_none[2]), ours=secs, baseline=True,
                      higher_is_better=False, goal=goal,
                      memory_ratio=round(nbytes / zoo_none[1], 4),
                      saved_mib=round(nbytes / 2**20, 1),
@@ -197,6 +197,7 @@ def main() -> None:
         hf_none, hf_ckpt = done[("hf", False)], done[("hf", True)]
         bench.record(f"HF gradient_checkpointing_enable(), {shape}: step time", unit="s",
                      peer=("HF none", hf_none[2]), ours=hf_ckpt[2], higher_is_better=False,
+                     baseline=True,
                      memory_ratio=round(hf_ckpt[1] / hf_none[1], 4))
         bench.record(f"no checkpointing, {shape}: step time", unit="s",
                      peer=("transformers BertModel", hf_none[2]), ours=zoo_none[2],

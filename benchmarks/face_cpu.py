@@ -74,10 +74,12 @@ def main() -> None:
                           num_classes=c, sample_rate=0.1, sparse_grad=sparse)
         bench.compare(f"Partial FC r=0.1, C={c:,} ({'sparse' if sparse else 'dense'} grad)",
                       peer=("full FC r=1", step(full, x, t)), ours=step(part, x, t),
+                      baseline=True,
                       repeats=args.repeats)
         if sparse:
             bench.record(f"centre gradient memory, C={c:,}, r=0.1 sparse",
                          peer=("full FC r=1", grad_bytes(full.margin_loss.weight) / 2**20),
+                         baseline=True,
                          ours=grad_bytes(part.margin_loss.weight) / 2**20, unit="MiB",
                          higher_is_better=False)
     bench.finish()

@@ -78,12 +78,14 @@ def main() -> None:
                       str(package)).eval()),
                   ours=lambda: zoo.load(name))
     bench.compare("warm MiniLM load vs the store before issue 14", unit="s", goal=0.909,
+                  baseline=True,
                   repeats=args.repeats,
                   peer=(f"zoo {OLD_COMMIT} store", lambda: _instantiate(
                       entry, old.fetch(entry), None, None, True)),
                   ours=lambda: zoo.load(name))
     snap = zoo.STORE.snapshot(name)
     bench.compare("integrity check alone (warm STORE.fetch) vs building from the folder",
+                  baseline=True,
                   unit="s", repeats=args.repeats,
                   peer=("build without store", lambda: _instantiate(entry, snap, None, None)),
                   ours=lambda: zoo.STORE.fetch(entry))

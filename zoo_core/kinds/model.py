@@ -29,6 +29,7 @@ from torch import nn
 
 from .._config import build_config, config_from_dict, config_to_dict
 from .._errors import ZooError
+from ._contract import not_declared
 
 
 class Model(nn.Module):
@@ -42,6 +43,11 @@ class Model(nn.Module):
         layouts: foreign checkpoint layouts, each a list of ``(regex, replacement)`` rules
             mapping foreign keys to ours, applied in order (``re.sub``); a key a rule maps to
             ``""`` is dropped. Override :meth:`convert_state_dict` for what rules cannot say.
+        parameter_counts: each preset's parameter count from an independent source (the
+            paper's table, the peer implementation), checked by the contract's ``preset``
+            check; a model without one opts out of ``"parameter_count"`` with the reason.
+        contract_opt_outs: contract checks this model opts out of, each with the reason
+            ``zoo check`` prints (see :mod:`zoo_core.kinds._contract`).
     """
 
     config_class: ClassVar[type]
@@ -49,6 +55,8 @@ class Model(nn.Module):
     supports_grad_checkpointing: ClassVar[bool] = False
     attention_backends: ClassVar[tuple[str, ...]] = ()
     layouts: ClassVar[Mapping[str, Sequence[tuple[str, str]]]] = {}
+    parameter_counts: ClassVar[Mapping[str, int]] = {}
+    contract_opt_outs: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -64,7 +72,11 @@ class Model(nn.Module):
 
     def example_inputs(self) -> dict[str, Any]:
         """Keyword arguments for a small forward pass (used by the contract checks)."""
-        raise NotImplementedError(f"{type(self).__name__} must implement example_inputs()")
+        raise not_declared(self, "example_inputs", "forward")
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        """Forward kwargs that must raise a ``ZooError`` (wrong shape, dtype, …)."""
+        raise not_declared(self, "bad_inputs", "bad_inputs")
 
     # -- weights -------------------------------------------------------------------------
     def convert_state_dict(self, state_dict: dict[str, Any], layout: str) -> dict[str, Any]:

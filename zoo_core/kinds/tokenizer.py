@@ -31,17 +31,20 @@ from __future__ import annotations
 import functools
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ._contract import not_declared
 from .kernel import Backend, select
 
 
 class Tokenizer(ABC):
-    """Base class of zoo tokenizers. Trainable ones set ``trainable = True``."""
+    """Base class of zoo tokenizers. Trainable ones set ``trainable = True``.
+    ``contract_opt_outs`` maps a contract check this tokenizer opts out of to the reason."""
 
     trainable: ClassVar[bool] = False
+    contract_opt_outs: ClassVar[Mapping[str, str]] = {}
     #: engines, fastest first (set per instance by tokenizers that have several)
     backends: dict[str, Backend] = {}  # never mutated: replaced per instance
     #: the engine in use (``None`` for a tokenizer with a single engine)
@@ -131,3 +134,7 @@ class Tokenizer(ABC):
         """Texts for the contract checks (round trip, save/load)."""
         return ["Hello world!", "zoo tokenizers: 12 animals, one registry.",
                 "  spaces\tand\nlines "]
+
+    def bad_inputs(self) -> list[Any]:
+        """Values that ``encode`` must refuse with a ``ZooError`` (a non-string, …)."""
+        raise not_declared(self, "bad_inputs", "bad_inputs")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .contracts import CHECKS, Case, Skip, build, cases, run_checks, tensors
+from .contracts import CHECKS, METHODS, Case, OptedOut, Skip, build, cases, run_checks, tensors
 from .distributed import WorkerError, run_distributed
 
-__all__ = ["CHECKS", "Case", "Skip", "build", "cases", "parametrize_components", "run_checks",
-           "run_distributed", "tensors", "WorkerError"]
+__all__ = ["CHECKS", "METHODS", "Case", "OptedOut", "Skip", "build", "cases",
+           "parametrize_components", "run_checks", "run_distributed", "tensors", "WorkerError"]
 
 
 def parametrize_components(
@@ -31,7 +31,8 @@ def parametrize_components(
     """``pytest.mark.parametrize("zoo_case", ...)`` over every matching (component, check).
 
     A case with an expected failure is marked ``xfail(strict=True)`` with its reason: once it
-    passes, the declaration must go. A check that does not apply skips itself.
+    passes, the declaration must go. A check that does not apply skips itself; one the
+    component opts out of (``contract_opt_outs``) skips as "opted out: <reason>".
     """
     import pytest
 

@@ -4,12 +4,17 @@ The matrix is component × preset × check. The kit builds a small instance of a
 with, in order of preference, the factory's ``example()`` classmethod, its ``"tiny"`` preset,
 or its defaults, then runs the checks of its kind. Every other preset of a model is built on
 the meta device (no memory, no init) for the ``preset`` check: config round trip, parameter
-count (against ``parameter_counts[preset]`` when the model declares it) and output shapes.
+count against ``parameter_counts[preset]`` (which the model declares from the paper or a peer)
+and output shapes.
 
-A component opts into the ``bad_inputs`` check with a ``bad_inputs()`` method beside
-``example_inputs()``: a list of inputs that must raise a ``ZooError``, shaped like the kind's
+The checks call the methods each kind's base class declares (``METHODS``): a small valid call
+(``example_inputs``, ``example_batches``, ``example_calls``, ``example_texts``,
+``example_cases``) and ``bad_inputs()``, calls that must raise a ``ZooError``, shaped like the
 example call (model: forward kwargs; loss and metric: ``(input, target)``; kernel:
-``(args, kwargs)``; tokenizer: the text to encode; transform: ``apply`` options).
+``(args, kwargs)``; tokenizer: the text to encode; transform: ``apply`` options). A component
+that does not implement one fails; it may instead opt out of a check on its class,
+``contract_opt_outs = {"bad_inputs": "the reason"}`` (``"parameter_count"`` for the count of
+the preset check alone), and ``zoo check`` prints the case as ``opted out`` with the reason.
 
 A check raises ``AssertionError`` (or a ``ZooError``) on failure and ``Skip`` when it does
 not apply. Expected failures come from the plugin's ``zoo_expected_failures`` hook and are
@@ -25,10 +30,34 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._registry import REGISTRY, Component
+from ._compare import same as _same
+from ._compare import tensors
 
 
 class Skip(Exception):
     """Raised by a check that does not apply to this component."""
+
+
+class OptedOut(Skip):
+    """The component's class opts out of this check (``contract_opt_outs``), with a reason."""
+
+
+#: the methods the checks of each kind call, declared by the kind's base class
+METHODS: dict[str, tuple[str, ...]] = {
+    "model": ("example_inputs", "bad_inputs"), "loss": ("example_inputs", "bad_inputs"),
+    "metric": ("example_batches", "bad_inputs"), "kernel": ("example_calls", "bad_inputs"),
+    "tokenizer": ("example_texts", "bad_inputs"), "transform": ("example_cases", "bad_inputs"),
+}
+
+
+def _declared(obj: Any, method: str) -> list[Any]:
+    """``obj.<method>()``, failing (not skipping) when the component does not provide it."""
+    if not callable(getattr(obj, method, None)):
+        raise AssertionError(f"{type(obj).__name__} has no {method}() method: derive it from "
+                             f"the kind's base class and implement it, or opt out")
+    found = list(getattr(obj, method)())
+    assert found, f"{method}() returned nothing"
+    return found
 
 
 def build(comp: Component, preset: str | None = None) -> Any:
@@ -45,40 +74,6 @@ def build(comp: Component, preset: str | None = None) -> Any:
         return factory.example()
     presets = getattr(factory, "presets", {}) or {}
     return create(comp.ref, preset="tiny" if "tiny" in presets else None)
-
-
-def tensors(out: Any) -> list[Any]:
-    """Every tensor inside a (nested) output: tensor, tuple, list, dict or dataclass."""
-    import torch
-
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        return [t for v in out.values() for t in tensors(v)]
-    if isinstance(out, (list, tuple)):
-        return [t for v in out for t in tensors(v)]
-    if hasattr(out, "__dataclass_fields__"):
-        return [t for k in out.__dataclass_fields__ for t in tensors(getattr(out, k))]
-    return []
-
-
-def _same(a: Any, b: Any, rtol: float = 0.0, atol: float = 0.0, what: str = "outputs") -> None:
-    import torch
-
-    ta, tb = tensors(a), tensors(b)
-    assert len(ta) == len(tb), f"{what}: {len(ta)} tensors vs {len(tb)}"
-    for i, (x, y) in enumerate(zip(ta, tb, strict=True)):
-        assert x.shape == y.shape, f"{what}[{i}]: shape {tuple(x.shape)} vs {tuple(y.shape)}"
-        if rtol == atol == 0.0:
-            assert torch.equal(x, y), f"{what}[{i}] differ (max |Δ| {_maxdiff(x, y)})"
-        else:
-            torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=f"{what}[{i}] differ")
-
-
-def _maxdiff(x: Any, y: Any) -> float:
-    if x.is_floating_point():
-        return float((x.double() - y.double()).abs().max()) if x.numel() else 0.0
-    return float((x != y).sum())
 
 
 def _forward(model: Any, inputs: dict[str, Any]) -> Any:
@@ -330,14 +325,11 @@ def tokenizer_batch(tok: Any) -> None:
 
 # -- transform ----------------------------------------------------------------------------
 def transform_preserves(transform: Any) -> None:
-    import torch
-
-    cases = transform.example_cases() if hasattr(transform, "example_cases") else None
-    if not cases:
-        raise Skip("transform gives no example_cases()")
     import copy
 
-    for model, inputs in cases:
+    import torch
+
+    for model, inputs in _declared(transform, "example_cases"):
         twin = transform.apply(copy.deepcopy(model))
         torch.manual_seed(0)
         a = model(**inputs)
@@ -391,11 +383,7 @@ def _refuses(call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 
 
 def _bad_inputs(obj: Any) -> list[Any]:
-    if not hasattr(obj, "bad_inputs"):
-        raise Skip(f"{type(obj).__name__} declares no bad_inputs()")
-    bad = list(obj.bad_inputs())
-    assert bad, "bad_inputs() returned no input"
-    return bad
+    return _declared(obj, "bad_inputs")
 
 
 def _short(value: Any) -> str:
@@ -429,10 +417,7 @@ def tokenizer_bad_inputs(tok: Any) -> None:
 def transform_bad_inputs(transform: Any) -> None:
     import copy
 
-    cases = transform.example_cases() if hasattr(transform, "example_cases") else None
-    if not cases:
-        raise Skip("transform gives no example_cases() to apply bad options to")
-    model = cases[0][0]
+    model = _declared(transform, "example_cases")[0][0]
     for options in _bad_inputs(transform):
         _refuses(transform.apply, (copy.deepcopy(model),), options,
                  f"apply(model, **{_short(options)})")
@@ -441,7 +426,8 @@ def transform_bad_inputs(transform: Any) -> None:
 # -- model presets, on the meta device ----------------------------------------------------
 def model_preset(model: Any, preset: str) -> None:
     """A preset built on meta: its config round-trips, its parameter count is the declared
-    one, and a forward on meta inputs gives outputs whose leading dimension is the batch's.
+    one (``parameter_counts``; a model without one must opt out of ``"parameter_count"``),
+    and a forward on meta inputs gives outputs whose leading dimension is the batch's.
 
     A forward that asks the device for a value cannot run on meta: that part skips, and the
     ``compiles`` check names the sync."""
@@ -450,8 +436,16 @@ def model_preset(model: Any, preset: str) -> None:
     model_config_roundtrip(model)
     count = sum(p.numel() for p in model.parameters())
     declared = (getattr(model, "parameter_counts", None) or {}).get(preset)
+    opted_out = (getattr(model, "contract_opt_outs", None) or {}).get("parameter_count")
     if declared is not None:
         assert count == declared, f"preset {preset!r}: {count:,} parameters, declared {declared:,}"
+    elif not opted_out:
+        raise AssertionError(
+            f"preset {preset!r} ({count:,} parameters) has no declared parameter count: set "
+            f"{type(model).__name__}.parameter_counts[{preset!r}] from the paper or a peer, or "
+            "opt out with contract_opt_outs = {'parameter_count': 'the reason'}")
+    counted = "parameter count checked" if declared is not None else \
+        f"parameter count not declared ({opted_out})"
     inputs = model.example_inputs()
     batch = {v.shape[0] for v in inputs.values() if isinstance(v, torch.Tensor) and v.dim()}
     meta = {k: v.to("meta") if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
@@ -461,7 +455,7 @@ def model_preset(model: Any, preset: str) -> None:
     except (RuntimeError, NotImplementedError) as e:
         if "meta" not in str(e):
             raise
-        raise Skip(f"config and parameter count checked; forward on meta failed ({e}): a "
+        raise Skip(f"config checked, {counted}; forward on meta failed ({e}): a "
                    "forward that asks the device for a value (see the compiles check)") from e
     found = tensors(out)
     assert found, "forward on meta returned no tensor"
@@ -497,6 +491,7 @@ class Case:
     check: str
     xfail: str = ""
     preset: str | None = None
+    opt_out: str = ""  # the component's reason for opting out of this check
 
     @property
     def id(self) -> str:
@@ -507,6 +502,8 @@ class Case:
         """Run the check; raises ``Skip`` when it does not apply."""
         import torch
 
+        if self.opt_out:
+            raise OptedOut(self.opt_out)
         comp = REGISTRY.get(self.ref)
         torch.manual_seed(0)
         if self.preset is not None:
@@ -520,6 +517,8 @@ class Case:
 
         try:
             self.verify()
+        except OptedOut as e:
+            pytest.skip(f"opted out: {e}")
         except Skip as e:
             pytest.skip(str(e))
 
@@ -532,6 +531,15 @@ def _presets(comp: Component) -> list[str]:
     presets = list(getattr(factory, "presets", {}) or {})
     small = None if hasattr(factory, "example") else "tiny" if "tiny" in presets else None
     return [p for p in presets if p != small]
+
+
+def _opt_outs(comp: Component) -> dict[str, str]:
+    """The checks the component's class opts out of; a reason must be given."""
+    try:
+        outs = dict(getattr(comp.load(), "contract_opt_outs", None) or {})
+    except Exception:  # noqa: BLE001 - an import failure is reported by the checks themselves
+        return {}
+    return {check: str(why) or "no reason given" for check, why in outs.items()}
 
 
 def cases(
@@ -550,19 +558,25 @@ def cases(
                 or (name and ref != name and comp.name != name):
             continue
         xf = {**REGISTRY.expected_failures(comp.plugin), **(expected_failures or {})}
+        outs = _opt_outs(comp)
         for check in CHECKS[comp.kind]:
-            yield Case(ref, check, xf.get(f"{ref}::{check}", xf.get(check, "")))
+            yield Case(ref, check, xf.get(f"{ref}::{check}", xf.get(check, "")),
+                       opt_out=outs.get(check, ""))
         for preset in _presets(comp):
             case = Case(ref, "preset", preset=preset)
-            yield Case(ref, "preset", xf.get(case.id, xf.get(f"{ref}::preset", "")), preset)
+            yield Case(ref, "preset", xf.get(case.id, xf.get(f"{ref}::preset", "")), preset,
+                       outs.get("preset", ""))
 
 
 def run_checks(**filters: Any) -> list[tuple[Case, str, str]]:
-    """Run the checks; return ``(case, status, detail)`` with status passed/failed/skipped."""
+    """Run the checks; return ``(case, status, detail)``, status one of passed, failed,
+    skipped, ``opted out`` (the detail is the component's reason), xfailed, xpassed."""
     results = []
     for case in cases(**filters):
         try:
             case.verify()
+        except OptedOut as e:
+            results.append((case, "opted out", str(e)))
         except Skip as e:
             results.append((case, "skipped", str(e)))
         except Exception as e:  # a failing check is a result, not a crash

@@ -14,14 +14,20 @@ def n_params(m: torch.nn.Module) -> float:
 
 
 @pytest.mark.parametrize("ref, preset, millions", [
-    ("model:iresnet", "iresnet100", 65.2),       # ArcFace's IR-100 (insightface model zoo)
-    ("model:iresnet", "iresnet50", 43.6),
-    ("model:mobilefacenet", "mobilefacenet-128", 0.99),   # MobileFaceNets paper, Table 2
+    ("model:iresnet", "iresnet100", "65.2"),     # ArcFace's IR-100 (insightface model zoo)
+    ("model:iresnet", "iresnet50", "43.6"),
+    pytest.param("model:mobilefacenet", "mobilefacenet-128", "0.99",  # the paper, Table 2
+                 marks=pytest.mark.xfail(strict=True, reason=(
+                     "ours has 1,003,136 (1.00 M): 13,136 more than the paper's rounded 0.99 M, "
+                     "about the 19,584 BatchNorm scales and shifts, which the paper may not "
+                     "count; it does not say"))),
 ])
 def test_parameter_counts_match_published_models(ref, preset, millions):
+    """Equal to the published figure at the precision it is published with."""
     with torch.device("meta"):
         model = zoo.create(ref, preset=preset)
-    assert n_params(model) == pytest.approx(millions, rel=0.015)
+    digits = len(millions.split(".")[1])
+    assert f"{n_params(model):.{digits}f}" == millions
 
 
 @pytest.mark.parametrize("ref, preset", [("model:iresnet", "iresnet18"),

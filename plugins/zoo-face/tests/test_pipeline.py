@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import os
 
+import facenet_pytorch  # dev dependencies: a missing peer fails, never skips
 import matplotlib
 import numpy as np
 import pytest
+import skimage.data as skimage_data
 import torch
 from PIL import Image
 from zoo_face.pipeline import FacePipeline, aligned_crops
 
 import zoo_core as zoo
 from zoo_core.cli import main
-
-facenet_pytorch = pytest.importorskip("facenet_pytorch")
-skimage_data = pytest.importorskip("skimage.data")
 
 HOPPER = os.path.join(matplotlib.get_data_path(), "sample_data", "grace_hopper.jpg")
 
@@ -55,8 +54,11 @@ def test_entry_detects_like_facenet_pytorch(detector):
     image = Image.open(HOPPER)
     boxes, probs = facenet_pytorch.MTCNN(keep_all=True).detect(image)
     faces = detector.detect(image)[0]
-    np.testing.assert_allclose(faces.boxes.numpy(), np.asarray(boxes, np.float32), atol=1.0)
-    np.testing.assert_allclose(faces.scores.numpy(), np.asarray(probs, np.float32), atol=1e-4)
+    # the precision claimed (tests/test_mtcnn.py): 1.5e-4 px, probabilities 1e-6
+    np.testing.assert_allclose(faces.boxes.numpy(), np.asarray(boxes, np.float32), atol=1.5e-4,
+                               rtol=0)
+    np.testing.assert_allclose(faces.scores.numpy(), np.asarray(probs, np.float32), atol=1e-6,
+                               rtol=0)
 
 
 @pytest.mark.parametrize("image", [Image.open(HOPPER).convert("RGB"),

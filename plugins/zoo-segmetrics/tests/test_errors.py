@@ -36,7 +36,7 @@ def test_ignore_index_none_makes_255_invalid():
 
 
 def test_float_targets_and_float_indices():
-    with pytest.raises(InputError, match="target has dtype torch.float32"):
+    with pytest.raises(InputError, match="target must be .*integer.*, got dtype torch.float32"):
         make().update(torch.zeros(1, 4, dtype=torch.long), torch.zeros(1, 4))
     with pytest.raises(InputError, match=r"preds.long\(\)"):
         make().update(torch.zeros(1, 4), torch.zeros(1, 4, dtype=torch.long))

@@ -68,7 +68,7 @@ def monkeypatch_session():
 @pytest.fixture(scope="session")
 def tiktoken_peers(pkgdir, tmp_path_factory, monkeypatch_session):
     """tiktoken Encodings built by tiktoken's own constructors from the packaged rank files."""
-    tiktoken = pytest.importorskip("tiktoken")
+    import tiktoken  # a dev dependency: missing fails, never skips
     import tiktoken_ext.openai_public as public
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks, load_tiktoken_bpe
 

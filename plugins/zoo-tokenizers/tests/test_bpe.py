@@ -7,7 +7,6 @@ from zoo_tokenizers.bpe import BPE
 
 import zoo_core as zoo
 
-tiktoken = pytest.importorskip("tiktoken")
 NAMES = ["gpt2", "cl100k_base", "o200k_base"]
 
 
@@ -24,11 +23,12 @@ def test_parity_with_tiktoken(ours, tiktoken_peers, gensim_texts, mixed, name):
     texts = [*mixed, *gensim_texts["lee"], *gensim_texts["head500"][:40],
              *gensim_texts["enwiki"]]
     assert enc.backend == "tiktoken"  # installed, and it passed its self-check
-    for backend in ("python", "tiktoken"):
-        enc.use_backend(backend)
-        for text in texts:
-            assert enc.encode_ordinary(text) == ref.encode_ordinary(text), (backend, text[:80])
-    enc.use_backend("python")  # the rest checks the reference engine
+    # the "tiktoken" engine is the peer itself: against the peer it only checks the wiring
+    for text in texts[:5]:
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text), text[:80]
+    enc.use_backend("python")  # parity: our implementation against the peer
+    for text in texts:
+        assert enc.encode_ordinary(text) == ref.encode_ordinary(text), text[:80]
     joined = "\n".join(texts)
     assert enc.encode(joined, disallowed_special=()) == ref.encode(joined, disallowed_special=())
     ids = ref.encode(joined, disallowed_special=())

@@ -7,11 +7,11 @@ import io
 import json
 
 import pytest
+import sentencepiece as spm  # a dev dependency: missing fails, never skips
 from zoo_tokenizers.sentencepiece import SentencePiece
 
 import zoo_core as zoo
 
-spm = pytest.importorskip("sentencepiece")
 MODELS = {"mistral-7b-v0.1-tokenizer": "tokenizer.model.v1",
           "mistral-instruct-v2-tokenizer": "mistral_instruct_tokenizer_240216.model.v2",
           "mistral-instruct-v3-tokenizer": "mistral_instruct_tokenizer_240323.model.v3",
@@ -28,12 +28,16 @@ def corpus(gensim_texts, mixed):
 
 def _same(ours, ref, texts):
     assert ours.backend == "sentencepiece"  # installed, and it passed its self-check
-    for backend in ("python", "sentencepiece"):
-        ours.use_backend(backend)
-        for text in texts:
-            ids = ref.encode(text)
-            assert ours.encode(text) == ids, (backend, text[:80])
-            assert ours.decode(ids) == ref.decode(ids), text[:80]
+    ours.use_backend("python")  # parity: our implementation against the peer
+    for text in texts:
+        ids = ref.encode(text)
+        assert ours.encode(text) == ids, text[:80]
+        assert ours.decode(ids) == ref.decode(ids), text[:80]
+    # the "sentencepiece" engine is the peer itself: comparing it with the peer is no
+    # evidence, so it only checks the wiring (the model bytes reach it), on a few texts
+    ours.use_backend("sentencepiece")
+    for text in texts[:5]:
+        assert ours.encode(text) == ref.encode(text)
 
 
 @pytest.mark.parametrize("entry", list(MODELS))
@@ -95,7 +99,7 @@ def test_long_piece_like_sentencepiece(pkgdir):
 
 
 def test_export_to_hf_tokenizers(corpus, pkgdir):
-    tokenizers = pytest.importorskip("tokenizers")
+    import tokenizers
     ours = zoo.load("mistral-7b-v0.1-tokenizer")
     hf = tokenizers.Tokenizer.from_str(json.dumps(ours.to_tokenizer_json()))
     # HF matches control pieces written in the text (added tokens); SentencePiece does not

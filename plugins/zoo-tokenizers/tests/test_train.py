@@ -6,14 +6,13 @@ import json
 from collections import Counter
 
 import pytest
+import tokenizers  # a dev dependency: missing fails, never skips
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zoo_tokenizers.bpe import BPE
 from zoo_tokenizers.merges import learn_merges
 
 import zoo_core as zoo
-
-tokenizers = pytest.importorskip("tokenizers")
 
 
 def naive_merges(words, num_merges, first_id, min_frequency):

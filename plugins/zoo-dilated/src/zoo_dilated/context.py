@@ -83,6 +83,12 @@ class ContextModule(zoo.Model):
     """
 
     config_class = ContextModuleConfig
+    #: Yu & Koltun 2016, Table 1, C = 21 classes: seven 3×3 layers and a 1×1 one, with biases;
+    #: basic: C → C throughout; large: C → 2C, 2C, 4C, 8C, 16C, 32C, 32C → C
+    parameter_counts: ClassVar[dict[str, int]] = {
+        "basic": 7 * (9 * 21 * 21 + 21) + 21 * 21 + 21,
+        "large": 9 * 21 * 21 * (2 + 2 * 2 + 2 * 4 + 4 * 8 + 8 * 16 + 16 * 32 + 32 * 32)
+        + 32 * 21 * 21 + 21 * (2 + 2 + 4 + 8 + 16 + 32 + 32 + 1)}
     presets: ClassVar[dict[str, ContextModuleConfig]] = {
         "tiny": ContextModuleConfig(num_classes=3, rates=(1, 2, 4, 1)),
         "basic": ContextModuleConfig(),

@@ -139,6 +139,13 @@ class DeepLabV3(zoo.Model):
     """
 
     config_class = DeepLabV3Config
+    #: torchvision's deeplabv3_resnet50/101(num_classes=21, aux_loss=False); the output
+    #: stride changes no weight shape
+    parameter_counts: ClassVar[dict[str, int]] = {
+        "resnet50": 39_638_869, "resnet50-os16": 39_638_869,
+        "resnet101": 58_630_997, "resnet101-os16": 58_630_997}
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "DeepLabv3+ and 'small' have no published peer count"}
     presets: ClassVar[dict[str, DeepLabV3Config]] = {
         "tiny": DeepLabV3Config("resnet10", width=4, aspp_channels=8, num_classes=3,
                                 aspp_rates=(1, 2, 3), aux_loss=True),

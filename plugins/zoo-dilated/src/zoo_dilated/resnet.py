@@ -148,6 +148,13 @@ class DilatedResNet(zoo.Model):
     """
 
     config_class = DilatedResNetConfig
+    #: torchvision's resnet18…152 with the ImageNet head (published with its weights);
+    #: dilation changes no weight shape, so every output stride has the same count
+    parameter_counts: ClassVar[dict[str, int]] = {
+        f"resnet{depth}{stride}": count
+        for depth, count in ((18, 11_689_512), (34, 21_797_672), (50, 25_557_032),
+                             (101, 44_549_160), (152, 60_192_808))
+        for stride in ("", "-os16", "-os8")}
     presets: ClassVar[dict[str, DilatedResNetConfig]] = {
         "tiny": DilatedResNetConfig("resnet10", width=4, output_stride=8, num_classes=5),
         **{f"{a}{s}": DilatedResNetConfig(a, output_stride=os)

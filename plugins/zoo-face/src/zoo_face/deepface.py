@@ -6,8 +6,11 @@ through C1 (32 filters 11×11), M2 (3×3 max-pooling, stride 2), C3 (16 filters 
 locally connected layers L4 (16 × 9×9), L5 (16 × 7×7, stride 2), L6 (16 × 5×5), each
 position with its own filters, then F7, the 4,096-d representation; F8, the 4,030-way
 softmax over identities, is the classification loss (``loss:softmax`` or a margin loss).
-ReLU after every layer but the last. The paper counts "more than 120 million parameters";
-C3's filters read the 32 channels of M2.
+ReLU after every layer but the last; C3's filters read the 32 channels of M2.
+
+The model built holds C1 to F7: 102,412,864 parameters (102.4 M). F8, the 4,030 class
+centres of 4,096 values (16.5 M more), lives in the loss (``loss:softmax``'s weight and
+bias), so the two make 118.9 M, which the paper rounds up to "more than 120 million".
 
 The 3D frontalisation is not part of the network; feed crops aligned by
 :mod:`zoo_face.align`.
@@ -77,6 +80,11 @@ class DeepFace(zoo.Model):
     """
 
     config_class = DeepFaceConfig
+    #: the paper's layer table, C1 to F7 (k²·in·out + out per conv, that per position for
+    #: the locally connected layers): F8 is the loss's class centres, not counted here
+    parameter_counts = {"deepface": (11 * 11 * 3 * 32 + 32) + (9 * 9 * 32 * 16 + 16)
+                        + 55 * 55 * (9 * 9 * 16 * 16 + 16) + 25 * 25 * (7 * 7 * 16 * 16 + 16)
+                        + 21 * 21 * (5 * 5 * 16 * 16 + 16) + (21 * 21 * 16 * 4096 + 4096)}
     presets = {
         "deepface": DeepFaceConfig(),
         "tiny": DeepFaceConfig(input_size=32, widths=(8, 8, 8, 8, 8), kernels=(5, 3, 3, 3, 3),

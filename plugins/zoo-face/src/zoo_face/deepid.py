@@ -68,6 +68,7 @@ class DeepID(zoo.Model):
     """
 
     config_class = DeepIDConfig
+    contract_opt_outs = {"parameter_count": "Sun et al. 2014 publish no parameter count"}
     presets = {"deepid": DeepIDConfig(),
                "tiny": DeepIDConfig(input_size=32, widths=(4, 8, 8, 8), embedding_size=16)}
 

@@ -107,14 +107,9 @@ def to_tensors(images: Any, device: Any = None, dtype: torch.dtype | None = torc
 def check_crops(images: Any, channels: int, size: int, name: str = "images") -> None:
     """Raise a :class:`zoo.InputError` unless ``images`` is a float batch (B, channels, size,
     size): a shape check only, so a forward that calls it neither syncs nor breaks a graph."""
-    want = f"(B, {channels}, {size}, {size})"
-    if not isinstance(images, Tensor) or not images.is_floating_point():
-        what = images.dtype if isinstance(images, Tensor) else type(images).__name__
-        raise zoo.InputError(f"{name} must be a float tensor {want}, got {what!r}; convert "
-                             "with .float()")
-    if images.dim() != 4 or tuple(images.shape[1:]) != (channels, size, size):
-        raise zoo.InputError(f"{name} of shape {tuple(images.shape)!r} must be {want}: "
-                             f"resize the crops to {size}x{size} with {channels} channels")
+    zoo.checks.tensor(images, name, dtype="float", fix="convert with .float()")
+    zoo.checks.tensor(images, name, shape=(None, channels, size, size),
+                      fix=f"resize the crops to {size}x{size} with {channels} channels")
 
 
 def bad_crops(channels: int, size: int) -> list[dict[str, Tensor]]:

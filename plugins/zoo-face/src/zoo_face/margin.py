@@ -15,7 +15,6 @@ whose class lives on another rank of Partial FC).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, ClassVar
 
 import torch
@@ -192,10 +191,10 @@ def bad_pairs(x: Tensor, target: Tensor) -> list[tuple[Tensor, Tensor]]:
 
 
 def debug() -> bool:
-    """``ZOO_DEBUG=1``: check tensor values (label ranges) in forward passes, which waits for
-    the device; off by default, so that forwards never synchronise (nor break a compiled
-    graph). Out-of-range labels then fail inside ``cross_entropy`` or the centre gather."""
-    return os.environ.get("ZOO_DEBUG", "") not in ("", "0")
+    """``zoo.checks.debug()`` (``ZOO_DEBUG=1``): check tensor values (label ranges) in forward
+    passes, which waits for the device; off by default, so that forwards never synchronise
+    (nor break a compiled graph). Out-of-range labels then fail inside ``cross_entropy``."""
+    return zoo.checks.debug()
 
 
 def check_labels(target: Any, batch: int, num_classes: int, ignore_index: int) -> None:

@@ -176,6 +176,7 @@ class MTCNN(zoo.Model):
     """
 
     config_class = MTCNNConfig
+    parameter_counts = {"default": 495_850}  # facenet-pytorch's MTCNN: P-, R- and O-Net
     presets = {"default": MTCNNConfig()}
     layouts = {"facenet-pytorch": _FACENET}
 

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+import zoo_core as zoo
 from zoo_core import InputError
 
 MAX_HEAD_DIM = 256
@@ -112,10 +113,8 @@ def validate(q: Any, k: Any, v: Any, *, causal: bool = False, sm_scale: float | 
              max_seqlen_q: int | None = None, max_seqlen_k: int | None = None) -> Call:
     """Check a call's arguments and normalise them; raise ``zoo.InputError`` naming a bad value."""
     for name, t in (("q", q), ("k", k), ("v", v)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+        zoo.checks.tensor(t, name, dtype="float", fix="attention runs on float16, bfloat16 or "
+                          "float32 tensors: convert with .float()")
     if not (q.dtype == k.dtype == v.dtype):
         raise InputError(f"q, k, v dtypes differ: {q.dtype}, {k.dtype}, {v.dtype}; "
                          "cast them to one")

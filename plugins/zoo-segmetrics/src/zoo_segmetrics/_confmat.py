@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import zoo_core as zoo
 from zoo_core import ConfigError, InputError
 
 MODES = ("multiclass", "binary", "multilabel")
@@ -48,11 +49,9 @@ def check_config(num_classes: int, ignore_index: int | None, mode: str, threshol
 
 
 def _check_target(target: Tensor) -> None:
-    if not isinstance(target, Tensor):
-        raise InputError(f"target must be a torch.Tensor of class indices, got {type(target)!r}")
-    if target.is_floating_point() or target.is_complex():
-        raise InputError(f"target has dtype {target.dtype}: targets are class indices; pass an "
-                       "integer tensor (target.long()), not scores or one-hot floats")
+    zoo.checks.tensor(target, "target", dtype=("integer", "bool"), fix="targets are class "
+                      "indices; pass an integer tensor (target.long()), not scores or one-hot "
+                      "floats")
 
 
 def _binarize(scores: Tensor, threshold: float) -> Tensor:
@@ -71,8 +70,7 @@ def to_labels(preds: Tensor, target: Tensor, num_classes: int, mode: str,
         construction (arg-max or threshold), so the range check can be skipped.
     """
     _check_target(target)
-    if not isinstance(preds, Tensor):
-        raise InputError(f"preds must be a torch.Tensor, got {type(preds)!r}")
+    zoo.checks.tensor(preds, "preds")
     C = num_classes
     if preds.is_floating_point():
         if mode == "multilabel":

@@ -275,7 +275,7 @@ class BPE(Tokenizer):
         if value == "all":
             return self.special_tokens_set
         if isinstance(value, str):
-            raise TypeError(f"{what}={value!r}: pass 'all' or a collection of special tokens")
+            raise InputError(f"{what}={value!r}: pass 'all' or a collection of special tokens")
         chosen = set(value)
         unknown = chosen - self.special_tokens_set
         if unknown:

@@ -35,7 +35,8 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
         backend: the new tokenizer's engine (see :class:`~zoo_tokenizers.bpe.BPE`).
     """
     if isinstance(texts, str):
-        raise TypeError("texts must be an iterable of strings, got one str; wrap it in a list")
+        raise InputError(f"texts must be an iterable of strings, got one str "
+                         f"({texts[:40]!r}); wrap it in a list")
     specials = list(dict.fromkeys(special_tokens))
     floor = 256 + len(specials)
     if not isinstance(vocab_size, int) or vocab_size < floor:

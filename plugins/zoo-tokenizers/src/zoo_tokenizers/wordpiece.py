@@ -319,7 +319,7 @@ class WordPiece(Tokenizer):
                                  "pass one pair per text")
         bad = next((t for t in [*batch, *pairs] if t is not None and not isinstance(t, str)), 0)
         if bad != 0:
-            raise TypeError(f"expected str texts, got {bad!r}; pass a str or a list of str")
+            raise InputError(f"expected str texts, got {bad!r}; pass a str or a list of str")
         encs = [self.encode_full(t, p, add_special_tokens=add_special_tokens,
                                  truncation=truncation or False, max_length=max_length)
                 for t, p in zip(batch, pairs, strict=True)]

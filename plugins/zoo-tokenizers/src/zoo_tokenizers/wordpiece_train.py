@@ -36,7 +36,8 @@ def train_wordpiece(cls: Any, texts: Iterable[str], vocab_size: int, *,
         options: the tokenizer's constructor options (``lowercase`` …).
     """
     if isinstance(texts, str):
-        raise TypeError("texts must be an iterable of strings, got one str; wrap it in a list")
+        raise InputError(f"texts must be an iterable of strings, got one str "
+                         f"({texts[:40]!r}); wrap it in a list")
     prefix = options.get("continuing_subword_prefix", "##")
     normalizer = BertNormalizer(options.get("clean_text", True),
                                 options.get("tokenize_chinese_chars", True),

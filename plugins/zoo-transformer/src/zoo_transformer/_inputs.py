@@ -1,41 +1,29 @@
-"""Validation of model inputs: shapes and dtypes always, values only with a debug switch.
+"""Validation of model inputs with ``zoo.checks``: shapes and dtypes always, values only with
+the debug switch.
 
 Shape and dtype checks read tensor metadata and cost nothing. Value checks (every id inside
 the vocabulary) must ask the device for a number, which stalls a GPU and breaks a
-``torch.compile`` graph, so forward passes skip them unless ``ZOO_DEBUG_CHECKS=1`` is set in
-the environment (read at each call, so a test or a notebook may flip it). Ids from the
-entry's own tokenizer are in range by construction; :meth:`BertForSentenceEmbedding.encode`
-checks the tokenizer's vocabulary against the model's once, on the host.
+``torch.compile`` graph, so forward passes skip them unless ``ZOO_DEBUG=1`` is set (see
+``zoo.checks.debug``). Ids from the entry's own tokenizer are in range by construction;
+:meth:`BertForSentenceEmbedding.encode` checks the tokenizer's vocabulary against the
+model's once, on the host.
 """
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import Tensor
 
+import zoo_core as zoo
 from zoo_core import InputError
-
-DEBUG_ENV = "ZOO_DEBUG_CHECKS"
-
-
-def debug_checks() -> bool:
-    """Whether value checks that synchronise with the device are on (``ZOO_DEBUG_CHECKS=1``)."""
-    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def check_ids(ids: Tensor, vocab_size: int, what: str = "input_ids") -> None:
     """Ids must be integers of shape (B, S); with debug checks on, in ``[0, vocab_size)``."""
-    if ids.dim() != 2 or ids.is_floating_point():
-        raise InputError(f"{what} must be an integer tensor of shape (batch, seq), got "
-                         f"{ids.dtype} of shape {tuple(ids.shape)}")
-    if ids.numel() and not torch.compiler.is_compiling() and debug_checks():
-        lo, hi = int(ids.min()), int(ids.max())
-        if lo < 0 or hi >= vocab_size:
-            bad = hi if hi >= vocab_size else lo
-            raise InputError(f"{what} holds token id {bad!r}, outside [0, {vocab_size}) of the "
-                             "model's vocabulary; use the tokenizer that matches the model")
+    zoo.checks.tensor(ids, what, ndim=2, dtype="integer",
+                      fix="pass token ids of shape (batch, seq), e.g. from the tokenizer")
+    zoo.checks.in_range(ids, what, 0, vocab_size,
+                        fix="use the tokenizer that matches the model's vocabulary")
 
 
 def check_length(length: int, limit: int, what: str = "input_ids") -> None:

@@ -185,6 +185,10 @@ class BertModel(Model):
 
     config_class = BertConfig
     presets: ClassVar[dict[str, BertConfig]] = PRESETS
+    #: transformers' BertModel of the published checkpoints (MiniLM-L6-H384, bert-base,
+    #: bert-large), pooler included
+    parameter_counts: ClassVar[dict[str, int]] = {
+        "mini": 22_713_216, "base": 109_482_240, "large": 335_141_888}
     supports_grad_checkpointing = True
     attention_backends = BACKENDS
     layouts = hf.LAYOUTS
@@ -217,7 +221,7 @@ class BertModel(Model):
     def check_inputs(self, input_ids: Tensor, attention_mask: Tensor | None,
                      token_type_ids: Tensor | None) -> Tensor | None:
         """Raise on shapes, lengths and token types the model cannot take; values only under
-        ``ZOO_DEBUG_CHECKS=1`` (no device synchronisation otherwise)."""
+        ``ZOO_DEBUG=1`` (no device synchronisation otherwise)."""
         c = self.config
         check_ids(input_ids, c.vocab_size)
         check_length(input_ids.shape[1], c.max_length)
@@ -288,15 +292,18 @@ class RobertaModel(BertModel):
     """RoBERTa encoder: BERT with padding-offset positions and one token type."""
 
     presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["roberta"]
+    parameter_counts: ClassVar[dict[str, int]] = {"base": 124_645_632}  # roberta-base
 
 
 class DistilBertModel(BertModel):
     """DistilBERT encoder: six layers, no token types, no pooler."""
 
     presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["distilbert"]
+    parameter_counts: ClassVar[dict[str, int]] = {"base": 66_362_880}  # distilbert-base
 
 
 class AlbertModel(BertModel):
     """ALBERT encoder: factorised embeddings and one layer shared by all layers."""
 
     presets: ClassVar[dict[str, BertConfig]] = VARIANT_PRESETS["albert"]
+    parameter_counts: ClassVar[dict[str, int]] = {"base-v2": 11_683_584}  # albert-base-v2

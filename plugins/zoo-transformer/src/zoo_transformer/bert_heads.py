@@ -76,6 +76,9 @@ class _Head(Model):
 
     config_class = BertConfig
     presets: ClassVar[dict[str, BertConfig]] = HEAD_PRESETS
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "a head adds its layers to the encoder, whose presets' counts "
+        "BertModel and its variants declare"}
     supports_grad_checkpointing = True
     attention_backends = BACKENDS
     layouts = hf.LAYOUTS

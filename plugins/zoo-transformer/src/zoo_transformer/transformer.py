@@ -148,6 +148,8 @@ class Transformer(Model):
     """
 
     config_class = TransformerConfig
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "Vaswani et al. round to 65 M / 213 M for their 37k shared vocabulary"}
     presets: ClassVar[dict[str, TransformerConfig]] = PRESETS
     supports_grad_checkpointing = True
     attention_backends = BACKENDS

@@ -108,6 +108,8 @@ class Word2Vec(Model):
     """
 
     config_class = Word2VecConfig
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "the vectors are sized by the corpus vocabulary, built by train()"}
     presets: ClassVar[dict[str, Word2VecConfig]] = {
         "tiny": Word2VecConfig(vector_size=8, window=2, hs=1, negative=2, min_count=1,
                                vocab_size=12),

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+import zoo_core as zoo
 from zoo_core import InputError
 
 
@@ -71,17 +72,10 @@ def as_lengths(lengths: Tensor | Sequence[int], batch: int, steps: int,
 def check_ids(name: str, ids: Any, shape: tuple[int, ...] | None = None) -> None:
     """Raise unless ``ids`` is an integer (batch, steps) tensor (of ``shape`` when given): the
     shape and dtype only, never the values, so a forward that calls it does not sync."""
-    if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.is_complex() \
-            or ids.dtype == torch.bool:
-        what = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
-        raise InputError(f"{name} must be an integer tensor of token ids, got {what!r}; "
-                         "convert with .long()")
-    if ids.dim() != 2:
-        raise InputError(f"{name} must be (batch, steps), got shape {tuple(ids.shape)!r}; add a "
-                         "batch dimension with [None]")
-    if shape is not None and tuple(ids.shape) != shape:
-        raise InputError(f"{name} has shape {tuple(ids.shape)!r}, expected {shape!r} (one id "
-                         "per input position)")
+    zoo.checks.tensor(ids, name, dtype="integer", fix="token ids: convert with .long()")
+    zoo.checks.tensor(ids, name, ndim=2, fix="(batch, steps): add a batch dimension with [None]")
+    if shape is not None:
+        zoo.checks.tensor(ids, name, shape=shape, fix="one id per input position")
 
 
 def prepare(input: Tensor | PackedSequence, input_size: int, batch_first: bool,

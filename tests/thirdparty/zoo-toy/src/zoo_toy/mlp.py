@@ -18,6 +18,8 @@ class MLPConfig:
 class MLP(zoo.Model):
     config_class = MLPConfig
     presets = {"tiny": MLPConfig(4, 8, 2), "small": MLPConfig()}
+    # y = W2 gelu(W1 x + b1) + b2: in·hidden + hidden + hidden·out + out
+    parameter_counts = {"small": 8 * 32 + 32 + 32 * 4 + 4}
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__(config)
@@ -25,14 +27,20 @@ class MLP(zoo.Model):
         self.fc2 = nn.Linear(config.hidden, config.out_features)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, in) -> (B, out)
+        zoo.checks.tensor(x, "x", dtype="float", shape=(None, self.config.in_features))
         return self.fc2(nn.functional.gelu(self.fc1(x)))
 
     def example_inputs(self) -> dict[str, Tensor]:
         return {"x": torch.randn(3, self.config.in_features)}
 
+    def bad_inputs(self) -> list[dict[str, Tensor]]:
+        return [{"x": torch.randn(self.config.in_features)}, {"x": torch.ones(3, 1)}]
+
 
 class SquaredHinge(zoo.Loss):
     """mean over i, j≠y_i of max(0, 1 − s_{y_i} + s_j)²."""
+
+    contract_opt_outs = {"bad_inputs": "a toy: it trusts its caller"}
 
     def __init__(self, num_classes: int = 3) -> None:
         super().__init__()
