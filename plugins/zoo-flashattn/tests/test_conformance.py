@@ -5,6 +5,7 @@ SDPA's documentation; fp32 on the CPU, compared within fp32 tolerance."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 
 import pytest
@@ -21,8 +22,9 @@ def _r(*shape, gen):
     return torch.randn(*shape, generator=gen)
 
 
-def everyday(sdpa) -> dict:
-    """SDPA's documented usage; ``sdpa`` is the function under test."""
+def everyday(sdpa, dropout: bool = True) -> dict:
+    """SDPA's documented usage; ``sdpa`` is the function under test (``dropout``: include
+    the call whose mask SDPA draws from torch's generator)."""
     g = torch.Generator().manual_seed(0)
     out = {}
     q, k, v = _r(2, 4, 9, 16, gen=g), _r(2, 4, 9, 16, gen=g), _r(2, 4, 9, 16, gen=g)
@@ -56,14 +58,20 @@ def everyday(sdpa) -> dict:
     y = sdpa(qs, ks, vs, attn_mask=bs)
     y.pow(2).sum().backward()
     out["grads"] = [t.grad for t in (qs, ks, vs, bs)]
+    if not dropout:
+        return out
     # dropout: the same torch seed draws SDPA's own mask
     torch.manual_seed(5)
     out["dropout"] = sdpa(q, k, v, dropout_p=0.3, attn_mask=bool_mask[:, :9])
     return out
 
 
-def test_everyday_usage_matches_sdpa():
-    ours, ref = everyday(ATTN), everyday(F.scaled_dot_product_attention)
+@pytest.mark.parametrize("backend", [None, "torch"])
+def test_everyday_usage_matches_sdpa(backend):
+    """Auto dispatch (masked calls go to SDPA), and our blockwise backend forced (its own
+    masks and mask gradient; its dropout follows seed=, not SDPA's generator)."""
+    ours = everyday(functools.partial(ATTN, backend=backend), dropout=backend is None)
+    ref = everyday(F.scaled_dot_product_attention, dropout=backend is None)
     assert ours.keys() == ref.keys()
     for key in ref:
         a, b = ours[key], ref[key]
@@ -100,9 +108,21 @@ def test_bad_sdpa_arguments(kwargs, match):
         ATTN(q, q, q, **kwargs)
 
 
-def test_mask_calls_pick_sdpa_and_forced_torch_refuses():
+def test_mask_calls_pick_sdpa_and_forced_triton_refuses():
     q = torch.randn(1, 2, 9, 8)
     mask = torch.ones(9, 9, dtype=torch.bool)
     assert ATTN.select(q, q, q, attn_mask=mask) == "sdpa"
-    with pytest.raises(zoo.ZooError, match="attn_mask"):
-        ATTN(q, q, q, attn_mask=mask, backend="torch")
+    assert ATTN.why_not("triton", q, q, q, attn_mask=mask) is not None
+
+
+def test_mask_with_our_options_runs_on_torch_against_the_reference():
+    """attn_mask with softcap and the log-sum-exp: SDPA has neither; the torch backend runs."""
+    g = torch.Generator().manual_seed(4)
+    q, k, v = (torch.randn(1, 2, 11, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(2, 1, 11, generator=g, dtype=torch.float64)
+    kw = {"attn_mask": bias, "softcap": 1.5, "return_lse": True}
+    assert ATTN.select(q, k, v, **kw) == "torch"
+    out, lse = ATTN(q, k, v, **kw)
+    ref_out, ref_lse = ATTN.reference(q, k, v, **kw)
+    torch.testing.assert_close(out, ref_out, rtol=1e-7, atol=1e-9)
+    torch.testing.assert_close(lse, ref_lse, rtol=1e-7, atol=1e-9)

@@ -65,9 +65,6 @@ def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | N
     return out.reshape(b, h, sq, d), lse if q.dtype == torch.float64 else lse.float()
 
 
-_NO_MASK = "the torch backend takes no attn_mask; the sdpa backend runs such calls"
-
-
 def _as_4d(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
            ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """SDPA's (..., H, S, D) with other than one batch dim → (B, H, S, D); 3-D is one head."""
@@ -122,8 +119,7 @@ class Attention(Kernel):
                 lambda call, forced: triton_backend.supports(call, auto=not forced))),
             "sdpa": Backend("sdpa", sdpa_backend.attention,
                             _supports(lambda call, forced: sdpa_backend.supports(call))),
-            "torch": Backend("torch", torch_backend.attention, _supports(
-                lambda call, forced: _NO_MASK if call.mask is not None else True)),
+            "torch": Backend("torch", torch_backend.attention),
         }
 
     def select(self, *args: Any, backend: str | None = None, **kwargs: Any) -> str:
@@ -151,7 +147,7 @@ class Attention(Kernel):
             query, key, value: (..., H, Sq, D) and (..., Hkv, Sk, D), any leading dims as in
                 SDPA (3-D is one head), or packed (total, H, D) with ``cu_seqlens_q/k``.
             attn_mask: bool (True = attend) or float (added to the scores), broadcastable to
-                (..., H, Sq, Sk), as in SDPA; such calls run on the ``sdpa`` backend.
+                (..., H, Sq, Sk), as in SDPA (``sdpa`` and ``torch`` backends).
             dropout_p: dropout on the attention weights (applied whenever > 0, as in SDPA).
             is_causal: SDPA's causal mask, aligned to the top-left corner (query i sees keys
                 j <= i); ``causal=True`` aligns it to the bottom-right (the last query sees
@@ -194,7 +190,7 @@ class Attention(Kernel):
         out, lse = self.backends[name].fn(call)
         if lead is not None:
             out = out.reshape(*lead, *out.shape[-2:])
-            lse = None if lse is None else lse.reshape(*lead)
+            lse = None if lse is None else lse.reshape(*lead, lse.shape[-1])
         return (out, lse) if call.spec.return_lse else out
 
     def reference(self, q: Tensor, k: Tensor, v: Tensor, **options: Any) -> Any:
@@ -243,6 +239,8 @@ class Attention(Kernel):
              {"causal": True, "dropout_p": 0.25, "seed": 7}),
             ((r(20, 2, 16), r(20, 2, 16), r(20, 2, 16)),
              {"cu_seqlens_q": cu, "cu_seqlens_k": cu, "causal": True, "return_lse": True}),
+            ((r(2, 2, 13, 16), r(2, 2, 17, 16), r(2, 2, 17, 16)),   # SDPA's float attn_mask
+             {"attn_mask": r(2, 1, 17)}),
         ]
 
     def bad_inputs(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:

@@ -6,7 +6,7 @@ a window, ALiBi, key padding or bottom-right causal alignment with ``Sq != Sk`` 
 explicit ``attn_mask`` (bool, or a float bias for ALiBi), which SDPA supports but which costs
 (B, H, Sq, Sk) memory. SDPA returns no log-sum-exp, has no softcap, draws its own dropout mask
 and takes no packed sequences, so those calls are refused. A caller's ``attn_mask`` (SDPA's
-argument) is combined with these masks; calls that have one run here.
+argument) is combined with these masks.
 """
 
 from __future__ import annotations
