@@ -71,7 +71,8 @@ def everyday(models, tmp_path) -> dict:
                       [int(model.wv.get_vecattr(w, "count")) for w in model.wv.index_to_key],
                       model.wv.vectors.shape, model.corpus_count, model.corpus_total_words,
                       bool(np.array_equal(model.wv["graph"], before)))
-    model.train(MORE, total_examples=model.corpus_count, epochs=model.epochs)
+    trained, raw = model.train(MORE, total_examples=model.corpus_count, epochs=model.epochs)
+    out["train_returns"] = (raw, 0 <= trained <= raw)
     out["trained_new"] = model.wv.most_similar("robot", topn=2)[0][0] in model.wv
     return out
 

@@ -85,6 +85,10 @@ class TrainReport:
     interval_losses: list[tuple[int, float]] = field(default_factory=list)
     loss_sum: float = 0.0
 
+    def __iter__(self) -> Iterator[int]:
+        """Unpacks as gensim's ``train`` result: ``trained, raw = model.train(...)``."""
+        return iter((self.trained_words, self.raw_words))
+
     @property
     def words_per_second(self) -> float:
         return self.raw_words / self.seconds if self.seconds else 0.0
