@@ -58,8 +58,8 @@ class Empty(Plain):
 
 
 @pytest.mark.parametrize("cls, match", [
-    (Plain, "Plain declares no checkpointing blocks"),
-    (Empty, r"grad_checkpointing_blocks\(\) returned no block"),
+    (Plain, "found no blocks to checkpoint in Plain"),
+    (Empty, "found no blocks to checkpoint in Empty"),
 ])
 def test_models_without_blocks_explain_how_to_declare_them(cls, match):
     transform = zoo.create("transform:checkpoint", policy="every")
@@ -70,7 +70,16 @@ def test_models_without_blocks_explain_how_to_declare_them(cls, match):
         cls(ResidualMLPConfig()).set_grad_checkpointing("every")
 
 
-def test_plain_torch_module_is_refused():
-    with pytest.raises(ZooError, match="Sequential declares no checkpointing blocks"):
-        zoo.create("transform:checkpoint").apply(nn.Sequential(nn.Linear(2, 2)))
+def test_module_without_blocks_is_refused():
+    with pytest.raises(ZooError, match="found no blocks to checkpoint in Linear.*blocks="):
+        zoo.create("transform:checkpoint").apply(nn.Linear(2, 2))
     assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("blocks, match", [
+    ("encoder.layers", r"blocks='encoder.layers' names no module list in Sequential"),
+    ([nn.Linear(2, 2), "x"], "block 'x' of Sequential is not an nn.Module"),
+])
+def test_bad_named_blocks(blocks, match):
+    with pytest.raises(ZooError, match=match):
+        zoo.create("transform:checkpoint", blocks=blocks).apply(nn.Sequential(nn.Linear(2, 2)))

@@ -27,7 +27,7 @@ CU = torch.tensor([0, 4, 10], dtype=torch.int32)
     ((qkv()[0], torch.randn(1, 2, 9, 16), torch.randn(1, 2, 8, 16)), {}, r"\(1, 2, 9, 16\)"),
     (qkv(h=3, hkv=2), {}, "2 key/value heads do not divide 3"),
     (qkv(d=320), {}, "head dim 320"),
-    ((torch.randn(2, 8, 16),) * 3, {}, r"expected \(B, H, S, D\)"),
+    ((torch.randn(2, 8, 16),) * 2 + (torch.randn(2, 8),), {}, r"expected \(B, H, S, D\)"),
     (qkv(), {"window": (-2, 0)}, r"window=\(-2, 0\)"),
     (qkv(), {"window": 5}, "window=5"),
     (qkv(), {"dropout_p": 1.0}, "dropout_p=1.0"),

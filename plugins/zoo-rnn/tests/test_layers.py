@@ -107,7 +107,10 @@ def test_lstm_options_follow_their_equations(peephole, layer_norm):
         torch.nn.init.normal_(p, std=0.5)                      # non-trivial norms and peepholes
     x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 4])
     y, (h_n, c_n) = model(x, lengths=lengths)
-    for d, cell in enumerate(model.layers[0]):
+    for d, suffix in enumerate(("_l0", "_l0_reverse")):
+        cell = LSTMCell(3, 4, peephole=peephole, layer_norm=layer_norm)
+        cell.load_state_dict({n: model.get_parameter(n.replace(".", "_") + suffix)
+                              for n in cell.state_dict()})
         for b, n in enumerate(lengths.tolist()):
             h, c = torch.zeros(1, 4), torch.zeros(1, 4)
             steps = range(n - 1, -1, -1) if d else range(n)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell
-from zoo_rnn.recurrent import GRU, LSTM, RNN, module_path
+from zoo_rnn.recurrent import GRU, LSTM, RNN
 
 import zoo_core as zoo
 
@@ -46,7 +46,7 @@ def _check_grads(ours, ref, out_ours, out_ref, inputs_ours, inputs_ref):
     loss_ref = sum((w * t).sum() for w, t in zip(weights, out_ref, strict=True))
     loss_ours = sum((w * t).sum() for w, t in zip(weights, out_ours, strict=True))
     ref_params = dict(ref.named_parameters())
-    our_params = {k: ours.get_parameter(v) for k, v in _name_map(ours).items()}
+    our_params = dict(ours.named_parameters())
     grads_ref = torch.autograd.grad(loss_ref, inputs_ref + list(ref_params.values()))
     grads_ours = torch.autograd.grad(loss_ours,
                                      inputs_ours + [our_params[k] for k in ref_params])
@@ -56,11 +56,6 @@ def _check_grads(ours, ref, out_ours, out_ref, inputs_ours, inputs_ref):
         scale = max(1.0, float(b.abs().max()))
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6 * scale,
                                    msg=f"gradient of {name}")
-
-
-def _name_map(ours) -> dict[str, str]:
-    """torch.nn parameter name (= our state-dict key) → our parameter's module path."""
-    return {key: module_path(key) for key in ours.torch_state_dict()}
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -166,7 +161,7 @@ def test_registry_and_layout():
     ref = nn.LSTM(5, 6, num_layers=2, bidirectional=True, proj_size=2)
     assert list(lstm.state_dict()) == list(ref.state_dict())   # same keys, same order
     assert zoo.load_state_dict(lstm, ref.state_dict(), layout="torch") == []
-    assert torch.equal(lstm.layers[1][1].weight_hr, ref.weight_hr_l1_reverse)
+    assert torch.equal(lstm.weight_hr_l1_reverse, ref.weight_hr_l1_reverse)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
@@ -199,7 +194,7 @@ def test_constructor_errors():
     with pytest.raises(zoo.ConfigError, match="proj_size"):
         LSTM(5, 6, proj_size=6)
     m = GRU(5, 6, dtype=torch.float64)
-    assert m.layers[0][0].weight_hh.dtype == torch.float64
+    assert m.weight_hh_l0.dtype == torch.float64
 
 
 def test_dropout_between_layers_only_in_training():

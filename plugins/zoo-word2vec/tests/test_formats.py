@@ -14,7 +14,7 @@ def test_gensim_writes_we_read(gensim_head500, tmp_path, binary):
     gensim_head500.wv.save_word2vec_format(str(path), binary=binary)
     kv = KeyedVectors.load_word2vec_format(path, binary=binary)
     assert kv.index_to_key == gensim_head500.wv.index_to_key
-    assert torch.equal(kv.vectors, torch.from_numpy(gensim_head500.wv.vectors))
+    assert torch.equal(kv.tensor, torch.from_numpy(gensim_head500.wv.vectors))
 
 
 @pytest.mark.parametrize("binary", [True, False])
@@ -27,7 +27,7 @@ def test_we_write_gensim_reads(tmp_path, binary):
     assert ref.index_to_key == words
     assert torch.equal(torch.from_numpy(ref.vectors), vectors)
     again = KeyedVectors.load_word2vec_format(path, binary=binary)  # and back
-    assert torch.equal(again.vectors, vectors)
+    assert torch.equal(again.tensor, vectors)
 
 
 def test_limit_and_bad_files(tmp_path):

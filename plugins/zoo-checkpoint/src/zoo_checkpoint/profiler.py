@@ -277,10 +277,10 @@ def profile(model: nn.Module, inputs: dict[str, Any] | None = None,
                                          ("budget", {"fraction": 0.3}), "selective"),
             repeats: int = 3) -> Profile:
     """Saved bytes and step time of ``model`` under each policy (on copies of the model)."""
-    from .transform import Checkpoint, declared_blocks
+    from .transform import Checkpoint, find_blocks
 
     inputs = inputs if inputs is not None else model.example_inputs()
-    out = Profile(blocks=profile_blocks(model, inputs, declared_blocks(model)))
+    out = Profile(blocks=profile_blocks(model, inputs, find_blocks(model)))
     for spec in zoo.progress(policies, desc="checkpoint policies", unit="policy"):
         name, options = (spec, {}) if isinstance(spec, str) else spec
         twin = Checkpoint(policy=name, inputs=inputs, **options).apply(copy.deepcopy(model))

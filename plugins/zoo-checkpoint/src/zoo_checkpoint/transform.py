@@ -1,9 +1,11 @@
-"""``transform:checkpoint``: gradient checkpointing policies for any zoo model.
+"""``transform:checkpoint``: gradient checkpointing policies for any ``nn.Module``.
 
 Training keeps every forward activation that the backward pass needs; checkpointing drops a
 chosen subset and recomputes it during the backward pass, trading compute for memory
 (Chen et al., "Training Deep Nets with Sublinear Memory Cost", arXiv:1604.06174, 2016).
-The unit is the model's repeated block, as declared by ``grad_checkpointing_blocks()``.
+The unit is the model's repeated block: those a zoo model declares
+(``grad_checkpointing_blocks()``), an ``nn.Sequential``'s children, a ``transformers`` model's
+layer list (``BertModel.encoder.layer``), or blocks the caller names (:func:`find_blocks`).
 
 Policies:
     ``"every"``: each block is its own checkpoint; keeps n block inputs, costs one extra
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
@@ -43,23 +46,60 @@ from ._engine import SegmentGroup, unwrap, wrap
 POLICIES = ("every", "every-k", "sqrt", "budget", "selective", "none")
 
 
-def declared_blocks(model: nn.Module) -> list[nn.Module]:
-    """The model's checkpointable blocks; a clear error when it declares none."""
-    how = ("declare them on the model class: supports_grad_checkpointing = True and "
-           "def grad_checkpointing_blocks(self): return list(self.layers)  (the repeated "
-           "blocks, in forward order, each called as block(...))")
-    if not getattr(model, "supports_grad_checkpointing", False) \
-            or not hasattr(model, "grad_checkpointing_blocks"):
-        raise ConfigError(f"{type(model).__name__} declares no checkpointing blocks; {how}")
-    blocks = list(model.grad_checkpointing_blocks())
-    if not blocks:
-        raise ConfigError(f"{type(model).__name__}.grad_checkpointing_blocks() returned no block; "
-                          f"{how}")
-    bad = [b for b in blocks if not isinstance(b, nn.Module)]
+_HOW = ("name them: Checkpoint(blocks=...) takes a list of the modules, or the path of a "
+        "ModuleList such as 'encoder.layer'; or declare them on the model class: "
+        "supports_grad_checkpointing = True and def grad_checkpointing_blocks(self): return "
+        "list(self.layers)  (the repeated blocks, in forward order, each called as block(...))")
+
+
+def find_blocks(model: nn.Module, blocks: str | Sequence[nn.Module] | None = None
+                ) -> list[nn.Module]:
+    """The blocks to checkpoint, in forward order, from the first source that has them:
+
+    1. ``blocks``: the caller's modules, or the dotted path of a container in ``model``;
+    2. the model's declaration (``supports_grad_checkpointing``, ``grad_checkpointing_blocks``);
+    3. an ``nn.Sequential``: its children;
+    4. any other module (a ``transformers`` model, say): its layer list, the ``ModuleList`` or
+       ``Sequential`` of two or more modules of one class holding the most parameters
+       (``BertModel.encoder.layer``, ``GPT2Model.h``, ``LlamaModel.layers``).
+    """
+    name = type(model).__name__
+    if isinstance(blocks, str):
+        try:
+            found = list(model.get_submodule(blocks))
+        except (AttributeError, TypeError):
+            raise ConfigError(f"blocks={blocks!r} names no module list in {name}; {_HOW}") from None
+    elif blocks is not None:
+        found = list(blocks)
+    elif getattr(model, "supports_grad_checkpointing", False) \
+            and hasattr(model, "grad_checkpointing_blocks"):
+        found = list(model.grad_checkpointing_blocks())
+    elif isinstance(model, nn.Sequential):
+        found = list(model)
+    else:
+        found = _layer_list(model)
+    if not found:
+        raise ConfigError(f"found no blocks to checkpoint in {name}; {_HOW}")
+    bad = [b for b in found if not isinstance(b, nn.Module)]
     if bad:
-        raise ConfigError(f"{type(model).__name__}.grad_checkpointing_blocks() returned "
-                          f"{bad[0]!r}, which is not an nn.Module; {how}")
-    return blocks
+        raise ConfigError(f"block {bad[0]!r} of {name} is not an nn.Module; {_HOW}")
+    return found
+
+
+def _layer_list(model: nn.Module) -> list[nn.Module]:
+    """The container of same-class modules with the most parameters (ties: the shallowest)."""
+    best: tuple[int, int, list[nn.Module]] = (0, 0, [])
+    for path, module in model.named_modules():
+        if not isinstance(module, (nn.ModuleList, nn.Sequential)) or len(module) < 2:
+            continue
+        kids = list(module)
+        if len({type(k) for k in kids}) != 1:
+            continue
+        size = sum(p.numel() for p in module.parameters())
+        depth = -path.count(".")
+        if (size, depth) > best[:2]:
+            best = (size, depth, kids)
+    return best[2]
 
 
 def segments(n: int, size: int) -> list[list[int]]:
@@ -74,7 +114,7 @@ def sqrt_segment_size(n: int) -> int:
 
 
 class Checkpoint(zoo.Transform):
-    """Apply a gradient-checkpointing policy to a zoo model's declared blocks, in place.
+    """Apply a gradient-checkpointing policy to a module's blocks, in place.
 
     Args:
         policy: one of ``POLICIES`` (see the module docstring).
@@ -82,11 +122,14 @@ class Checkpoint(zoo.Transform):
         budget: saved-activation budget in bytes for ``"budget"``.
         fraction: budget as a fraction of the un-checkpointed saved bytes (instead of bytes).
         inputs: keyword inputs the ``"budget"`` policy profiles the model on.
+        blocks: the modules to checkpoint, or the dotted path of their container
+            (``"encoder.layer"``); found by :func:`find_blocks` when omitted.
     """
 
     def __init__(self, policy: str | bool | None = "every", k: int = 2,
                  budget: int | None = None, fraction: float | None = None,
-                 inputs: dict[str, Any] | None = None) -> None:
+                 inputs: dict[str, Any] | None = None,
+                 blocks: str | Sequence[nn.Module] | None = None) -> None:
         if policy is True:
             policy = "every"
         if policy is None or policy is False:
@@ -109,6 +152,7 @@ class Checkpoint(zoo.Transform):
                 raise ConfigError(f"fraction={fraction!r} must lie in [0, 1]")
         self.policy, self.k, self.budget, self.fraction = policy, k, budget, fraction
         self.inputs = inputs
+        self.blocks = blocks
         self.last_plan: Any = None
 
     def __repr__(self) -> str:
@@ -139,7 +183,7 @@ class Checkpoint(zoo.Transform):
         """Install the policy on ``model``'s blocks (replacing any earlier one); return it."""
         if options:
             return type(self)(**{**self._options(), **options}).apply(model)
-        blocks = declared_blocks(model)
+        blocks = find_blocks(model, self.blocks)
         for block in blocks:
             unwrap(block)
         modes = self.plan(model, blocks)
@@ -157,7 +201,7 @@ class Checkpoint(zoo.Transform):
 
     def _options(self) -> dict[str, Any]:
         return {"policy": self.policy, "k": self.k, "budget": self.budget,
-                "fraction": self.fraction, "inputs": self.inputs}
+                "fraction": self.fraction, "inputs": self.inputs, "blocks": self.blocks}
 
     @staticmethod
     def example_cases() -> list[tuple[nn.Module, dict[str, Any]]]:

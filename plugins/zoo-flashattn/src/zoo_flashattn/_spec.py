@@ -69,6 +69,7 @@ class Call:
     kpm: Tensor | None  # (B, Sk) bool, True = attend
     cu_q: Tensor | None  # (B + 1,) int32
     cu_k: Tensor | None
+    mask: Tensor | None = None  # SDPA's attn_mask: bool (True = attend) or float, added
 
 
 def _window(window: Any, causal: bool) -> tuple[int, int]:
@@ -110,7 +111,8 @@ def validate(q: Any, k: Any, v: Any, *, causal: bool = False, sm_scale: float | 
              softcap: float | None = None, alibi_slopes: Tensor | None = None,
              dropout_p: float = 0.0, seed: int | None = None, return_lse: bool = False,
              cu_seqlens_q: Tensor | None = None, cu_seqlens_k: Tensor | None = None,
-             max_seqlen_q: int | None = None, max_seqlen_k: int | None = None) -> Call:
+             max_seqlen_q: int | None = None, max_seqlen_k: int | None = None,
+             attn_mask: Tensor | None = None) -> Call:
     """Check a call's arguments and normalise them; raise ``zoo.InputError`` naming a bad value."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         zoo.checks.tensor(t, name, dtype="float", fix="attention runs on float16, bfloat16 or "
@@ -189,13 +191,30 @@ def validate(q: Any, k: Any, v: Any, *, causal: bool = False, sm_scale: float | 
             raise InputError(f"key_padding_mask {got!r} must be a bool tensor of shape "
                              f"({b}, {sk}), True = attend")
         kpm = key_padding_mask.to(q.device).contiguous()
+    if attn_mask is not None:
+        _check_attn_mask(attn_mask, varlen, (b, h, sq, sk))
     spec = Spec(batch=b, heads=h, kv_heads=hkv, head_dim=d,
                 max_seqlen_q=max_seqlen_q or sq if varlen else sq,
                 max_seqlen_k=max_seqlen_k or sk if varlen else sk,
                 sm_scale=float(sm_scale), window_left=left, window_right=right,
                 softcap=float(cap), dropout_p=float(dropout_p), seed=seed_val, varlen=varlen,
                 return_lse=bool(return_lse))
-    return Call(q, k, v, spec, slopes, kpm, cu_q, cu_k)
+    return Call(q, k, v, spec, slopes, kpm, cu_q, cu_k, attn_mask)
+
+
+def _check_attn_mask(mask: Any, varlen: bool, shape: tuple[int, int, int, int]) -> None:
+    """SDPA's ``attn_mask``: bool or float, broadcastable to (B, H, Sq, Sk)."""
+    if varlen:
+        raise InputError("attn_mask cannot be combined with cu_seqlens; mask the packed "
+                         "sequences through their lengths")
+    if not isinstance(mask, Tensor) or not (mask.dtype == torch.bool or mask.is_floating_point()):
+        raise InputError(f"attn_mask={mask!r} must be a bool tensor (True = attend) or a float "
+                         "tensor added to the scores")
+    try:
+        torch.broadcast_shapes(mask.shape, shape)
+    except RuntimeError:
+        raise InputError(f"attn_mask has shape {tuple(mask.shape)!r}, which does not broadcast "
+                         f"to (B, H, Sq, Sk) = {shape}") from None
 
 
 def with_seed(call: Call) -> Call:

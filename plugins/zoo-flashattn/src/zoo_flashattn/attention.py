@@ -19,6 +19,7 @@ Example:
     >>> attn = zoo.create("kernel:attention")
     >>> q = k = v = torch.randn(2, 8, 128, 64)                 # (B, H, S, D)
     >>> out = attn(q, k, v, causal=True)                        # (B, H, S, D)
+    >>> out = attn(q, k, v, attn_mask=mask, is_causal=False, scale=0.1)  # SDPA's arguments
     >>> out, lse = attn(q, k, v, window=(32, 0), return_lse=True, backend="torch")
 """
 
@@ -49,6 +50,9 @@ def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | N
     sl = None if slopes is None else slopes.double().view(b, hkv, spec.groups, 1, 1)
     kp = None if kpm is None else kpm.view(b, 1, 1, 1, sk)
     s, _ = scores(qg, k.double()[:, :, None], rows, cols, sq, sk, spec, sl, kp)
+    if call.mask is not None:  # SDPA's attn_mask, (B, H, Sq, Sk) once broadcast
+        m = call.mask.expand(b, h, sq, sk).reshape(b, hkv, spec.groups, sq, sk)
+        s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.double()
     lse = torch.logsumexp(s, -1)  # (B, Hkv, G, Sq)
     p = torch.exp(s - lse.masked_fill(lse == float("-inf"), float("inf"))[..., None])
     if spec.dropout_p > 0:
@@ -59,6 +63,23 @@ def _naive_dense(q: Tensor, k: Tensor, v: Tensor, call: Call, slopes: Tensor | N
     out = p @ v.double()[:, :, None]
     lse = lse.reshape(b, h, sq)
     return out.reshape(b, h, sq, d), lse if q.dtype == torch.float64 else lse.float()
+
+
+def _as_4d(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None
+           ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """SDPA's (..., H, S, D) with other than one batch dim → (B, H, S, D); 3-D is one head."""
+    def four(t: Tensor) -> Tensor:
+        return t.unsqueeze(1) if t.dim() == 3 else t.reshape(-1, *t.shape[-3:])
+
+    if mask is not None:
+        shape = (*q.shape[:-1], k.shape[-2])                          # (..., H, Sq, Sk)
+        if isinstance(mask, Tensor):
+            try:
+                mask = four(mask.expand(shape))
+            except RuntimeError:
+                raise InputError(f"attn_mask has shape {tuple(mask.shape)!r}, which does not "
+                                 f"broadcast to {shape}") from None
+    return four(q), four(k), four(v), mask
 
 
 def _as_call(*args: Any, **kwargs: Any) -> Call:
@@ -110,13 +131,66 @@ class Attention(Kernel):
         return super().select(_as_call(*args, **kwargs), backend=backend,
                               forced=backend is not None)
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor, *, backend: str | None = None,
-                 **options: Any) -> Any:
-        call = validate(q, k, v, **options)
+    def __call__(self, query: Tensor, key: Tensor, value: Tensor,
+                 attn_mask: Tensor | None = None, dropout_p: float = 0.0,
+                 is_causal: bool = False, scale: float | None = None, enable_gqa: bool = False,
+                 *, causal: bool = False, sm_scale: float | None = None,
+                 key_padding_mask: Tensor | None = None, window: tuple[int, int] | None = None,
+                 softcap: float | None = None, alibi_slopes: Tensor | None = None,
+                 seed: int | None = None, return_lse: bool = False,
+                 cu_seqlens_q: Tensor | None = None, cu_seqlens_k: Tensor | None = None,
+                 max_seqlen_q: int | None = None, max_seqlen_k: int | None = None,
+                 backend: str | None = None) -> Any:
+        """``F.scaled_dot_product_attention``'s arguments, then ours (keyword only).
+
+        Args:
+            query, key, value: (..., H, Sq, D) and (..., Hkv, Sk, D), any leading dims as in
+                SDPA (3-D is one head), or packed (total, H, D) with ``cu_seqlens_q/k``.
+            attn_mask: bool (True = attend) or float (added to the scores), broadcastable to
+                (..., H, Sq, Sk), as in SDPA (``sdpa`` and ``torch`` backends).
+            dropout_p: dropout on the attention weights (applied whenever > 0, as in SDPA).
+            is_causal: SDPA's causal mask, aligned to the top-left corner (query i sees keys
+                j <= i); ``causal=True`` aligns it to the bottom-right (the last query sees
+                the last key), as FlashAttention does. The same when Sq == Sk.
+            scale: SDPA's name of ``sm_scale`` (default 1/sqrt(D)).
+            enable_gqa: accepted for SDPA's signature; grouped-query attention (H a multiple
+                of Hkv) is always on.
+            causal, sm_scale, key_padding_mask, window, softcap, alibi_slopes, seed,
+                return_lse, cu_seqlens_q/k, max_seqlen_q/k: see the class docstring.
+            backend: force ``"triton"``, ``"sdpa"`` or ``"torch"``.
+        """
+        if is_causal and attn_mask is not None:
+            raise InputError("is_causal=True and an attn_mask were both given; as in SDPA, "
+                             "pass one: fold the causal mask into attn_mask")
+        if scale is not None and sm_scale is not None and scale != sm_scale:
+            raise InputError(f"scale={scale!r} and sm_scale={sm_scale!r} name the same "
+                             "factor; pass one")
+        lead = None
+        if cu_seqlens_q is None and cu_seqlens_k is None and \
+                all(isinstance(t, Tensor) and t.dim() >= 3 for t in (query, key, value)) \
+                and query.dim() != 4:
+            lead = query.shape[:-2]
+            query, key, value, attn_mask = _as_4d(query, key, value, attn_mask)
+        if is_causal:
+            sq, sk = query.shape[-2], key.shape[-2]
+            if sq == sk or cu_seqlens_q is not None:
+                causal = True
+            else:  # top-left alignment: a mask
+                attn_mask = torch.ones(sq, sk, dtype=torch.bool, device=query.device).tril()
+        call = validate(query, key, value, causal=causal,
+                        sm_scale=scale if sm_scale is None else sm_scale,
+                        key_padding_mask=key_padding_mask, window=window, softcap=softcap,
+                        alibi_slopes=alibi_slopes, dropout_p=dropout_p, seed=seed,
+                        return_lse=return_lse, cu_seqlens_q=cu_seqlens_q,
+                        cu_seqlens_k=cu_seqlens_k, max_seqlen_q=max_seqlen_q,
+                        max_seqlen_k=max_seqlen_k, attn_mask=attn_mask)
         name = self.select(call, backend=backend)
         if name != "sdpa":
             call = with_seed(call)
         out, lse = self.backends[name].fn(call)
+        if lead is not None:
+            out = out.reshape(*lead, *out.shape[-2:])
+            lse = None if lse is None else lse.reshape(*lead, lse.shape[-1])
         return (out, lse) if call.spec.return_lse else out
 
     def reference(self, q: Tensor, k: Tensor, v: Tensor, **options: Any) -> Any:
@@ -165,6 +239,8 @@ class Attention(Kernel):
              {"causal": True, "dropout_p": 0.25, "seed": 7}),
             ((r(20, 2, 16), r(20, 2, 16), r(20, 2, 16)),
              {"cu_seqlens_q": cu, "cu_seqlens_k": cu, "causal": True, "return_lse": True}),
+            ((r(2, 2, 13, 16), r(2, 2, 17, 16), r(2, 2, 17, 16)),   # SDPA's float attn_mask
+             {"attn_mask": r(2, 1, 17)}),
         ]
 
     def bad_inputs(self) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:

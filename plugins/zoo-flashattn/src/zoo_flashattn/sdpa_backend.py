@@ -5,7 +5,8 @@ Plain and causal calls with ``Sq == Sk`` go through ``is_causal`` and keep the f
 a window, ALiBi, key padding or bottom-right causal alignment with ``Sq != Sk`` become an
 explicit ``attn_mask`` (bool, or a float bias for ALiBi), which SDPA supports but which costs
 (B, H, Sq, Sk) memory. SDPA returns no log-sum-exp, has no softcap, draws its own dropout mask
-and takes no packed sequences, so those calls are refused.
+and takes no packed sequences, so those calls are refused. A caller's ``attn_mask`` (SDPA's
+argument) is combined with these masks.
 """
 
 from __future__ import annotations
@@ -45,24 +46,39 @@ def _mask(call: Call) -> Tensor | None:
         kpm = call.kpm[:, None, None, :]  # (B, 1, 1, Sk)
         mask = kpm if mask is None else mask & kpm
     if call.slopes is None:
-        return mask
+        return _with_user_mask(mask, call.mask, q.dtype)
     dist = (rows + (sk - sq) - cols).abs().to(torch.float32)
     bias = -call.slopes[:, :, None, None] * dist  # (B, H, Sq, Sk)
     if mask is not None:
         bias = bias.masked_fill(~mask, float("-inf"))
-    return bias.to(q.dtype)
+    return _with_user_mask(bias.to(q.dtype), call.mask, q.dtype)
+
+
+def _with_user_mask(ours: Tensor | None, user: Tensor | None, dtype: torch.dtype
+                    ) -> Tensor | None:
+    """Our mask (bool) or bias (float) combined with the caller's ``attn_mask``."""
+    if user is None or ours is None:
+        return ours if user is None else user
+    if ours.dtype == torch.bool and user.dtype == torch.bool:
+        return ours & user
+    def as_bias(m: Tensor) -> Tensor:
+        if m.dtype != torch.bool:
+            return m.to(dtype)
+        return torch.zeros(m.shape, dtype=dtype, device=m.device).masked_fill(~m, float("-inf"))
+    return as_bias(ours) + as_bias(user)
 
 
 def attention(call: Call) -> tuple[Tensor, None]:
     """Run a validated call through SDPA; returns (out, None)."""
     spec, q, k, v = call.spec, call.q, call.k, call.v
     sq, sk = q.shape[2], k.shape[2]
-    plain_causal = spec.causal and sq == sk and call.kpm is None and call.slopes is None
+    plain_causal = spec.causal and sq == sk and call.kpm is None and call.slopes is None \
+        and call.mask is None
     mask = None if plain_causal else _mask(call)
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=mask, dropout_p=spec.dropout_p, is_causal=plain_causal,
         scale=spec.sm_scale, enable_gqa=spec.groups > 1)
-    if mask is not None:
+    if mask is not None and mask is not call.mask:
         # rows that may attend no key: zeros (SDPA's kernels may give NaN there)
         rows = torch.arange(sq, device=q.device).view(-1, 1)
         cols = torch.arange(sk, device=q.device).view(1, -1)

@@ -99,7 +99,7 @@ class _Ctx:
     """Per-call constants of the block loops, for one dense (B, H, S, D) problem."""
 
     def __init__(self, q: Tensor, k: Tensor, spec: Spec, slopes: Tensor | None,
-                 kpm: Tensor | None, b0: int) -> None:
+                 kpm: Tensor | None, b0: int, mask: Tensor | None = None) -> None:
         self.b, self.h, self.sq, self.d = q.shape
         self.hkv, self.sk, self.g = k.shape[1], k.shape[2], spec.groups
         self.spec, self.dev = spec, q.device
@@ -107,6 +107,9 @@ class _Ctx:
         self.slopes = None if slopes is None else \
             slopes.view(self.b, self.hkv, self.g, 1, 1).to(self.ct)
         self.kpm = None if kpm is None else kpm.view(self.b, 1, 1, 1, self.sk)
+        # SDPA's attn_mask as a (B, Hkv, G, Sq, Sk) view of the broadcast (no copy)
+        self.mask = None if mask is None else mask.expand(self.b, self.h, self.sq, self.sk) \
+            .view(self.b, self.hkv, self.g, self.sq, self.sk)
         heads = torch.arange(self.h, device=self.dev).view(1, self.hkv, self.g, 1, 1)
         batch = torch.arange(b0, b0 + self.b, device=self.dev).view(self.b, 1, 1, 1, 1)
         self.bh = batch * self.h + heads  # (B, Hkv, G, 1, 1)
@@ -122,6 +125,9 @@ class _Ctx:
         kj = k[:, :, None, n0:n1].to(self.ct)
         kpm = None if self.kpm is None else self.kpm[..., n0:n1]
         s, t = scores(qi, kj, rows, cols, self.sq, self.sk, self.spec, self.slopes, kpm)
+        if self.mask is not None:
+            m = self.mask[..., m0:m1, n0:n1]
+            s = s.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else s + m.to(self.ct)
         return s, t, rows, cols
 
     def keep(self, rows: Tensor, cols: Tensor) -> Tensor:
@@ -129,12 +135,14 @@ class _Ctx:
 
 
 def forward_dense(q: Tensor, k: Tensor, v: Tensor, spec: Spec, slopes: Tensor | None,
-                  kpm: Tensor | None, b0: int = 0) -> tuple[Tensor, Tensor]:
+                  kpm: Tensor | None, b0: int = 0, mask: Tensor | None = None
+                  ) -> tuple[Tensor, Tensor]:
     """Algorithm 1 on (B, H, Sq, D) / (B, Hkv, Sk, D); returns out and lse (B, H, Sq).
 
-    ``lse`` is float32, float64 for float64 inputs (the backward needs it exact).
+    ``lse`` is float32, float64 for float64 inputs (the backward needs it exact). ``mask``
+    is SDPA's ``attn_mask`` (bool, or float added to the scores), broadcast to (B, H, Sq, Sk).
     """
-    c = _Ctx(q, k, spec, slopes, kpm, b0)
+    c = _Ctx(q, k, spec, slopes, kpm, b0, mask)
     qg = q.reshape(c.b, c.hkv, c.g, c.sq, c.d)  # (B, Hkv, G, Sq, D)
     out = torch.empty_like(qg)
     lse = torch.empty(c.b, c.hkv, c.g, c.sq, device=c.dev, dtype=c.ct)
@@ -165,10 +173,14 @@ def forward_dense(q: Tensor, k: Tensor, v: Tensor, spec: Spec, slopes: Tensor | 
 
 
 def backward_dense(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Tensor,
-                   spec: Spec, slopes: Tensor | None, kpm: Tensor | None, b0: int = 0
-                   ) -> tuple[Tensor, Tensor, Tensor]:
-    """Algorithm 2 on dense tensors; returns dq, dk, dv in the inputs' dtypes."""
-    c = _Ctx(q, k, spec, slopes, kpm, b0)
+                   spec: Spec, slopes: Tensor | None, kpm: Tensor | None, b0: int = 0,
+                   mask: Tensor | None = None, mask_grad: bool = False
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Algorithm 2 on dense tensors; returns dq, dk, dv in the inputs' dtypes, and with
+    ``mask_grad`` the gradient of the float ``mask`` summed to its shape (else None)."""
+    c = _Ctx(q, k, spec, slopes, kpm, b0, mask)
+    dmask = torch.zeros(c.b, c.hkv, c.g, c.sq, c.sk, device=c.dev, dtype=c.ct) \
+        if mask_grad and mask is not None and mask.is_floating_point() else None
     shape = (c.b, c.hkv, c.g, c.sq)
     qg, dog = q.reshape(*shape, c.d), do.reshape(*shape, c.d)
     delta = (dog.to(c.ct) * out.reshape(*shape, c.d).to(c.ct)).sum(-1)  # (B, Hkv, G, Sq)
@@ -196,12 +208,16 @@ def backward_dense(do: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse
             else:
                 dv[:, :, n0:n1] += (p.transpose(-1, -2) @ doi).sum(2)
             ds = p * (dp - di)
+            if dmask is not None:      # the mask is added after the cap: ∂s/∂mask = 1
+                dmask[..., m0:m1, n0:n1] = ds
             if t is not None:
                 ds = ds * (1.0 - t * t)
             dq[..., m0:m1, :] += ds @ k[:, :, None, n0:n1].to(c.ct)
             dk[:, :, n0:n1] += (ds.transpose(-1, -2) @ qi).sum(2)
     dq, dk = dq.mul_(spec.sm_scale), dk.mul_(spec.sm_scale)  # in place: no extra copies
-    return dq.view_as(q).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype)
+    if dmask is not None and mask is not None:
+        dmask = dmask.view(c.b, c.h, c.sq, c.sk).sum_to_size(mask.shape).to(mask.dtype)
+    return dq.view_as(q).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), dmask
 
 
 def _sequences(call: Call) -> list[tuple[int, slice, slice]]:
@@ -216,10 +232,10 @@ def _dense(x: Tensor) -> Tensor:  # (S, H, D) -> (1, H, S, D)
 
 class _Blockwise(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, call):  # type: ignore[override]
+    def forward(ctx, q, k, v, mask, call):  # type: ignore[override]
         spec = call.spec
         if not spec.varlen:
-            out, lse = forward_dense(q, k, v, spec, call.slopes, call.kpm)
+            out, lse = forward_dense(q, k, v, spec, call.slopes, call.kpm, mask=mask)
         else:
             out = torch.empty_like(q)
             ct = torch.float64 if q.dtype == torch.float64 else torch.float32
@@ -230,28 +246,29 @@ class _Blockwise(torch.autograd.Function):
                                       slopes, None, b0=b)
                 out[sq] = o[0].transpose(0, 1)
                 lse[:, sq] = l_[0]
-        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.save_for_backward(q, k, v, out, lse, mask)
         ctx.call = call
         ctx.mark_non_differentiable(lse)
         return out, lse
 
     @staticmethod
     def backward(ctx, do, _dlse):  # type: ignore[override]
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, out, lse, mask = ctx.saved_tensors
         call: Call = ctx.call
         spec = call.spec
         if not spec.varlen:
-            return (*backward_dense(do, q, k, v, out, lse, spec, call.slopes, call.kpm), None)
+            return (*backward_dense(do, q, k, v, out, lse, spec, call.slopes, call.kpm,
+                                    mask=mask, mask_grad=ctx.needs_input_grad[3]), None)
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
         for b, sq, sk in _sequences(call):
             slopes = None if call.slopes is None else call.slopes[b:b + 1]
             grads = backward_dense(_dense(do[sq]), _dense(q[sq]), _dense(k[sk]), _dense(v[sk]),
                                    _dense(out[sq]), lse[None, :, sq], spec, slopes, None, b0=b)
-            for dst, g, rows in zip((dq, dk, dv), grads, (sq, sk, sk), strict=True):
+            for dst, g, rows in zip((dq, dk, dv), grads[:3], (sq, sk, sk), strict=True):
                 dst[rows] = g[0].transpose(0, 1)
-        return dq, dk, dv, None
+        return dq, dk, dv, None, None
 
 
 def attention(call: Call) -> tuple[Tensor, Tensor]:
     """Run a validated call; returns (out, lse)."""
-    return _Blockwise.apply(call.q, call.k, call.v, call)
+    return _Blockwise.apply(call.q, call.k, call.v, call.mask, call)

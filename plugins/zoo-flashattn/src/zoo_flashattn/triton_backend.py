@@ -69,6 +69,8 @@ def interpreting() -> bool:
 def supports(call: Call, auto: bool = False) -> bool | str:
     """True, or why the Triton kernels cannot run this call."""
     q = call.q
+    if call.mask is not None:
+        return "the Triton kernels take no attn_mask; the sdpa backend runs such calls"
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         return f"dtype {q.dtype} is not supported (float16, bfloat16, float32)"
     try:

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 import zoo_core as zoo
 
 from .layers import GRUCell, LSTMCell, RNNCell
+from .layers.directions import RecurrentLayer
 from .layers.sequence import check_ids
-from .recurrent import RecurrentLayer
 
 CELLS = ("lstm", "gru", "rnn")
 LayerState = Tensor | tuple[Tensor, Tensor]

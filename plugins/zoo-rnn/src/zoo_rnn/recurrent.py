@@ -1,26 +1,28 @@
 """Multi-layer, optionally bidirectional RNN, LSTM and GRU layers built from the cells.
 
 Layer ℓ > 0 reads the outputs of layer ℓ − 1 (both directions concatenated), after dropout
-in training (Zaremba et al. 2014, arXiv:1409.2329). The reverse direction reads each sequence
-from its last real step back to the first. Each direction of each layer applies its cell's
-equation (``layers/rnn_cell.py``, ``lstm_cell.py``, ``gru_cell.py``) step by step.
+in training (Zaremba et al. 2014, arXiv:1409.2329). Each direction of each layer applies its
+cell's equation (``layers/rnn_cell.py``, ``lstm_cell.py``, ``gru_cell.py``).
 
 The layers are drop-ins for ``torch.nn.RNN`` / ``LSTM`` / ``GRU``: the same constructor
-(``LSTM(10, 20, num_layers=2, batch_first=True)``, or a config), state shapes and state-dict
-keys (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``), so ``load_state_dict`` takes
-a ``torch.nn`` module's state dict and ``torch.nn`` takes ours. Parameters live in one cell per
-layer and direction (``layers[l][d]``); state-dict hooks rename them on the way out and in.
+(``LSTM(10, 20, num_layers=2, batch_first=True)``, or a config), attributes (``hidden_size``,
+``mode``, ``all_weights``, ``flatten_parameters()``), state shapes, and parameters registered
+under ``torch.nn``'s names (``weight_ih_l0``, ``bias_hh_l1_reverse``, ``weight_hr_l0``), so
+``named_parameters()`` and state dicts are ``torch.nn``'s, both ways. The same seed draws the
+same initial weights as ``torch.nn``. Peephole and layer-norm LSTM parameters follow the
+pattern (``weight_ch_l0``, ``norm_c_bias_l0``).
 
 Fast path (``fused=True``, the default for the plain cells): the input projections of every
 step and both directions are one matrix product, and the recurrence runs in
 ``layers/fused.py`` with a hand-written backward whose weight gradients are single products
-over all steps. With ``fused=False``, or for LSTM cells with peepholes or layer norm, the cells
-step under autograd.
+over all steps. With ``fused=False``, or for LSTM cells with peepholes or layer norm, a cell
+steps under autograd with the layer's parameters (``torch.func.functional_call``).
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -28,51 +30,20 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.func import functional_call
 from torch.nn.utils.rnn import PackedSequence
 
 import zoo_core as zoo
 
 from .layers import GRUCell, LSTMCell, RNNCell
-from .layers.fused import elman_recurrence, gru_recurrence, lstm_layer
+from .layers.directions import State, Weights, run_directions, step_cell
 from .layers.sequence import Batch, prepare
 
-State = Tensor | tuple[Tensor, Tensor]
 
-_TORCH_KEY = re.compile(r"(\w+?)_l(\d+)(_reverse)?")
-_CELL_PATH = re.compile(r"layers\.(\d+)\.([01])\.(.+)")
-
-
-def torch_key(path: str) -> str:
-    """Our parameter path → its state-dict key: ``layers.1.1.weight_ih`` → ``weight_ih_l1_reverse``
-    (layer-norm parameters of the LSTM: ``layers.0.0.norm_c.bias`` → ``norm_c_bias_l0``)."""
-    m = _CELL_PATH.fullmatch(path)
-    if m is None:
-        raise zoo.InputError(f"{path!r} is not a cell parameter path 'layers.<l>.<d>.<name>'")
-    layer, direction, name = m.groups()
-    return f"{name.replace('.', '_')}_l{layer}{'_reverse' if direction == '1' else ''}"
-
-
-def module_path(key: str) -> str:
-    """The inverse of :func:`torch_key`: ``weight_hh_l0_reverse`` → ``layers.0.1.weight_hh``."""
-    m = _TORCH_KEY.fullmatch(key)
-    if m is None:
-        raise zoo.InputError(f"{key!r} is not a torch.nn RNN key such as 'weight_ih_l0'")
-    name, layer, reverse = m.groups()
-    name = re.sub(r"^(norm_(?:ih|hh|c))_", r"\1.", name)
-    return f"layers.{layer}.{1 if reverse else 0}.{name}"
-
-
-def _keys_out(module: nn.Module, state: dict[str, Any], prefix: str, meta: Any) -> None:
-    """state_dict post-hook: our paths → torch.nn keys (this module's entries are the last)."""
-    for key in [k for k in state if k.startswith(prefix + "layers.")]:
-        state[prefix + torch_key(key[len(prefix):])] = state.pop(key)
-
-
-def _keys_in(module: nn.Module, state: dict[str, Any], prefix: str, *args: Any) -> None:
-    """load_state_dict pre-hook: torch.nn keys → our paths (our own paths pass unchanged)."""
-    for key in [k for k in state if k.startswith(prefix)
-                and _TORCH_KEY.fullmatch(k[len(prefix):])]:
-        state[prefix + module_path(key[len(prefix):])] = state.pop(key)
+def torch_name(cell_name: str, layer: int, reverse: bool) -> str:
+    """A cell's parameter name → the layer's: ``weight_ih``, 1, True → ``weight_ih_l1_reverse``
+    (layer norms: ``norm_c.bias``, 0, False → ``norm_c_bias_l0``)."""
+    return f"{cell_name.replace('.', '_')}_l{layer}{'_reverse' if reverse else ''}"
 
 
 @dataclass(frozen=True)
@@ -145,65 +116,30 @@ class GRUConfig(RNNConfig):
         super().__post_init__()
 
 
-class RecurrentLayer(nn.ModuleList):
-    """One layer: a cell per direction. ``layer(x, states, mask)`` runs the whole sequence."""
+class _Layer(nn.Module):
+    """Layer ``index`` of a recurrent module as a block ``checkpointing`` can wrap; holds no
+    parameters (they are the owner's)."""
 
-    def __init__(self, cells: Sequence[nn.Module], fused: bool) -> None:
-        super().__init__(cells)
-        self.fused = fused
+    def __init__(self, owner: _Recurrent, index: int) -> None:
+        super().__init__()
+        self.index = index
+        object.__setattr__(self, "owner", owner)   # a back reference, not a submodule
 
     def forward(self, x: Tensor, states: list[State], mask: Tensor | None
                 ) -> tuple[Tensor, list[State]]:
-        """x (T, B, I); one initial state per direction → y (T, B, D·P), final states."""
-        cells: list[Any] = list(self)
-        if self.fused and all(isinstance(c, LSTMCell) and c.plain for c in cells):
-            return self._lstm(cells, x, states, mask)  # projection inside the recurrence
-        if all(c.plain for c in cells):  # one product for every step and direction
-            w = torch.cat([c.weight_ih for c in cells])
-            b = None if cells[0].bias_ih is None else torch.cat([c.bias_ih for c in cells])
-            gxs = F.linear(x, w, b).chunk(len(cells), -1)  # (T, B, G) each
-        else:
-            gxs = tuple(c.project_input(x) for c in cells)
-        outs, finals = [], []
-        for d, (cell, gx, state) in enumerate(zip(cells, gxs, states, strict=True)):
-            y, final = _run(cell, gx.contiguous(), state, mask, d == 1, self.fused)
-            outs.append(y)
-            finals.append(final)
-        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
+        return self.owner.run_layer(self.index, x, states, mask)
 
 
-    def _lstm(self, cells: list[Any], x: Tensor, states: list[Any], mask: Tensor | None
-              ) -> tuple[Tensor, list[State]]:
-        outs, finals = [], []
-        for d, (cell, (h0, c0)) in enumerate(zip(cells, states, strict=True)):
-            y, h, c = lstm_layer(x, cell.weight_ih, cell.bias_ih, h0, c0, cell.weight_hh,
-                                 cell.bias_hh, cell.weight_hr, mask, d == 1)
-            outs.append(y)
-            finals.append((h, c))
-        return (outs[0] if len(outs) == 1 else torch.cat(outs, -1)), finals
+class _Steps(nn.Module):
+    """A cell stepped over a whole sequence, called with a layer's parameters."""
 
+    def __init__(self, cell: nn.Module) -> None:
+        super().__init__()
+        self.cell = cell
 
-def _run(cell: Any, gx: Tensor, state: State, mask: Tensor | None, reverse: bool,
-         fused: bool) -> tuple[Tensor, State]:
-    if fused and cell.plain:
-        if isinstance(cell, GRUCell):
-            return gru_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse)
-        return elman_recurrence(gx, state, cell.weight_hh, cell.bias_hh, mask, reverse,
-                                cell.nonlinearity == "relu")
-    steps = range(gx.shape[0] - 1, -1, -1) if reverse else range(gx.shape[0])
-    ys: list[Tensor] = [gx] * gx.shape[0]
-    for t in steps:
-        new = cell.step(gx[t], state)
-        h_new = new[0] if isinstance(new, tuple) else new
-        if mask is not None:
-            keep = mask[t]
-            state = (tuple(torch.where(keep, n, o) for n, o in zip(new, state, strict=True))
-                     if isinstance(new, tuple) else torch.where(keep, new, state))
-            h_new = h_new * keep
-        else:
-            state = new
-        ys[t] = h_new
-    return torch.stack(ys), state
+    def forward(self, x: Tensor, state: State, mask: Tensor | None, reverse: bool
+                ) -> tuple[Tensor, State]:
+        return step_cell(self.cell, x, state, mask, reverse)
 
 
 class _Recurrent(zoo.Model):
@@ -215,10 +151,11 @@ class _Recurrent(zoo.Model):
     """
 
     supports_grad_checkpointing = True
-    # Our state-dict keys are torch.nn's, so its layout maps nothing; declared so that an
+    # Our parameter names are torch.nn's, so its layout maps nothing; declared so that an
     # entry or a caller can name it (``zoo.load_state_dict(m, sd, layout="torch")``).
     layouts: ClassVar[dict[str, list[tuple[str, str]]]] = {"torch": []}
     torch_class: ClassVar[type[nn.RNNBase]]
+    cell_class: ClassVar[type[nn.Module]]
     # torch.nn's positional arguments, in its order
     positional: ClassVar[tuple[str, ...]] = ("input_size", "hidden_size", "num_layers", "bias",
                                              "batch_first", "dropout", "bidirectional")
@@ -231,13 +168,21 @@ class _Recurrent(zoo.Model):
             config = self.config_class(**self._arguments(args, kwargs))
         super().__init__(config)
         c = config
-        self.layers = nn.ModuleList(
-            RecurrentLayer([self._cell(c.input_size if i == 0 else c.output_size)
-                            for _ in range(c.num_directions)], c.fused)
-            for i in range(c.num_layers)
-        )
-        self.register_state_dict_post_hook(_keys_out)
-        self.register_load_state_dict_pre_hook(_keys_in)
+        # torch.nn's registration order (layer, direction, then the cell's own order), so
+        # that one seed draws the same weights: [[weight_ih_l0, weight_hh_l0, ...], ...]
+        self._all_weights: list[list[str]] = []
+        self._cell_names: list[dict[str, str]] = []    # per layer·direction: cell → ours
+        for layer in range(c.num_layers):
+            for d in range(c.num_directions):
+                cell = self._cell(c.input_size if layer == 0 else c.output_size)
+                names = {n: torch_name(n, layer, d == 1) for n, _ in cell.named_parameters()}
+                for n, p in cell.named_parameters():
+                    self.register_parameter(names[n], p)
+                self._cell_names.append(names)
+                self._all_weights.append(list(names.values()))
+        with torch.device("meta"):                     # the unfused path's cell, no storage
+            object.__setattr__(self, "_steps", _Steps(self._cell(c.input_size)))
+        object.__setattr__(self, "_layers", [_Layer(self, i) for i in range(c.num_layers)])
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -256,8 +201,91 @@ class _Recurrent(zoo.Model):
     def _cell(self, input_size: int) -> nn.Module:
         raise NotImplementedError
 
+    # -- torch.nn's attributes -----------------------------------------------------------
+    input_size = property(lambda self: self.config.input_size)
+    hidden_size = property(lambda self: self.config.hidden_size)
+    num_layers = property(lambda self: self.config.num_layers)
+    bias = property(lambda self: self.config.bias)
+    bidirectional = property(lambda self: self.config.bidirectional)
+    proj_size = property(lambda self: getattr(self.config, "proj_size", 0))
+
+    @property
+    def batch_first(self) -> bool:
+        return self.config.batch_first
+
+    @batch_first.setter
+    def batch_first(self, value: bool) -> None:
+        self.config = dataclasses.replace(self.config, batch_first=value)
+
+    @property
+    def dropout(self) -> float:
+        return float(self.config.dropout)
+
+    @dropout.setter
+    def dropout(self, value: float) -> None:
+        self.config = dataclasses.replace(self.config, dropout=value)
+
+    @property
+    def mode(self) -> str:
+        """``torch.nn``'s mode string: ``"LSTM"`` or ``"GRU"`` (``RNN``: ``"RNN_TANH"``...)."""
+        return self.torch_class.__name__
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [n for names in self._all_weights for n in names]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, n) for n in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters per layer and direction, in ``torch.nn``'s order."""
+        return [[getattr(self, n) for n in names] for names in self._all_weights]
+
+    def flatten_parameters(self) -> None:
+        """Kept so that ``torch.nn`` code runs: there is no cuDNN weight buffer to compact."""
+
+    def reset_parameters(self) -> None:
+        """Redraw every weight from U(−1/√H, 1/√H), as ``torch.nn`` does; layer norms to 1, 0."""
+        bound = 1.0 / math.sqrt(self.config.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith("norm_"):
+                nn.init.constant_(p, 0.0 if "_bias_" in name else 1.0)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+
+    def extra_repr(self) -> str:
+        """``torch.nn``'s: ``10, 20, num_layers=2, batch_first=True``."""
+        c, defaults = self.config, self.config_class()
+        text = f"{c.input_size}, {c.hidden_size}"
+        for key in ("proj_size", "num_layers", "nonlinearity", "bias", "batch_first", "dropout",
+                    "bidirectional", "fused", "peephole", "layer_norm"):
+            if hasattr(c, key) and getattr(c, key) != getattr(defaults, key):
+                text += f", {key}={getattr(c, key)!r}"
+        return text
+
+    # -- forward -------------------------------------------------------------------------
     def grad_checkpointing_blocks(self) -> list[nn.Module]:
-        return list(self.layers)
+        return list(self._layers)
+
+    def _weights(self, index: int) -> Weights:
+        """Layer·direction ``index``'s parameters under the cell's names."""
+        return {n: getattr(self, ours) for n, ours in self._cell_names[index].items()}
+
+    def run_layer(self, layer: int, x: Tensor, states: list[State], mask: Tensor | None
+                  ) -> tuple[Tensor, list[State]]:
+        """Layer ``layer`` over x (T, B, I) from one state per direction → y, final states."""
+        nd = self.config.num_directions
+        weights = [self._weights(layer * nd + d) for d in range(nd)]
+
+        def scan(d: int, *args: Any) -> tuple[Tensor, State]:
+            named = {f"cell.{n}": t for n, t in weights[d].items()}
+            return functional_call(self._steps, named, args)
+
+        c = self.config
+        return run_directions(self.cell_class, weights, x, states, mask, c.fused,
+                              self._steps.cell.plain, c.nonlinearity == "relu", scan)
 
     def forward(self, input: Tensor | PackedSequence, hx: State | None = None,
                 lengths: Tensor | Sequence[int] | None = None, enforce_sorted: bool = True
@@ -279,10 +307,10 @@ class _Recurrent(zoo.Model):
         batch = prepare(input, cfg.input_size, cfg.batch_first, lengths, enforce_sorted)
         states = self._initial_states(hx, batch)
         x, finals = batch.x.contiguous(), []
-        for i, layer in enumerate(self.layers):
+        nd = cfg.num_directions
+        for i, layer in enumerate(self._layers):
             if i and cfg.dropout and self.training:
                 x = F.dropout(x, cfg.dropout, training=True)
-            nd = cfg.num_directions
             x, last = layer(x, states[i * nd:(i + 1) * nd], batch.mask)
             finals.extend(last)
         return batch.restore(x), self._stack_states(finals, batch.unbatched)
@@ -375,8 +403,15 @@ class RNN(_Recurrent):
     presets: ClassVar[dict[str, RNNConfig]] = {
         "tiny": RNNConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True)}
     torch_class = nn.RNN
+    cell_class = RNNCell
     positional = ("input_size", "hidden_size", "num_layers", "nonlinearity", "bias",
                   "batch_first", "dropout", "bidirectional")
+
+    nonlinearity = property(lambda self: self.config.nonlinearity)
+
+    @property
+    def mode(self) -> str:
+        return f"RNN_{self.config.nonlinearity.upper()}"
 
     def _cell(self, input_size: int) -> nn.Module:
         c = self.config
@@ -390,6 +425,7 @@ class GRU(_Recurrent):
     presets: ClassVar[dict[str, GRUConfig]] = {
         "tiny": GRUConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True)}
     torch_class = nn.GRU
+    cell_class = GRUCell
 
     def _cell(self, input_size: int) -> nn.Module:
         return GRUCell(input_size, self.config.hidden_size, self.config.bias)
@@ -409,6 +445,7 @@ class LSTM(_Recurrent):
         "tiny": LSTMConfig(input_size=6, hidden_size=8, num_layers=2, bidirectional=True,
                            proj_size=5)}
     torch_class = nn.LSTM
+    cell_class = LSTMCell
     positional = (*_Recurrent.positional, "proj_size")
 
     def _cell(self, input_size: int) -> nn.Module:

@@ -25,6 +25,7 @@ import zoo_core as zoo
 from zoo_core import ConfigError, InputError, ZooError
 
 from ._confmat import check_config, check_preds, confusion, to_labels
+from ._torchmetrics_like import TorchmetricsLike
 from .segmentation import scores
 
 NORMALIZE = (None, "true", "pred", "all")
@@ -43,7 +44,7 @@ def normalize_matrix(cm: Tensor, normalize: str | None) -> Tensor:
     return m / den.clamp(min=1)
 
 
-class ConfusionMatrix(zoo.Metric):
+class ConfusionMatrix(zoo.Metric, TorchmetricsLike):
     """Streaming (C, C) int64 confusion matrix of segmentation (or any dense) labels.
 
     Args:

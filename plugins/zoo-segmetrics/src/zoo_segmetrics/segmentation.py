@@ -43,6 +43,7 @@ import zoo_core as zoo
 from zoo_core import ConfigError
 
 from ._confmat import check_config, check_preds, confusion, stats, to_labels
+from ._torchmetrics_like import TorchmetricsLike
 
 CLASS_KEYS = ("iou", "accuracy", "dice", "precision", "recall")
 MEAN_KEYS = ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "mean_dice",
@@ -88,7 +89,7 @@ def scores(cm: Tensor, multilabel: bool, absent_score: float | None) -> dict[str
     return out
 
 
-class SegmentationMetric(zoo.Metric):
+class SegmentationMetric(zoo.Metric, TorchmetricsLike):
     """Streaming semantic-segmentation metrics from one int64 confusion matrix.
 
     Args:

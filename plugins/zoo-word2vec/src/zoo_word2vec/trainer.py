@@ -23,7 +23,6 @@ weights are broadcast so every rank holds bit-identical vectors.
 from __future__ import annotations
 
 import dataclasses
-import math
 import queue
 import threading
 import time
@@ -70,13 +69,25 @@ class Chunk:
 
 @dataclass
 class TrainReport:
-    """What one ``train`` call did: words, time, and the mean loss per prediction."""
+    """What one ``train`` call did: words, time, and the mean loss per prediction.
+
+    An epoch (or interval) that made no prediction, because subsampling dropped all but
+    isolated words of a tiny corpus, adds no loss: its mean is 0.0 and its
+    ``epoch_predictions`` entry 0. ``loss_sum`` is the summed loss of the call (gensim's
+    ``get_latest_training_loss()``).
+    """
 
     raw_words: int = 0
     trained_words: int = 0
     seconds: float = 0.0
     epoch_losses: list[float] = field(default_factory=list)
+    epoch_predictions: list[int] = field(default_factory=list)
     interval_losses: list[tuple[int, float]] = field(default_factory=list)
+    loss_sum: float = 0.0
+
+    def __iter__(self) -> Iterator[int]:
+        """Unpacks as gensim's ``train`` result: ``trained, raw = model.train(...)``."""
+        return iter((self.trained_words, self.raw_words))
 
     @property
     def words_per_second(self) -> float:
@@ -262,7 +273,9 @@ class Trainer:
                         self._average()
                         syncs_done += 1
                 s, p = self._epoch_loss
-                report.epoch_losses.append(s / p if p else math.nan)
+                report.epoch_losses.append(s / p if p else 0.0)
+                report.epoch_predictions.append(p)
+                report.loss_sum += s
             if self.dist:
                 self._wait_idle()
                 while syncs_done < self.syncs:
@@ -310,7 +323,7 @@ class Trainer:
             if now - getattr(self, "_last_report", 0.0) >= 1.0 or \
                     self._done_words >= self.total:
                 self._last_report = now
-                mean = self._loss[0] / self._loss[1] if self._loss[1] else math.nan
+                mean = self._loss[0] / self._loss[1] if self._loss[1] else 0.0
                 report.interval_losses.append((self._done_words, mean))
                 self._loss = [0.0, 0]
                 bar.update(raw, loss=mean)

@@ -62,7 +62,7 @@ def count_words(
 
 @dataclass
 class Vocab:
-    """Words sorted by descending count (ties keep first-seen order) and their counts."""
+    """Words sorted by descending count (ties: the last seen first, as gensim) and counts."""
 
     words: list[str]
     counts: list[int]
@@ -79,7 +79,9 @@ class Vocab:
             raise InputError(f"every word occurs fewer than min_count={min_count!r} times (the "
                              f"most frequent, {top[0]!r}, occurs {top[1]}); lower min_count or "
                              "give a larger corpus")
-        kept.sort(key=lambda wc: -wc[1])  # stable: ties keep first-seen order
+        # gensim's order: by count, ties in reverse first-seen order (its lexsort on
+        # (-index, -count)), so that key_to_index and the Huffman codes agree with it
+        kept = [wc for _, wc in sorted(enumerate(kept), key=lambda iw: (-iw[1][1], -iw[0]))]
         if max_final_vocab is not None:
             kept = kept[:max_final_vocab]
         return cls([w for w, _ in kept], [c for _, c in kept])

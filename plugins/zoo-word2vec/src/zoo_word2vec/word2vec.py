@@ -20,6 +20,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo_core import ConfigError, InputError, Model
+import zoo_core as zoo
+from zoo_core import ConfigError, InputError, Model, build_config
 
-from .keyedvectors import KeyedVectors
+from .corpus import LineSentences
+from .keyedvectors import KeyedVectors, read_saved
 from .trainer import Trainer, TrainReport
 from .vocab import (
     Vocab,
@@ -42,6 +47,23 @@ from .vocab import (
     noise_table,
     unigram_cdf,
 )
+
+_FORMAT = "zoo-word2vec"
+_SAVED = ("corpus_count", "corpus_total_words", "compute_loss")  # beside config and weights
+
+
+class _ConfigField:
+    """A model attribute backed by the config field of the same name (gensim's
+    ``model.window``); setting it replaces the config."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        return self if obj is None else getattr(obj.config, self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.config = dataclasses.replace(obj.config, **{self.name: value})
 
 
 @dataclass(frozen=True)
@@ -119,7 +141,24 @@ class Word2Vec(Model):
         "cbow-hs": Word2VecConfig(sg=0, hs=1, negative=0),
     }
 
-    def __init__(self, config: Word2VecConfig) -> None:
+    def __init__(self, config: Word2VecConfig | Iterable[Sequence[str]] | None = None, /, *,
+                 sentences: Iterable[Sequence[str]] | None = None,
+                 corpus_file: str | os.PathLike[str] | None = None,
+                 compute_loss: bool = False, **hyper: Any) -> None:
+        """``Word2Vec(config)``, or gensim's constructor: ``Word2Vec(sentences=corpus,
+        vector_size=100, window=5, min_count=1, workers=4)`` builds the vocabulary and trains
+        when a corpus (``sentences``, the first positional argument, or ``corpus_file``) is
+        given; without one, call :meth:`build_vocab` and :meth:`train`."""
+        if config is not None and not isinstance(config, Word2VecConfig):
+            if sentences is not None:
+                raise InputError("the corpus is given twice, positionally and as sentences=; "
+                                 "pass it once")
+            config, sentences = None, config
+        if config is None:
+            config = build_config(Word2Vec, None, hyper)
+        elif hyper:
+            raise ConfigError(f"Word2Vec(config) takes no other settings, got {sorted(hyper)!r}; "
+                              "use dataclasses.replace(config, ...)")
         super().__init__(config)
         v, d = config.vocab_size, config.vector_size
         gen = torch.Generator().manual_seed(config.seed)  # uniform(-1/D, 1/D), as gensim
@@ -132,6 +171,34 @@ class Word2Vec(Model):
         self._wv: KeyedVectors | None = None
         self._tables: dict[str, Tensor] | None = None
         self.last_report: TrainReport | None = None
+        self.compute_loss = compute_loss
+        self.corpus_count = self.corpus_total_words = 0
+        if corpus_file is not None:
+            if sentences is not None:
+                raise InputError("pass sentences= or corpus_file=, not both")
+            sentences = LineSentences(corpus_file)
+        if sentences is not None:
+            self.build_vocab(sentences)
+            self.train(sentences, total_examples=self.corpus_count, epochs=config.epochs)
+
+    # gensim's model attributes, read from (and written to) the config
+    vector_size = _ConfigField()
+    window = _ConfigField()
+    min_count = _ConfigField()
+    sg = _ConfigField()
+    hs = _ConfigField()
+    negative = _ConfigField()
+    ns_exponent = _ConfigField()
+    cbow_mean = _ConfigField()
+    sample = _ConfigField()
+    alpha = _ConfigField()
+    min_alpha = _ConfigField()
+    epochs = _ConfigField()
+    seed = _ConfigField()
+    workers = _ConfigField()
+    max_vocab_size = _ConfigField()
+    max_final_vocab = _ConfigField()
+    batch_words = _ConfigField()
 
     # -- the loss (autograd) -------------------------------------------------------------
     def forward(self, inputs: Tensor, targets: Tensor, input_mask: Tensor | None = None,
@@ -202,7 +269,7 @@ class Word2Vec(Model):
     @property
     def wv(self) -> KeyedVectors:
         """The word vectors with their queries (shares ``vectors``' storage)."""
-        if self._wv is None or self._wv.vectors is not self.vectors:
+        if self._wv is None or self._wv.tensor is not self.vectors:
             if self.config.vocab_size == 0:
                 raise InputError("the model has no vocabulary yet: call build_vocab(sentences) "
                                  "and train(sentences), or load a trained model")
@@ -210,15 +277,50 @@ class Word2Vec(Model):
             self._wv = KeyedVectors(words, self.vectors, self.counts.tolist())
         return self._wv
 
-    def build_vocab(self, sentences: Iterable[Sequence[str]]) -> Word2Vec:
+    def build_vocab(self, corpus_iterable: Iterable[Sequence[str]] | None = None,
+                    update: bool = False, *, corpus_file: str | os.PathLike[str] | None = None,
+                    **gensim_options: Any) -> Word2Vec:
         """Count the corpus in one streaming pass, keep words with ``count >= min_count``,
-        and (re)initialise the weights for that vocabulary."""
+        and (re)initialise the weights for that vocabulary.
+
+        With ``update=True`` (gensim's online training), the new corpus' counts are added to
+        the known words, its new words with ``count >= min_count`` are appended (the known
+        ones keep their rows and trained weights; new rows are drawn fresh, output rows
+        zero) and the sampling tables are rebuilt. ``progress_per``, ``keep_raw_vocab`` and
+        ``trim_rule=None`` are accepted for gensim's signature and have no effect.
+        """
+        unknown = set(gensim_options) - {"progress_per", "keep_raw_vocab", "trim_rule"}
+        if unknown or gensim_options.get("trim_rule") is not None:
+            raise ConfigError(f"build_vocab: unsupported option(s) "
+                              f"{sorted(unknown) or ['trim_rule']!r}; filter the corpus before "
+                              "counting instead")
+        corpus = _corpus(corpus_iterable, corpus_file)
         cfg = self.config
-        counts, total, n_sent = count_words(sentences, cfg.max_vocab_size)
-        vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_final_vocab)
-        self.set_vocab(vocab.words, vocab.counts)
-        self.corpus_words, self.corpus_sentences = total, n_sent
+        counts, total, n_sent = count_words(corpus, cfg.max_vocab_size)
+        if update:
+            self._add_vocab(counts)
+        else:
+            vocab = Vocab.from_counts(counts, cfg.min_count, cfg.max_final_vocab)
+            self.set_vocab(vocab.words, vocab.counts)
+        self.corpus_total_words, self.corpus_count = total, n_sent
         return self
+
+    def _add_vocab(self, counts: Counter[str]) -> None:
+        if self.config.vocab_size == 0:
+            raise InputError("build_vocab(update=True) extends a vocabulary, and the model has "
+                             "none yet: call build_vocab(sentences) first")
+        kv = self.wv
+        new = [w for w, c in counts.items() if c >= self.config.min_count and w not in kv]
+        old_counts = [c + counts.get(w, 0) for w, c in zip(kv.index_to_key, self.counts.tolist(),
+                                                           strict=True)]
+        old = {"vectors": self.vectors.data, "syn1neg": self.syn1neg, "syn1": self.syn1}
+        v = len(kv)
+        self.set_vocab(kv.index_to_key + new, old_counts + [counts[w] for w in new])
+        with torch.no_grad():
+            self.vectors[:v] = old["vectors"]
+            for name in ("syn1neg", "syn1"):
+                if old[name] is not None:
+                    getattr(self, name)[:old[name].shape[0]] = old[name]
 
     def set_vocab(self, words: Sequence[str], counts: Sequence[int]) -> None:
         """Install a vocabulary (most frequent first) and fresh weights sized for it."""
@@ -251,18 +353,30 @@ class Word2Vec(Model):
         return super()._apply(fn, *args, **kwargs)
 
     # -- training ------------------------------------------------------------------------
-    def train(self, sentences: Iterable[Sequence[str]] | bool = True, *,  # type: ignore[override]
-              epochs: int | None = None, total_words: int | None = None,
+    def train(self, sentences: Iterable[Sequence[str]] | bool = True,  # type: ignore[override]
+              total_examples: int | None = None, total_words: int | None = None,
+              epochs: int | None = None, start_alpha: float | None = None,
+              end_alpha: float | None = None, *, corpus_file: str | os.PathLike[str] | None = None,
               alpha: float | None = None, min_alpha: float | None = None,
               workers: int | None = None, progress: bool | None = None,
-              engine: str = "auto") -> Any:
+              compute_loss: bool | None = None, engine: str = "auto", **gensim_options: Any
+              ) -> Any:
         """Train on a re-iterable corpus of token lists (``nn.Module.train(bool)`` still works).
 
+        gensim's call ``train(corpus, total_examples=model.corpus_count, epochs=model.epochs)``
+        works as it is (``word_count``, ``queue_factor``, ``report_delay`` and empty
+        ``callbacks`` are accepted and have no effect).
+
         Args:
-            sentences: the corpus (read once per epoch), e.g. :class:`LineSentences`.
-            epochs, alpha, min_alpha, workers: override the config's values.
+            sentences: the corpus (read once per epoch), e.g. :class:`LineSentences`; or
+                ``corpus_file=``, a text file of one sentence per line.
+            total_examples: sentences per epoch, as gensim takes it: the words of the corpus
+                ``build_vocab`` counted when it is that corpus, else counted here.
+            epochs, alpha (``start_alpha``), min_alpha (``end_alpha``), workers: override
+                the config's values.
             total_words: raw words per epoch (for the learning-rate schedule); counted by
                 ``build_vocab`` when omitted.
+            compute_loss: keep the summed loss for :meth:`get_latest_training_loss`.
             progress: show a progress bar (None: only on a terminal).
             engine: ``"compiled"``: the released tool's sequential SGD compiled with numba
                 (CPU, float32; what ``"auto"`` picks there); ``"torch"``: batched closed-form
@@ -271,8 +385,17 @@ class Word2Vec(Model):
         Returns:
             a :class:`TrainReport` (words/s, mean loss per prediction per epoch and interval).
         """
-        if isinstance(sentences, bool):
+        if isinstance(sentences, bool) and corpus_file is None:
             return super().train(sentences)
+        if set(gensim_options) - {"word_count", "queue_factor", "report_delay", "callbacks"} \
+                or gensim_options.get("callbacks"):
+            raise ConfigError(f"train: unsupported option(s) {sorted(gensim_options)!r}; "
+                              "callbacks are not run: read the returned TrainReport instead")
+        sentences = _corpus(None if isinstance(sentences, bool) else sentences, corpus_file)
+        alpha = start_alpha if alpha is None else alpha
+        min_alpha = end_alpha if min_alpha is None else min_alpha
+        if compute_loss is not None:
+            self.compute_loss = compute_loss
         if iter(sentences) is sentences:  # type: ignore[comparison-overlap]
             raise InputError(f"the corpus is a one-shot iterator ({type(sentences).__name__}); "
                              "training reads it once per epoch: pass a list or a re-iterable "
@@ -280,10 +403,11 @@ class Word2Vec(Model):
         cfg = self.config
         if cfg.vocab_size == 0:
             self.build_vocab(sentences)
+        if total_words is None and total_examples in (None, self.corpus_count) \
+                and self.corpus_total_words:
+            total_words = self.corpus_total_words
         if total_words is None:
-            total_words = getattr(self, "corpus_words", None)
-            if total_words is None:
-                total_words = sum(len(s) for s in sentences)
+            total_words = sum(len(s) for s in sentences)
         dist = torch.distributed.is_available() and torch.distributed.is_initialized()
         if dist:
             total_words = -(-total_words // torch.distributed.get_world_size())
@@ -301,10 +425,41 @@ class Word2Vec(Model):
         return self.last_report
 
     def get_latest_training_loss(self) -> float:
-        """Mean loss per prediction over the last reporting interval of the last ``train``."""
-        if self.last_report is None or not self.last_report.interval_losses:
-            raise InputError("no training has run yet; call train(sentences) first")
-        return self.last_report.interval_losses[-1][1]
+        """gensim's: the loss summed over every prediction of the latest ``train`` call when
+        the model computes its loss (``compute_loss=True``), else 0.0. The mean per
+        prediction of each epoch is in ``last_report.epoch_losses``."""
+        if not self.compute_loss or self.last_report is None:
+            return 0.0
+        return self.last_report.loss_sum
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole model (config, vocabulary, counts, weights) to one safetensors
+        file, atomically; :meth:`load` reads it back. No pickle is written or read."""
+        meta = {"format": _FORMAT, "config": json.dumps(self.config_dict()),
+                "attributes": json.dumps({k: getattr(self, k) for k in _SAVED})}
+        zoo.save_safetensors(self, path, metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Word2Vec:  # type: ignore[override]
+        """A model written by :meth:`save` (gensim's pickled ``.model`` files are refused,
+        with the way to convert them)."""
+        state = read_saved(path, _FORMAT)
+        meta = state.pop("__metadata__")
+        model = cls(cls.config_from_json(meta["config"]))
+        zoo.load_state_dict(model, state)
+        for key, value in json.loads(meta["attributes"]).items():
+            if key in _SAVED:
+                setattr(model, key, value)
+        return model
+
+
+def _corpus(corpus: Iterable[Sequence[str]] | None,
+            corpus_file: str | os.PathLike[str] | None) -> Iterable[Sequence[str]]:
+    if (corpus is None) == (corpus_file is None):
+        raise InputError("pass one corpus: a re-iterable of token lists, or corpus_file= "
+                         f"a text file (got {type(corpus).__name__} and {corpus_file!r})")
+    return corpus if corpus is not None else LineSentences(corpus_file)
 
 
 def _check_schedule(epochs: int, alpha: float, min_alpha: float, workers: int) -> None:
