@@ -54,8 +54,9 @@ def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
         return config_class(**values)
     except ZooError:  # the config's own check (__post_init__), with its own message and type
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
+        raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}; fix the "
+                          "field's value") from None
 
 
 _SCALARS: dict[type, tuple[type, ...]] = {
