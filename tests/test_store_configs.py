@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,46 @@ def test_the_limit_is_the_callers_to_set(bert_dir) -> None:
     with pytest.raises(zoo.ConfigError, match="max_bytes"):
         zoo.load(f"dir:{bert_dir}", random_init=True, max_bytes=size // 2)
     zoo.load(f"dir:{bert_dir}", random_init=True, max_bytes=size * 2)
+
+
+@dataclass(frozen=True)
+class UpsampleConfig:
+    scale: int = 2
+
+
+class Upsampler(zoo.Model):
+    """No parameters; its output grows with the square of ``scale``."""
+
+    config_class = UpsampleConfig
+
+    def __init__(self, config: UpsampleConfig) -> None:
+        super().__init__(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, sH, sW)
+        return torch.nn.functional.interpolate(x, scale_factor=self.config.scale)
+
+    def example_inputs(self) -> dict[str, torch.Tensor]:
+        return {"x": torch.randn(1, 1, 8, 8)}
+
+
+class _UpsamplerPlugin:
+    @staticmethod
+    @zoo.hookimpl
+    def zoo_components() -> list[zoo.Component]:
+        return [zoo.component("model:upsampler", f"{__name__}:Upsampler")]
+
+
+def test_the_largest_activation_of_a_config_from_a_file_is_checked_on_meta(tmp_path) -> None:
+    name = zoo.register_plugin(_UpsamplerPlugin(), "upsampler")
+    try:
+        folder = tmp_path / "up"
+        zoo.save(zoo.create("model:upsampler"), folder)
+        assert zoo.load(f"dir:{folder}")(torch.ones(1, 1, 2, 2)).shape == (1, 1, 4, 4)
+        _edit_config(folder, scale=200_000)  # one output of 1 x 1 x 1.6M x 1.6M floats
+        with pytest.raises(zoo.ConfigError, match="activation"):
+            zoo.load(f"dir:{folder}")
+    finally:
+        zoo.unregister_plugin(name)
 
 
 def test_a_deflated_torch_file_that_inflates_is_refused(tmp_path) -> None:

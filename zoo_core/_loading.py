@@ -75,6 +75,8 @@ def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = 
     config = _config(entry, folder, factory, where)
     weights = weights_of(entry, folder)
     limit = max_bytes if max_bytes is not None else available_memory()
+    # a config from a file also runs its example inputs on meta (the catalogue's are trusted)
+    activations = limit if CONFIG_NAME in entry.files else None
     if weights:
         size = sum(w.stat().st_size for w in weights)
         limit = min(limit, size * _HEADROOM + (1 << 20))
@@ -84,12 +86,13 @@ def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = 
                 f"{entry.name!r} has a {CONFIG_NAME} but no weights (*.safetensors not found); "
                 "zoo.load(..., random_init=True) builds it with random weights, if that is "
                 "what you want")
-        model = build_sized(factory, config, limit, where, meta=False)
+        model = build_sized(factory, config, limit, where, meta=False,
+                            activations=activations)
     else:
         state = read_safetensors(weights)
         _warn_nonfinite(entry, weights, state)
         model = build_loaded(factory, config, state, entry.layout, limit=limit, where=where,
-                             allow_cast=allow_cast)
+                             allow_cast=allow_cast, activations=activations)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()

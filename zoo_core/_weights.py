@@ -80,11 +80,13 @@ class _TooBig(Exception):
 
 
 def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
-                *, meta: bool = True) -> nn.Module:
+                *, meta: bool = True, activations: int | None = None) -> nn.Module:
     """``factory(config)``, its parameter and buffer bytes counted as each is registered: past
     ``limit`` the build stops with a ``ConfigError`` (before the rest is allocated). ``meta``:
     build on the meta device (no memory, no initialisation), falling back to a real build for a
-    constructor that cannot run there; ``meta=False`` checks on meta first, then builds."""
+    constructor that cannot run there; ``meta=False`` checks on meta first, then builds.
+    ``activations``: also run the model's ``example_inputs()`` through it on meta and refuse
+    it if one tensor it computes would take more bytes than that."""
     from torch.nn.modules import module as nn_module
 
     counted = [0]
@@ -107,15 +109,21 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
             raise
         except Exception:  # a constructor that computes on values: build it the usual way
             counted[0] = 0
+        if model is not None and activations is not None:
+            largest = largest_activation(model)
+            if largest > activations:
+                raise _TooBig(largest)
         if model is None or not meta:
             counted[0] = 0
             model = factory(config)
         return model
     except _TooBig as e:
         raise ConfigError(
-            f"{where}: field 'config' asks for a {name} of more than {e.nbytes / 2**30:.2f} "
-            f"GiB, over the limit of {limit / 2**30:.2f} GiB (the memory available, or what "
-            "its weight files can fill); check its sizes, or pass max_bytes= if you mean it"
+            f"{where}: field 'config' asks for a {name} holding more than "
+            f"{e.nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
+            f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
+            "memory available, or what its weight files can fill); check its sizes, or pass "
+            "max_bytes= if you mean it"
         ) from None
     except ZooError:
         raise
@@ -129,9 +137,40 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
             h.remove()
 
 
+def largest_activation(model: nn.Module) -> int:
+    """Bytes of the largest tensor a meta-device model computes on its ``example_inputs()``
+    (0 when it has none or cannot run on meta)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten, tree_map
+
+    example = getattr(model, "example_inputs", None)
+    if example is None:
+        return 0
+    largest = [0]
+
+    class Track(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, Tensor):
+                    largest[0] = max(largest[0], t.numel() * t.element_size())
+            return out
+
+    try:
+        with _MetaBuild():
+            inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
+            with torch.no_grad(), Track():
+                model(**inputs) if isinstance(inputs, dict) else model(*inputs)
+    except Exception:  # data-dependent code cannot run on meta: what ran so far is counted
+        pass
+    return largest[0]
+
+
 def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[str, Tensor],
                  layout: str | None = None, *, limit: int | None = None,
-                 where: str = "config", allow_cast: bool = False) -> nn.Module:
+                 where: str = "config", allow_cast: bool = False,
+                 activations: int | None = None) -> nn.Module:
     """``factory(config)`` holding the checkpoint ``state``, strictly, with no random init.
 
     The model is built on the meta device (no memory, no initialisation; its size checked
@@ -139,7 +178,8 @@ def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[s
     (``assign=True``). A model with non-persistent buffers (values no checkpoint holds), or
     whose constructor cannot run on meta, is built for real.
     """
-    model = build_sized(factory, config, limit if limit is not None else 1 << 62, where)
+    model = build_sized(factory, config, limit if limit is not None else 1 << 62, where,
+                        activations=activations)
     if any(t.is_meta for t in model.buffers()) and \
             any(m._non_persistent_buffers_set for m in model.modules()):
         model = factory(config)
