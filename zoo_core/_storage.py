@@ -192,7 +192,7 @@ class Store:
         return self.root / "blobs" / digest
 
     def _entry_parts(self, entry_name: str) -> tuple[str, str]:
-        if not entry_name.startswith(("hf:", "dir:")):
+        if not entry_name.startswith(("hf:", "dir:", "pkg:")):
             check_entry_name(entry_name)
         return "entries", folder_name(entry_name)
 
