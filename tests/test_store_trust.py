@@ -82,14 +82,21 @@ def test_a_file_the_entry_no_longer_lists_leaves_its_view(toy_entry, catalog) ->
     assert sorted(p.name for p in view.iterdir()) == ["model.safetensors"]
 
 
-def test_a_dir_load_sees_only_the_files_its_config_names(toy, tmp_path) -> None:
-    model = zoo.create("model:toy-mlp", preset="tiny")
-    folder = tmp_path / "mine"
-    model.save_pretrained(folder)
-    shard = folder / "model-00001-of-00002.safetensors"  # a stray weight file beside ours
-    zoo.save_safetensors({"fc1.weight": torch.zeros(8, 4)}, shard)
-    x = torch.randn(3, 4)
-    assert torch.equal(zoo.load(f"dir:{folder}")(x), model(x))
+def test_a_foreign_dir_load_reads_only_its_weights_file_not_a_stray_one(tmp_path) -> None:
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path / "hf"
+    config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37)
+    peer = BertModel(config).eval()
+    peer.save_pretrained(folder)
+    zoo.save_safetensors({"junk": torch.zeros(3)}, folder / "stray.safetensors")
+    ids = torch.tensor([[2, 5, 7, 11, 3]])
+    with torch.no_grad():
+        want = peer(input_ids=ids).last_hidden_state
+        got = zoo.load(f"dir:{folder}")(input_ids=ids)
+    got = got.last_hidden_state if hasattr(got, "last_hidden_state") else got[0]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
 # -- item 7: nothing created, changed or deleted through a link -------------------------------
@@ -195,8 +202,7 @@ def test_pins_nested_deep_are_an_integrity_error(toy, tmp_path, cache, catalog) 
         zoo.load("toy")
 
 
-@pytest.mark.parametrize("stale", ["99999999999999999999999.x.tmp", "4194305.dead.tmp",
-                                   "0.x", "4194306.folder"])
+@pytest.mark.parametrize("stale", ["99999999999999999999999.x.tmp", "4194306.folder"])
 def test_odd_temporary_names_are_skipped_or_cleaned(toy_entry, cache, stale) -> None:
     name, _, digest = toy_entry
     path = cache / "tmp" / stale
@@ -207,7 +213,7 @@ def test_odd_temporary_names_are_skipped_or_cleaned(toy_entry, cache, stale) -> 
     (cache / "stats" / digest).unlink()
     (cache / "blobs" / digest).unlink()  # a fetch: the cleaner runs
     zoo.load(name)
-    assert not path.exists() or stale.startswith("999") or stale.startswith("0.")
+    assert path.exists() == stale.startswith("999")  # no such process could have written it
 
 
 # -- item 8: names, digests, revisions and repo ids with a trailing newline ---------------------
