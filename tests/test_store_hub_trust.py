@@ -180,3 +180,21 @@ def test_clean_incomplete_does_not_follow_a_linked_hub_blobs_folder(toy, hub, ca
         zoo.load(f"hf:other/none@{rev}")
     zoo.load(f"hf:me/toy@{rev}")
     assert victim.read_bytes() == b"someone else's partial file"
+
+
+# -- item 4: push goes through the one resolve path ------------------------------------------------
+def test_push_of_a_foreign_folder_uploads_what_its_entry_names(hub, cache, tmp_path) -> None:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path / "hf"
+    BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+                         num_attention_heads=4, intermediate_size=37)).save_pretrained(folder)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello"]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
+    saved = {p.name for p in folder.iterdir()}  # what transformers wrote
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= saved
+    zoo.save_safetensors({"junk": torch.zeros(3)}, folder / "stray.safetensors")
+    assert main(["push", f"dir:{folder}", "me/bert"]) == 0
+    tree = set(hub.repos["me/bert"].commits[hub.repos["me/bert"].refs["main"]])
+    assert saved <= tree and "stray.safetensors" not in tree

@@ -26,12 +26,8 @@ from typing import Any
 from ._catalog import CATALOG, check_repo_id
 from ._errors import InputError, ZooError
 from ._files import atomic_write
+from ._resolve import TOKENIZER_FILES
 from ._storage import CONFIG_NAME
-
-#: Tokenizer files that transformers, tokenizers and sentencepiece write beside a model.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
 
 def save(obj: Any, directory: str | os.PathLike[str], *, tokenizer: Any = None) -> Path:
@@ -182,6 +178,29 @@ def load_tokenizer(name: str) -> Any:
         raise ZooError(f"entry {name!r} names no tokenizer; set its 'tokenizer' field in a "
                        "catalogue (ZOO_CATALOG) or load a tokenizer entry by name")
     return load(entry.tokenizer)
+
+
+def push_source(ref: str) -> tuple[Any, Any, str | None, str | None]:
+    """What ``zoo push REF`` uploads, through the one resolve path: ``(component, tokenizer,
+    task, license)``. The tokenizer is a zoo tokenizer, or the view folder holding a foreign
+    checkpoint's tokenizer files (only those its entry names), or None."""
+    from ._loading import instantiate
+    from ._resolve import resolve
+
+    found = resolve(ref)
+    entry = found.entry
+    local = ref.startswith(("hf:", "dir:", "pkg:"))
+    obj = instantiate(entry, found.folder, random_init=not local)
+    tokenizer: Any = None
+    if not local:
+        if entry.tokenizer and entry.kind != "tokenizer":
+            tokenizer = load_tokenizer(entry.name)
+        return obj, tokenizer, entry.task or None, entry.license or None
+    if (found.meta.get("tokenizer") or {}).get("component"):
+        tokenizer = load_tokenizer(ref)
+    elif not found.meta and any(f in entry.files for f in TOKENIZER_FILES):
+        tokenizer = found.folder
+    return obj, tokenizer, None, None
 
 
 # -- the Hub ------------------------------------------------------------------------------

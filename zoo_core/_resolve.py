@@ -34,6 +34,10 @@ from ._safetensors import refuse_pickle
 from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME, folder_name
 
 INDEX_NAME = "model.safetensors.index.json"
+#: Tokenizer files that transformers, tokenizers and sentencepiece write beside a model.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
+                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 #: Flags only the caller grants: never read from a file, a catalogue or a download.
 CALLER_ONLY = frozenset({"trust_pattern", "random_init", "trust_remote_code", "allow_cast",
                          "max_bytes"})
@@ -188,8 +192,9 @@ def _local(ref: str) -> Resolved:
                        "model.save_pretrained()")
     doc = read_config(config, ref)
     files, described = _listed(doc, ref)
-    if "zoo" not in doc:  # a foreign checkpoint: one file, or the shards its index names
-        files = _foreign_weights(folder, ref)
+    if "zoo" not in doc:  # a foreign checkpoint: one file, or the shards its index names,
+        files = _foreign_weights(folder, ref)  # and the tokenizer files saved beside them
+        files += [f for f in TOKENIZER_FILES if _regular(folder / f)]
     present = {f: folder / f for f in [CONFIG_NAME, *files] if _regular(folder / f)}
     entry = replace(described, files={f: "" for f in [CONFIG_NAME, *files]}, origin=str(folder))
     view = STORE.local_view(f"dir:{folder}", present)

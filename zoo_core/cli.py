@@ -190,24 +190,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import _publish
-    from ._catalog import CATALOG
-    from ._loading import load
 
-    obj = load(args.source)
-    tokenizer: Any = None
-    task = license_ = None
-    if args.source.startswith("dir:"):
-        folder = Path(args.source[4:]).expanduser()
-        if any((folder / f).is_file() for f in _publish.TOKENIZER_FILES):
-            tokenizer = folder
-    elif not args.source.startswith("hf:"):
-        entry = CATALOG.get(args.source)
-        task, license_ = entry.task or None, entry.license or None
-        if entry.tokenizer and entry.kind != "tokenizer":
-            tokenizer = _publish.load_tokenizer(entry.name)
+    obj, tokenizer, task, license_ = _publish.push_source(args.source)  # the one resolve path
     commit = _publish.push(obj, args.repo_id, tokenizer=tokenizer, task=task,
                            private=args.private, license=args.license or license_ or "apache-2.0",
                            tags=args.tag, base_model=args.base_model)
