@@ -28,6 +28,7 @@ from ._resolve import check_trust, read_config, resolve, weights_of
 from ._storage import CONFIG_NAME, STORE
 
 _HEADROOM = 4  # a model may hold its weights in a dtype up to 4x wider than the file's
+_SCANNED: dict[str, list[str]] = {}  # digest -> its non-finite tensors (fixed by the digest)
 log = logging.getLogger("zoo")
 
 
@@ -134,12 +135,16 @@ def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any]) ->
     for path in weights:
         target = os.path.basename(os.readlink(path)) if path.is_symlink() else ""
         digest = target if re.fullmatch(r"[0-9a-f]{64}", target) else ""
-        bad = STORE.scan(digest) if digest else None
+        bad = _SCANNED.get(digest) if digest else None
+        if bad is None and digest:
+            bad = STORE.scan(digest)
         if bad is None:
             keys = set(safetensors_header(path) or {}) - {"__metadata__"}
             bad = nonfinite_in({k: state[k] for k in keys if k in state})
             if digest:
                 STORE.record_scan(digest, bad)
+        if digest:
+            _SCANNED[digest] = bad
         if bad:
             log.warning("zoo: %r: %s holds NaN or infinite values in %d tensor(s): %s",
                         entry.name, path.name, len(bad), ", ".join(bad[:5]))

@@ -403,6 +403,8 @@ class Store:
         ``hf:`` loads of a branch, whose files may change).
         """
         pins = self.pins(entry)
+        if not pins:
+            return self.snapshot(entry.name)
         snap = self._folder(*self._entry_parts(entry.name), "files")
         errors: list[ZooError] = []
         blobs: dict[str, Path] = {}
