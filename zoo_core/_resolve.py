@@ -167,8 +167,6 @@ def _fetched(ref: str, random_init: bool) -> Resolved:
     config_blob = STORE.ready(first, CONFIG_NAME, STORE.pins(first)[CONFIG_NAME], pinned)
     doc = read_config(config_blob, name)
     files, described = _listed(doc, name)
-    if "zoo" not in doc and not pinned and random_init:
-        files = []  # a foreign config whose weights may be absent
     entry = replace(described, files={CONFIG_NAME: "", **{f: "" for f in files}},
                     sources=(source,), origin=name)
     if pinned:

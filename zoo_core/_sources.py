@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata as md
 import os
 import re
+import shutil
 import stat
 import time
 from pathlib import Path
@@ -52,6 +53,19 @@ def locate(source: Source, fname: str) -> Path:
     return path
 
 
+def copy_file(src: Path, dst: Path) -> None:
+    """Copy bytes, as a reflink where the file system offers one (never a hard link)."""
+    with open(src, "rb") as fi, open(dst, "wb") as fo:
+        try:
+            import fcntl
+
+            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
+            return
+        except (ImportError, OSError):
+            pass
+        shutil.copyfileobj(fi, fo, 1 << 22)
+
+
 def hub_etag(source: Source, path: Path) -> str:
     """The ETag the Hub sent for a downloaded file (the name of its Hub cache blob), else ''."""
     if source.scheme != "hf":
@@ -72,6 +86,22 @@ def hub_attests(etag: str, copy: Path, sha256: str) -> bool | None:
                 h.update(chunk)
         return h.hexdigest() == etag
     return None
+
+
+def refusal(scheme: str, etag: str, copy: Path, actual: str, expected: str) -> str:
+    """Why the downloaded ``copy`` (sha256 ``actual``) is refused, or '' if it is not."""
+    if expected and actual != expected:
+        return f"expected {expected}"
+    if scheme != "hf":
+        return ""
+    vouched = hub_attests(etag, copy, actual)
+    if vouched is False:
+        return f"the Hub's ETag says {etag}"
+    if vouched is None and not expected:
+        return (f"and the Hub's ETag {etag[:80]!r} is neither its sha256 nor its git hash, so "
+                "a first download cannot be checked; pin the file's sha256 in a catalogue entry "
+                "(ZOO_CATALOG) to use it")
+    return ""
 
 
 def _hub_cache() -> str:

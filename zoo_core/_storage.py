@@ -16,8 +16,7 @@ Layout of the store root (``$ZOO_CACHE``, else ``$HF_HOME/zoo``, else
 What the store guarantees:
 
 - Files are content-addressed: any source that yields the pinned sha256 will do. Bytes are
-  copied (a reflink where the file system offers one, never a hard link), hashed as copied,
-  and renamed into ``blobs/`` only when the digest matches.
+  copied (``_sources.copy_file``), hashed, and renamed into ``blobs/`` if the digest matches.
 - Every use compares a blob's stat with the one recorded when it was verified; on any change
   the blob is hashed again, and a blob whose bytes changed (or that another path shares, a
   hard link) is removed and fetched again from the sources, or the fetch fails with
@@ -57,7 +56,7 @@ from typing import Any
 from ._catalog import Entry, check_entry_name
 from ._errors import FetchError, IntegrityError, WeightsError, ZooError
 from ._files import atomic_write, sha256_file
-from ._sources import discard, first_line, hub_attests, hub_etag, locate
+from ._sources import copy_file, discard, first_line, hub_etag, locate, refusal
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -85,14 +84,12 @@ def folder_name(name: str) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # our own pid: alive; a pid past any int: not ours, left alone
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError, ValueError):
-        return True
+        pass
     return True
 
 
@@ -103,19 +100,6 @@ def _stat_key(st: os.stat_result) -> str:
 def _what(mode: int) -> str:
     return "folder" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode) else \
         "file" if stat.S_ISREG(mode) else "special file"
-
-
-def _copy(src: Path, dst: Path) -> None:
-    """Copy bytes, as a reflink where the file system offers one (never a hard link)."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        try:
-            import fcntl
-
-            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
-            return
-        except (ImportError, OSError):
-            pass
-        shutil.copyfileobj(fi, fo, 1 << 22)
 
 
 class Store:
@@ -456,12 +440,12 @@ class Store:
             try:
                 try:
                     path = locate(source, wanted)
-                    _copy(path, tmp)
+                    copy_file(path, tmp)
                 except Exception as e:  # each source may fail in its own way; report them all
                     tried.append(f"{source}: {first_line(e)}")
                     continue
                 actual = sha256_file(tmp)
-                refused = _refusal(source.scheme, hub_etag(source, path), tmp, actual, want_src)
+                refused = refusal(source.scheme, hub_etag(source, path), tmp, actual, want_src)
                 if refused:
                     mismatch = True
                     removed = discard(source, path)
@@ -582,22 +566,6 @@ class Store:
         if os.path.lexists(snap):
             self._sync_view(self._folder(*snap.relative_to(self.root).parts), good)
         return report
-
-
-def _refusal(scheme: str, etag: str, copy: Path, actual: str, expected: str) -> str:
-    """Why the downloaded ``copy`` (sha256 ``actual``) is refused, or '' if it is not."""
-    if expected and actual != expected:
-        return f"expected {expected}"
-    if scheme != "hf":
-        return ""
-    vouched = hub_attests(etag, copy, actual)
-    if vouched is False:
-        return f"the Hub's ETag says {etag}"
-    if vouched is None and not expected:
-        return (f"and the Hub's ETag {etag[:80]!r} is neither its sha256 nor its git hash, so "
-                "a first download cannot be checked; pin the file's sha256 in a catalogue entry "
-                "(ZOO_CATALOG) to use it")
-    return ""
 
 
 STORE = Store()
