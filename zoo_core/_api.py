@@ -108,7 +108,7 @@ def ref_entry(name: str) -> Entry:
     from pathlib import Path
 
     from ._catalog import parse_source
-    from ._loading import read_config
+    from ._resolve import read_config
     from ._publish import task_of
     from ._storage import CONFIG_NAME
 

@@ -61,20 +61,20 @@ _FIELDS = {
     "license": str, "paper": str, "tags": list, "layout": str, "sources": list, "files": dict,
     "summary": str, "name": str, "convert": dict, "aliases": list, "plugin": str,
 }
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA256 = re.compile(r"[0-9a-f]{64}")  # used with fullmatch: "$" lets a newline in
 _PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_REPO_ID = re.compile(rf"^{_PART}(/{_PART})?$")
+_REPO_ID = re.compile(rf"{_PART}(/{_PART})?")
 _ENTRY_NAME = _REPO_ID
-_FILE_PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*\.)+$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_REF = re.compile(rf"^{_PART}(/{_PART})*$")
+_FILE_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+_PREFIX = re.compile(r"([A-Za-z_][A-Za-z0-9_]*\.)+")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_REF = re.compile(rf"{_PART}(/{_PART})*")
 _MAX_NAME = 200
 
 
 def check_entry_name(name: object) -> str:
     """Refuse entry names outside the grammar ``[org/]name`` (see the module docstring)."""
-    if not isinstance(name, str) or len(name) > _MAX_NAME or not _ENTRY_NAME.match(name):
+    if not isinstance(name, str) or len(name) > _MAX_NAME or not _ENTRY_NAME.fullmatch(name):
         raise CatalogError(
             f"invalid entry name {name!r}: write 'name' or 'org/name', each part starting with "
             "a letter or digit and made of letters, digits, '.', '_' and '-' "
@@ -86,7 +86,7 @@ def check_entry_name(name: object) -> str:
 def check_file_name(fname: object) -> str:
     """Refuse file names that are not plain relative paths (no '..', '.', '/x', '\\')."""
     parts = fname.split("/") if isinstance(fname, str) else []
-    if not parts or len(fname) > _MAX_NAME or not all(_FILE_PART.match(p) for p in parts):  # type: ignore[arg-type]
+    if not parts or len(fname) > _MAX_NAME or not all(_FILE_PART.fullmatch(p) for p in parts):  # type: ignore[arg-type]
         raise CatalogError(
             f"invalid file name {fname!r}: write a relative path such as 'model.safetensors' or "
             "'1_Pooling/config.json', each part made of letters, digits, '.', '_' and '-' "
@@ -97,7 +97,7 @@ def check_file_name(fname: object) -> str:
 
 def check_revision(rev: str) -> str:
     """A Hub revision: a 40-hex commit id or a plain branch/tag name."""
-    if _COMMIT.match(rev) or (len(rev) <= _MAX_NAME and _REF.match(rev)
+    if _COMMIT.fullmatch(rev) or (len(rev) <= _MAX_NAME and _REF.fullmatch(rev)
                               and not rev.endswith(".lock")):
         return rev
     raise CatalogError(
@@ -136,7 +136,7 @@ class Source:
 def check_repo_id(repo_id: str) -> str:
     """Refuse repo ids that could escape the cache or name another host."""
     if "://" in repo_id or repo_id.startswith(("/", "\\", "~")) or ".." in repo_id.split("/") \
-            or ".." in repo_id or not _REPO_ID.match(repo_id):
+            or ".." in repo_id or not _REPO_ID.fullmatch(repo_id):
         raise CatalogError(
             f"invalid Hub repo id {repo_id!r}: expected 'name' or 'org/name' made of letters, "
             "digits, '.', '_' and '-' (no '..', absolute paths or URL schemes)"
@@ -253,7 +253,7 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
             check_file_name(fname)
         except CatalogError as e:
             raise fail(f"field 'files': {e}") from None
-        if not isinstance(digest, str) or (digest and not _SHA256.match(digest)):
+        if not isinstance(digest, str) or (digest and not _SHA256.fullmatch(digest)):
             raise fail(f"field 'files': {fname!r} needs a 64-hex sha256 (or \"\"), got {digest!r}")
     if files and not raw.get("sources"):
         raise fail("field 'sources' is required when 'files' are listed")
@@ -292,7 +292,7 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
         raise fail(f"{where}: unknown key(s) {extra}; valid keys: 'from', 'format', 'sha256', "
                    "'prefix'")
     prefix = spec.get("prefix", "")
-    if not isinstance(prefix, str) or prefix and not _PREFIX.match(prefix):
+    if not isinstance(prefix, str) or prefix and not _PREFIX.fullmatch(prefix):
         raise fail(f"{where}: 'prefix' must be dotted names ending in '.', like 'pnet.', "
                    f"got {prefix!r}")
     source, fmt, digest = spec.get("from"), spec.get("format", "torch"), spec.get("sha256", "")
@@ -304,7 +304,7 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
         raise fail(f"{where}: 'from' = {source!r} is itself listed in 'files'")
     if fmt not in FORMATS:
         raise fail(f"{where}: 'format' = {fmt!r} is not one of {list(FORMATS)}")
-    if not isinstance(digest, str) or (digest and not _SHA256.match(digest)):
+    if not isinstance(digest, str) or (digest and not _SHA256.fullmatch(digest)):
         raise fail(f"{where}: 'sha256' must be a 64-hex sha256 (or \"\"), got {digest!r}")
     return Conversion(source, fmt, digest, prefix)
 

@@ -54,8 +54,12 @@ def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
         return config_class(**values)
     except ZooError:  # the config's own check (__post_init__), with its own message and type
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, ArithmeticError) as e:
+        zeros = [f"{k}={v!r}" for k, v in values.items() if v == 0 and type(v) is int]
+        hint = f" (fields at 0: {', '.join(zeros)})" if isinstance(e, ArithmeticError) \
+            and zeros else ""
+        raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}{hint}; "
+                          "fix the field's value") from None
 
 
 _SCALARS: dict[type, tuple[type, ...]] = {

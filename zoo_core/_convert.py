@@ -33,6 +33,10 @@ from ._errors import WeightsError
 
 FORMATS = ("torch",)
 """Source formats the store can convert (the catalogue's ``convert.<file>.format``)."""
+#: ``torch.save`` stores its zip members uncompressed; a torch file whose members inflate
+#: past this many times its own size (plus ``_BLOWUP_SLACK``) is refused unread.
+BLOWUP_RATIO = 4
+_BLOWUP_SLACK = 1 << 20
 
 
 def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str],
@@ -51,6 +55,7 @@ def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str]
     from ._weights import save_safetensors
 
     name = name or Path(source).name
+    _refuse_blowup(Path(source), name)
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except Exception as e:  # UnpicklingError, RuntimeError from a bad zip, EOFError ...
@@ -65,6 +70,25 @@ def convert_torch(source: str | os.PathLike[str], target: str | os.PathLike[str]
     if not tensors:
         raise WeightsError(f"{name!r} holds no tensor; expected a state dict")
     return save_safetensors(tensors, target)
+
+
+def _refuse_blowup(source: Path, name: str) -> None:
+    """Refuse a zip whose members declare more bytes than a stored torch file could hold."""
+    import zipfile
+
+    if not zipfile.is_zipfile(source):
+        return  # a legacy pickle stream: its tensors are stored as they are
+    size = source.stat().st_size
+    try:
+        with zipfile.ZipFile(source) as z:
+            inflated = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise WeightsError(f"{name!r} is not a readable torch zip ({e})") from None
+    if inflated > BLOWUP_RATIO * size + _BLOWUP_SLACK:
+        raise WeightsError(
+            f"{name!r} ({size} bytes) would inflate to {inflated} bytes: torch.save stores its "
+            "members uncompressed, so this is a decompression bomb or not a torch file; "
+            "re-save it with torch.save in a trusted environment")
 
 
 def flatten_state(obj: Any, name: str, prefix: str = "") -> dict[str, Any]:

@@ -36,16 +36,22 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 @contextmanager
-def atomic_path(final: str | os.PathLike[str], mode: int | None = None) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike[str], mode: int | None = None, *,
+                temp_dir: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it into place only on success.
 
     Args:
         final: the file to create or replace (its folder is created).
         mode: the new file's permission bits; default ``0o666 & ~umask``.
+        temp_dir: where the temporary file lives instead (same file system as ``final``; its
+            name then starts with the process id, so a cleaner can tell a dead writer's).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    if temp_dir is None:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f"{os.getpid()}.", suffix=".tmp", dir=temp_dir)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -56,11 +62,13 @@ def atomic_path(final: str | os.PathLike[str], mode: int | None = None) -> Itera
         tmp_path.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike[str], data: str | bytes,
-                 encoding: str = "utf-8") -> Path:
-    """Write ``data`` (text or bytes) to ``path`` atomically; return the path."""
+def atomic_write(path: str | os.PathLike[str], data: str | bytes, encoding: str = "utf-8",
+                 *, mode: int | None = None,
+                 temp_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``data`` (text or bytes) to ``path`` atomically; return the path (``mode`` and
+    ``temp_dir`` as in :func:`atomic_path`)."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, mode, temp_dir=temp_dir) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding)
         else:

@@ -1,38 +1,52 @@
 """``zoo.load``: a catalogue entry, ``hf:org/repo@rev`` or ``dir:/path`` made ready to use.
 
-Untrusted input is checked before anything is built: a ``config.json`` must be a JSON object
-whose ``zoo`` section names a component and valid file names; its ``config`` fields are
-type-checked against the config dataclass (``config_from_dict``), and the model is first
-built on the ``meta`` device, so a negative or huge size is a ``ConfigError`` instead of a
-crash or an attempt to allocate terabytes. A ``dir:``/``hf:`` model without weights is an
-error unless the caller asks for ``random_init=True``.
+Every reference goes through ``_resolve.resolve`` (a verified view of exactly the files the
+entry pins). Untrusted input is checked before anything is built: a ``config.json`` must be a
+JSON object whose ``zoo`` section names a component and valid file names; its ``config``
+fields are type-checked against the config dataclass (``config_from_dict``); every model, from
+a catalogue preset, our ``config.json`` or a foreign one, is first built on the ``meta``
+device with its parameter bytes counted as they are registered, so a config asking for more
+than the limit (``max_bytes``; default: the memory available, and no more than what the
+entry's weight files can fill) is a ``ConfigError`` before anything is allocated.
 
-``hf:`` loads go through the store: a ``@<40-hex commit>`` revision is immutable, so the
-digests of its files are pinned on first download and checked on every later load (like a
-catalogue entry with ``""`` digests); a branch or tag is fetched again each time.
+Trust comes from the caller only: ``random_init`` and ``allow_cast`` are arguments, and an
+entry or file whose config sets a caller-only flag (``trust_pattern`` …) is refused.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG, Entry, Source, attach_entry, check_file_name, parse_source
-from ._errors import CatalogError, ConfigError, WeightsError, ZooError
-from ._registry import KINDS, REGISTRY
-from ._storage import CONFIG_NAME, STORE, WEIGHTS_NAME
+from ._catalog import Entry, attach_entry
+from ._errors import ConfigError, WeightsError, ZooError
+from ._registry import REGISTRY
+from ._resolve import check_trust, read_config, resolve, weights_of
+from ._storage import CONFIG_NAME, STORE
 
 _HEADROOM = 4  # a model may hold its weights in a dtype up to 4x wider than the file's
+_SCANNED: dict[str, list[str]] = {}  # digest -> its non-finite tensors (fixed by the digest)
+log = logging.getLogger("zoo")
 
 
-def load(name: str, *, device: Any = None, dtype: Any = None, random_init: bool = False) -> Any:
+def load(name: str, *, device: Any = None, dtype: Any = None, random_init: bool = False,
+         max_bytes: int | None = None, allow_cast: bool = False) -> Any:
     """A ready component from a catalogue entry, ``hf:org/repo@rev`` or ``dir:/path``.
 
     Files are fetched from the entry's sources in order and verified against their sha256
-    before use. Models come back in eval mode. ``random_init=True`` accepts a ``dir:`` or
-    ``hf:`` model that has a ``config.json`` but no weights (otherwise an error).
+    before use; only the files the entry names are visible to the loader. Models come back
+    in eval mode.
+
+    Args:
+        random_init: accept a ``dir:`` or ``hf:`` model that has a ``config.json`` but no
+            weights (otherwise an error).
+        max_bytes: refuse a model whose parameters and buffers would take more bytes
+            (default: the memory available now).
+        allow_cast: let weights change dtype kind on load (an int8 or bool tensor into a
+            float parameter, or back); off, such a change is a ``WeightsError``.
 
     Example:
         >>> model = zoo.load("all-minilm-l6-v2")
@@ -40,180 +54,98 @@ def load(name: str, *, device: Any = None, dtype: Any = None, random_init: bool 
     """
     if not isinstance(name, str):
         raise ZooError(f"zoo.load() takes a name, got {name!r}")
-    if name.startswith("hf:"):
-        try:
-            source = parse_source(name)
-        except CatalogError as e:
-            raise CatalogError(f"zoo.load({name!r}): {e}") from None
-        folder = _fetch_hub_repo(source, random_init)
-        return _from_folder(folder, name, device, dtype, random_init)
-    if name.startswith("dir:"):
-        folder = Path(name[4:]).expanduser()
-        if not folder.is_dir():
-            raise ZooError(f"{name!r}: {str(folder)!r} is not a folder")
-        return _from_folder(folder, name, device, dtype, random_init)
-    kind = name.partition(":")[0]
-    if ":" in name and kind in KINDS:
-        raise ZooError(f"{name!r} is a component, not an entry: zoo.create({name!r}, preset=...) "
-                       "builds it with random weights; zoo.list() shows pretrained entries")
-    entry = CATALOG.get(name)
-    folder = STORE.fetch(entry)
-    return attach_entry(_instantiate(entry, folder, device, dtype, random_init=True), entry)
+    found = resolve(name, random_init=random_init)
+    catalogued = not name.startswith(("hf:", "dir:"))
+    built = instantiate(found.entry, found.folder, device=device, dtype=dtype,
+                        random_init=random_init or catalogued, max_bytes=max_bytes,
+                        allow_cast=allow_cast)
+    return attach_entry(built, found.entry)
 
 
-def read_config(path: Path, name: str) -> dict[str, Any]:
-    """A ``config.json`` as a dict; its ``zoo`` section, if any, checked."""
-    where = f"{name!r}: {CONFIG_NAME}"
-    try:
-        doc = json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise ConfigError(f"{where} is not valid JSON ({e}); rewrite it with "
-                          "model.save_pretrained()") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{where} must hold a JSON object, got {_short(doc)}")
-    if "zoo" not in doc:
-        return doc
-    meta, config = doc["zoo"], doc.get("config", {})
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{where}: field 'zoo' must be an object, got {_short(meta)}")
-    comp = meta.get("component")
-    if not isinstance(comp, str) or comp.partition(":")[0] not in KINDS \
-            or not comp.partition(":")[2]:
-        raise ConfigError(f"{where}: field 'zoo.component' must read 'kind:name' with kind one "
-                          f"of {', '.join(KINDS)}, got {_short(comp)}")
-    files = meta.get("files", [])
-    if not isinstance(files, list):
-        raise ConfigError(f"{where}: field 'zoo.files' must be a list of file names, "
-                          f"got {_short(files)}")
-    for f in files:
-        try:
-            check_file_name(f)
-        except CatalogError as e:
-            raise ConfigError(f"{where}: field 'zoo.files': {e}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(f"{where}: field 'config' must be an object, got {_short(config)}")
-    return doc
-
-
-def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any,
-                 random_init: bool = False) -> Any:
+def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = None,
+                random_init: bool = False, max_bytes: int | None = None,
+                allow_cast: bool = False) -> Any:
+    """The component of ``entry`` built from the files of its view ``folder``."""
+    check_trust(entry)
     comp = REGISTRY.get(entry.component)
     factory = comp.load()
     if comp.kind != "model":
         return factory.load(folder, **entry.config)
-    from ._config import build_config, config_from_dict
+    from ._weights import build_loaded, build_sized, read_safetensors
 
-    config_file = folder / CONFIG_NAME
-    config, where = None, f"{entry.name!r}: {CONFIG_NAME}"
-    if CONFIG_NAME in entry.files and config_file.is_file():
-        doc = read_config(config_file, entry.name)
-        if "zoo" in doc:
-            try:
-                config = config_from_dict(factory.config_class, doc.get("config", {}))
-            except ConfigError as e:
-                raise ConfigError(f"{where}: field 'config': {e}") from None
-    weights = sorted(f for f in entry.files if f.endswith(".safetensors"))
-    missing = [w for w in weights if not (folder / w).is_file()]
-    if missing and len(missing) < len(weights):
-        raise WeightsError(f"{entry.name!r}: weight file(s) {missing} listed in "
-                           f"{CONFIG_NAME} are not in {str(folder)!r}")
-    if missing:
-        weights = []
-    if config is None:
-        config = build_config(factory, entry.preset, entry.config)
-    elif weights or random_init:  # a config from a file: sizes checked before allocating
-        size = sum((folder / w).stat().st_size for w in weights if (folder / w).is_file())
-        _check_size(factory, config, size * _HEADROOM + (1 << 20) if weights else None, where)
+    where = f"{entry.name!r}: {CONFIG_NAME}"
+    config = _config(entry, folder, factory, where)
+    weights = weights_of(entry, folder)
+    limit = max_bytes if max_bytes is not None else available_memory()
+    # a config from a file also runs its example inputs on meta (the catalogue's are trusted)
+    activations = limit if CONFIG_NAME in entry.files else None
+    if weights:
+        size = sum(w.stat().st_size for w in weights)
+        limit = min(limit, size * _HEADROOM + (1 << 20))
     if not weights:
         if not random_init:
             raise WeightsError(
-                f"{entry.name!r} has a {CONFIG_NAME} but no weights "
-                f"({', '.join(map(repr, missing)) or '*.safetensors'} not found); "
+                f"{entry.name!r} has a {CONFIG_NAME} but no weights (*.safetensors not found); "
                 "zoo.load(..., random_init=True) builds it with random weights, if that is "
                 "what you want")
-        model = factory(config)
+        model = build_sized(factory, config, limit, where, meta=False,
+                            activations=activations)
     else:
-        from ._weights import build_loaded, read_safetensors
-
-        state = read_safetensors([folder / w for w in weights])
-        model = build_loaded(factory, config, state, entry.layout)
+        state = read_safetensors(weights)
+        _warn_nonfinite(entry, weights, state)
+        model = build_loaded(factory, config, state, entry.layout, limit=limit, where=where,
+                             allow_cast=allow_cast, activations=activations)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()
 
 
-def _check_size(factory: Any, config: Any, limit: int | None, where: str) -> None:
-    """Build the model on the meta device (no memory) and refuse it if it cannot be built or
-    would hold more bytes than ``limit`` (default: the machine's memory)."""
-    import torch
+def _config(entry: Entry, folder: Path, factory: Any, where: str) -> Any:
+    from ._config import build_config, config_from_dict
 
+    if CONFIG_NAME in entry.files and (folder / CONFIG_NAME).is_file():
+        doc = read_config(folder / CONFIG_NAME, entry.name)
+        if "zoo" in doc:
+            try:
+                return config_from_dict(factory.config_class, doc.get("config", {}))
+            except ConfigError as e:
+                raise ConfigError(f"{where}: field 'config': {e}") from None
     try:
-        with torch.device("meta"):
-            probe = factory(config)
-        nbytes = sum(t.numel() * t.element_size() for t in probe.state_dict().values())
-    except Exception as e:  # a negative size, an inconsistent config ...
-        text = str(e).strip().splitlines()
-        raise ConfigError(f"{where}: field 'config' cannot build {factory.__name__} "
-                          f"({type(e).__name__}: {text[0] if text else ''}); fix the config "
-                          "values") from None
-    if limit is None:
-        limit = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        what = "the machine's memory"
-    else:
-        what = "what its weight files can fill"
-    if nbytes > limit:
-        raise ConfigError(f"{where}: field 'config' asks for a {factory.__name__} of "
-                          f"{nbytes / 2**30:.1f} GiB, more than {what} ({limit / 2**30:.1f} "
-                          "GiB); check its sizes")
+        return build_config(factory, entry.preset, entry.config)
+    except ZooError as e:
+        raise ConfigError(f"{entry.name!r} ({entry.origin or 'catalogue'}): {e}") from None
 
 
-def _from_folder(folder: Path, name: str, device: Any, dtype: Any, random_init: bool) -> Any:
-    """A folder laid out like a Hub repo: ours (``zoo`` metadata) or a recognised foreign one."""
-    config_file = folder / CONFIG_NAME
-    if not config_file.is_file():
-        raise ZooError(f"{name!r} has no {CONFIG_NAME}; write one with zoo.push() or "
-                       "model.save_pretrained()")
-    doc = read_config(config_file, name)
-    if "zoo" in doc:
-        meta = doc["zoo"]
-        entry = Entry(name=name, component=meta["component"], config=doc.get("config", {}),
-                      files={f: "" for f in [CONFIG_NAME, *meta.get("files", [])]},
-                      origin=str(folder))
-        return _instantiate(entry, folder, device, dtype, random_init)
-    found = REGISTRY.foreign_config(doc)
-    if not found:
-        raise ZooError(f"{name!r}: {CONFIG_NAME} was not written by zoo and no installed plugin "
-                       f"recognises it (model_type={_short(doc.get('model_type'))}); see "
-                       "`zoo plugins`")
-    weights = sorted(p.name for p in folder.glob("*.safetensors"))
-    pickles = sorted(folder.glob("*.bin"))
-    if not weights and pickles:
-        from ._storage import refuse_pickle
-
-        refuse_pickle(pickles[0])
-    entry = Entry(name=name, component=found["component"], config=found.get("config", {}),
-                  files={w: "" for w in weights}, layout=found.get("layout"), origin=str(folder))
-    return _instantiate(entry, folder, device, dtype, random_init)
-
-
-def _fetch_hub_repo(source: Source, random_init: bool) -> Path:
-    """The files of a ``zoo.push``-ed (or foreign) Hub repo, through the store."""
-    name = str(source)
-    pinned = bool(source.revision) and len(source.revision or "") == 40
-    first = Entry(name=name, component="", files={CONFIG_NAME: ""}, sources=(source,))
-    folder = STORE.fetch(first, record=pinned)
-    doc = read_config(folder / CONFIG_NAME, name)
-    listed = doc["zoo"].get("files", []) if "zoo" in doc else [WEIGHTS_NAME]
-    files = {CONFIG_NAME: "", **{f: "" for f in listed}}
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable``), else the machine's memory."""
     try:
-        return STORE.fetch(Entry(name=name, component="", files=files, sources=(source,)),
-                           record=pinned)
-    except ZooError:
-        if not random_init or "zoo" in doc:
-            raise
-        return folder  # a foreign config without weights, and random init was asked for
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any]) -> None:
+    """Warn about NaN/Inf weights; a blob's scan is recorded, so a warm load reads one line."""
+    from ._safetensors import safetensors_header
+    from ._weights import nonfinite_in
+
+    for path in weights:
+        target = os.path.basename(os.readlink(path)) if path.is_symlink() else ""
+        digest = target if re.fullmatch(r"[0-9a-f]{64}", target) else ""
+        bad = _SCANNED.get(digest) if digest else None
+        if bad is None and digest:
+            bad = STORE.scan(digest)
+        if bad is None:
+            keys = set(safetensors_header(path) or {}) - {"__metadata__"}
+            bad = nonfinite_in({k: state[k] for k in keys if k in state})
+            if digest:
+                STORE.record_scan(digest, bad)
+        if digest:
+            _SCANNED[digest] = bad
+        if bad:
+            log.warning("zoo: %r: %s holds NaN or infinite values in %d tensor(s): %s",
+                        entry.name, path.name, len(bad), ", ".join(bad[:5]))

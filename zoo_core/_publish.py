@@ -24,15 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._catalog import CATALOG, check_repo_id, parse_source
+from ._catalog import CATALOG, check_repo_id
 from ._errors import InputError, ZooError
 from ._files import atomic_write, sha256_file
+from ._resolve import TOKENIZER_FILES
 from ._storage import CONFIG_NAME
-
-#: Tokenizer files that transformers, tokenizers and sentencepiece write beside a model.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
-                   "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
 
 
 class SavedFolder(type(Path())):  # type: ignore[misc]  # PosixPath or WindowsPath
@@ -164,28 +160,34 @@ def _shareable(folder: Path, names: Any) -> builtins.list[str]:
 # -- the AutoTokenizer twin ------------------------------------------------------------------
 def load_tokenizer(name: str) -> Any:
     """The tokenizer of ``name``: a tokenizer entry, a model entry (its ``tokenizer`` field),
-    or a ``dir:``/``hf:`` folder written by :func:`save` or :func:`push`.
+    or a ``dir:``/``hf:`` folder written by :func:`save` or :func:`push`. Like ``zoo.load``, it
+    reads only the files the reference pins, through the store (``hf:`` files pinned by
+    commit and verified like a catalogue entry's).
 
     Example:
         >>> tok = zoo.load_tokenizer("all-minilm-l6-v2")   # the entry's bert-base-uncased
         >>> tok(["Hello world"])["input_ids"]
     """
-    from ._loading import load
+    from ._loading import instantiate, load
+    from ._resolve import resolve
 
+    if not isinstance(name, str):
+        raise ZooError(f"zoo.load_tokenizer() takes a name, got {name!r}")
     if name.startswith(("dir:", "hf:")):
-        folder = _folder_of(name)
-        meta = _zoo_meta(folder, name)
-        if meta.get("component", "").startswith("tokenizer:"):
-            return load(name)
+        found = resolve(name)
+        meta = found.meta
+        if not meta:
+            raise ZooError(f"{name!r} was not written by zoo (no 'zoo' section in "
+                           f"{CONFIG_NAME}); write it with zoo.save() or zoo.push()")
+        if meta["component"].startswith("tokenizer:"):
+            return instantiate(found.entry, found.folder)
         tok = meta.get("tokenizer") or {}
         if not tok.get("component"):
-            raise ZooError(f"{name!r} holds a {meta.get('component')!r} saved without a zoo "
+            raise ZooError(f"{name!r} holds a {meta['component']!r} saved without a zoo "
                            "tokenizer; save or push it with tokenizer=<a zoo tokenizer>")
         from ._registry import REGISTRY
 
-        if name.startswith("hf:"):
-            _download(name, tok.get("files", []))
-        return REGISTRY.get(tok["component"]).load().load(folder)
+        return REGISTRY.get(tok["component"]).load().load(found.folder)
     entry = CATALOG.get(name)
     if entry.kind == "tokenizer":
         return load(name)
@@ -195,29 +197,27 @@ def load_tokenizer(name: str) -> Any:
     return load(entry.tokenizer)
 
 
-def _folder_of(name: str) -> Path:
-    if name.startswith("dir:"):
-        return Path(name[4:]).expanduser()
-    return _download(name, [])
+def push_source(ref: str) -> tuple[Any, Any, str | None, str | None]:
+    """What ``zoo push REF`` uploads, through the one resolve path: ``(component, tokenizer,
+    task, license)``. The tokenizer is a zoo tokenizer, or the view folder holding a foreign
+    checkpoint's tokenizer files (only those its entry names), or None."""
+    from ._loading import instantiate
+    from ._resolve import resolve
 
-
-def _download(name: str, files: builtins.list[str]) -> Path:
-    from ._hubnet import hf_hub_download
-
-    source = parse_source(name)
-    config = hf_hub_download(source.location, CONFIG_NAME, revision=source.revision)
-    for f in files:
-        hf_hub_download(source.location, f, revision=source.revision)
-    return Path(config).parent
-
-
-def _zoo_meta(folder: Path, name: str) -> dict[str, Any]:
-    path = folder / CONFIG_NAME
-    doc = json.loads(path.read_text("utf-8")) if path.is_file() else {}
-    if "zoo" not in doc:
-        raise ZooError(f"{name!r} was not written by zoo (no 'zoo' section in {CONFIG_NAME}); "
-                       "write it with zoo.save() or zoo.push()")
-    return doc["zoo"]  # type: ignore[no-any-return]
+    found = resolve(ref)
+    entry = found.entry
+    local = ref.startswith(("hf:", "dir:", "pkg:"))
+    obj = instantiate(entry, found.folder, random_init=not local)
+    tokenizer: Any = None
+    if not local:
+        if entry.tokenizer and entry.kind != "tokenizer":
+            tokenizer = load_tokenizer(entry.name)
+        return obj, tokenizer, entry.task or None, entry.license or None
+    if (found.meta.get("tokenizer") or {}).get("component"):
+        tokenizer = load_tokenizer(ref)
+    elif not found.meta and any(f in entry.files for f in TOKENIZER_FILES):
+        tokenizer = found.folder
+    return obj, tokenizer, None, None
 
 
 # -- the Hub ------------------------------------------------------------------------------

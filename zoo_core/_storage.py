@@ -5,30 +5,36 @@ Layout of the store root (``$ZOO_CACHE``, else ``$HF_HOME/zoo``, else
 
     blobs/<sha256>                 the store's own read-only (0444) copy of the bytes
     stats/<sha256>                 (size, mtime_ns, ctime_ns, inode) when last verified
-    entries/<folder>/files/<file>  symlinks into blobs/, laid out like the entry's Hub repo
+    entries/<folder>/files/<file>  the entry's view: symlinks into blobs/, exactly one per
+                                   pinned file, laid out like the entry's Hub repo
     entries/<folder>/pins.json     digests pinned on first verified download (and the source
                                    digests of converted files)
+    entries/<folder>/entry.json    name, sources and files of an entry no catalogue holds
+                                   (``hf:`` loads), so ``zoo verify`` covers it
     locks/, tmp/                   a file lock per blob; temporary files named by process id
 
 What the store guarantees:
 
 - Files are content-addressed: any source that yields the pinned sha256 will do. Bytes are
-  copied (a reflink where the file system offers one, never a hard link to a file the store
-  did not create), hashed as copied, and renamed into ``blobs/`` only when the digest matches.
+  copied (``_sources.copy_file``), hashed, and renamed into ``blobs/`` if the digest matches.
 - Every use compares a blob's stat with the one recorded when it was verified; on any change
-  the blob is hashed again, and a blob whose bytes changed is removed and fetched again from
-  the sources, or the fetch fails with ``IntegrityError`` naming file, digests and sources.
-- Entry names map one-to-one to folders (``_folder``); links point into ``blobs/`` only; every
-  folder the store writes in, links in or removes from is checked to lie inside its root, and
-  the store never follows a link to remove its target.
+  the blob is hashed again, and a blob whose bytes changed (or that another path shares, a
+  hard link) is removed and fetched again from the sources, or the fetch fails with
+  ``IntegrityError`` naming file, digests and sources.
+- An entry's view holds exactly its pinned files: a stray file, or a link the entry no longer
+  lists, is removed on the next fetch, so a loader cannot read it.
+- Entry names map one-to-one to folders (``folder_name``); links point into ``blobs/`` only;
+  every folder below the root is checked to be a real folder (no link) before the store
+  creates, writes, links or removes anything in it. A damaged store (a file where a folder
+  belongs, a folder or link where a blob, record or lock belongs) is an ``IntegrityError``
+  naming the path.
 - One process at a time fetches a blob (``filelock``); temporary files of dead processes are
   removed by the next fetch, and so are abandoned ``.incomplete`` Hub downloads of its repos.
 - Legacy torch state dicts named by an entry's ``convert`` field are converted by
   ``_convert.convert_torch`` (``torch.load(weights_only=True)``) and then treated like any
   other file: the converted digest is pinned, the source digest recorded beside it.
-
-``hf:`` sources go through ``hf_hub_download``, which honours ``HF_ENDPOINT``, ``HF_HOME`` and
-``HF_HUB_OFFLINE``; an LFS file whose Hub ETag (its sha256) differs from the bytes is refused.
+- A first download from the Hub is pinned only when the Hub vouched for its bytes (an ETag
+  that is their sha256 or git blob hash, see ``_sources.hub_attests``).
 """
 
 from __future__ import annotations
@@ -36,28 +42,26 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import importlib.metadata as md
 import json
 import logging
 import os
 import re
 import shutil
 import stat
-import struct
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ._catalog import Entry, Source, check_entry_name, check_file_name
+from ._catalog import Entry, check_entry_name
 from ._errors import FetchError, IntegrityError, WeightsError, ZooError
-from ._files import sha256_file
+from ._files import atomic_write, sha256_file
+from ._sources import copy_file, discard, first_line, hub_etag, locate, refusal
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_TMP_PID = re.compile(r"^\.?(\d+)\.")
-_MAX_HEADER = 100 << 20  # the safetensors reader's own limit on the JSON header
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TMP_PID = re.compile(r"\.?(\d{1,9})\.")  # a pid has at most 7 digits; longer is not ours
 _KEPT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 log = logging.getLogger("zoo")
 
@@ -69,51 +73,6 @@ def cache_dir() -> Path:
     return Path(hf_home).expanduser() / "zoo"
 
 
-# -- sniffing ------------------------------------------------------------------------------
-def safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The parsed JSON header if ``path`` is a safetensors file, else None (never raises
-    for content, only for an unreadable path)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return None
-        (n,) = struct.unpack("<Q", head)
-        size = os.fstat(f.fileno()).st_size
-        if n < 2 or n > min(_MAX_HEADER, size - 8):
-            return None
-        raw = f.read(n)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return None
-    return header if isinstance(header, dict) else None
-
-
-def refuse_pickle(path: str | os.PathLike[str]) -> None:
-    """Raise ``WeightsError`` for anything but a safetensors file: zoo never unpickles.
-
-    A file is safetensors when its 8-byte header length and JSON header parse; only a file
-    that is not is then told apart as a pickle/torch zip (a valid safetensors header length
-    may well start with pickle's ``\\x80\\x02``).
-    """
-    p = Path(path)
-    if safetensors_header(p) is not None:
-        return
-    with open(p, "rb") as f:
-        head = f.read(4)
-    if head[:2] in (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05") \
-            or head == b"PK\x03\x04":  # torch.save's zip container holds a pickle
-        raise WeightsError(
-            f"{p.name!r} is a pickle/torch.save file; zoo loads safetensors only, because "
-            "unpickling runs arbitrary code. Declare it in the entry's 'convert' field (the "
-            "store converts it with torch.load(weights_only=True)), or convert it once in a "
-            "trusted environment with zoo.save_safetensors(torch.load(path, weights_only=True), "
-            "'model.safetensors')"
-        )
-    raise WeightsError(f"{p.name!r} is not a safetensors file (bad header); re-download it")
-
-
-# -- paths ---------------------------------------------------------------------------------
 def folder_name(name: str) -> str:
     """The one folder of an entry name: lower-case letters, digits, '.', '_', '-' kept, '/'
     written '@', any other character '!' + two hex digits; injective, and safe on
@@ -124,19 +83,13 @@ def folder_name(name: str) -> str:
     return out
 
 
-def _is_hub_name(name: str) -> bool:
-    return name.startswith("hf:")
-
-
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # our own pid: alive; a pid past any int: not ours, left alone
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except (PermissionError, OverflowError, ValueError):
+        pass
     return True
 
 
@@ -144,21 +97,13 @@ def _stat_key(st: os.stat_result) -> str:
     return f"{st.st_size} {st.st_mtime_ns} {st.st_ctime_ns} {st.st_ino}"
 
 
-def _copy(src: Path, dst: Path) -> None:
-    """Copy bytes, as a reflink where the file system offers one (never a hard link)."""
-    with open(src, "rb") as fi, open(dst, "wb") as fo:
-        try:
-            import fcntl
-
-            fcntl.ioctl(fo.fileno(), 0x40049409, fi.fileno())  # FICLONE
-            return
-        except (ImportError, OSError):
-            pass
-        shutil.copyfileobj(fi, fo, 1 << 22)
+def _what(mode: int) -> str:
+    return "folder" if stat.S_ISDIR(mode) else "link" if stat.S_ISLNK(mode) else \
+        "file" if stat.S_ISREG(mode) else "special file"
 
 
 class Store:
-    """The zoo cache: verified blobs, entry snapshots and trust-on-first-use pins."""
+    """The zoo cache: verified blobs, exact entry views and trust-on-first-use pins."""
 
     def __init__(self, root: Path | None = None) -> None:
         self._root = root
@@ -168,21 +113,53 @@ class Store:
         """The cache folder, read from the environment at each use unless fixed."""
         return self._root or cache_dir()
 
-    # -- derived paths, each checked ---------------------------------------------------------
-    def _dir(self, *parts: str) -> Path:
-        """A folder inside the root, created if absent; refused if it resolves outside."""
-        path = self.root.joinpath(*parts)
-        path.mkdir(parents=True, exist_ok=True)
-        self._check_inside(path)
+    # -- derived paths, each checked before use ----------------------------------------------
+    def _damaged(self, path: Path, what: str, belongs: str) -> IntegrityError:
+        return IntegrityError(
+            f"the zoo store is damaged: {str(path)!r} is a {what} where the store keeps "
+            f"{belongs}; remove it (or the whole store {str(self.root)!r}) and fetch again")
+
+    def _folder(self, *parts: str, create: bool = True) -> Path:
+        """The folder ``root/parts…``, each level checked to be a real folder (no link, no
+        file) before it is used or created; created if absent unless ``create`` is False
+        (then ``FileNotFoundError``)."""
+        path = self.root
+        try:
+            st = os.stat(path)  # the root itself may be a link the user made
+        except FileNotFoundError:
+            if not create:
+                raise
+            path.mkdir(parents=True, exist_ok=True)
+            st = os.stat(path)
+        except OSError as e:
+            raise IntegrityError(f"the zoo store {str(path)!r} cannot be used ({e}); set "
+                                 "ZOO_CACHE to a folder") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise IntegrityError(f"the zoo store {str(path)!r} is a {_what(st.st_mode)}, not a "
+                                 "folder; set ZOO_CACHE to a folder")
+        for part in parts:
+            path = path / part
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(path)
+                st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode):
+                raise self._damaged(path, _what(st.st_mode), "a folder")
         return path
 
-    def _check_inside(self, path: Path) -> Path:
-        real, root = os.path.realpath(path), os.path.realpath(self.root)
-        if real != root and not real.startswith(root + os.sep):
-            raise IntegrityError(
-                f"{str(path)!r} resolves to {real!r}, outside the zoo store {root!r}; the store "
-                "refuses to follow it. Remove the link (or the whole store) and fetch again."
-            )
+    def _file(self, folder: Path, name: str, belongs: str) -> Path:
+        """``folder/name``, refused if something other than a regular file sits there."""
+        path = folder / name
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        if not stat.S_ISREG(st.st_mode):
+            raise self._damaged(path, _what(st.st_mode), belongs)
         return path
 
     @contextlib.contextmanager
@@ -190,25 +167,25 @@ class Store:
         """Hold ``locks/<name>`` (one process at a time; locks do not nest in a process)."""
         from filelock import FileLock
 
-        with FileLock(str(self._dir("locks") / name)):
+        with FileLock(str(self._file(self._folder("locks"), name, "a lock file"))):
             yield
 
     def blob(self, digest: str) -> Path:
-        if not _SHA256.match(digest):
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise IntegrityError(f"{digest!r} is not a 64-hex sha256 digest")
         return self.root / "blobs" / digest
 
-    def _entry_dir(self, entry_name: str) -> Path:
-        if not _is_hub_name(entry_name):
+    def _entry_parts(self, entry_name: str) -> tuple[str, str]:
+        if not entry_name.startswith(("hf:", "dir:", "pkg:")):
             check_entry_name(entry_name)
-        return self.root / "entries" / folder_name(entry_name)
+        return "entries", folder_name(entry_name)
 
     def snapshot(self, entry_name: str) -> Path:
-        """The folder of an entry's files (links into ``blobs/``), laid out like its repo."""
-        return self._entry_dir(entry_name) / "files"
+        """The entry's view: links to exactly its pinned files, laid out like its repo."""
+        return self.root.joinpath(*self._entry_parts(entry_name), "files")
 
     def _pins_file(self, entry_name: str) -> Path:
-        return self._entry_dir(entry_name) / "pins.json"
+        return self.root.joinpath(*self._entry_parts(entry_name), "pins.json")
 
     # -- pins ------------------------------------------------------------------------------
     def _recorded(self, entry: Entry) -> dict[str, dict[str, str]]:
@@ -222,8 +199,8 @@ class Store:
             raise self._bad_pins(pf, entry, f"cannot be read ({e})") from None
         try:
             doc = json.loads(text)
-        except ValueError as e:
-            raise self._bad_pins(pf, entry, f"is not valid JSON ({e})") from None
+        except (ValueError, RecursionError) as e:
+            raise self._bad_pins(pf, entry, f"is not valid JSON ({first_line(e)})") from None
         if not isinstance(doc, dict) or set(doc) - {"files", "sources"}:
             raise self._bad_pins(pf, entry, "must be an object with 'files' and 'sources'")
         for key in ("files", "sources"):
@@ -231,7 +208,7 @@ class Store:
             if not isinstance(table, dict):
                 raise self._bad_pins(pf, entry, f"field {key!r} must be an object")
             for fname, digest in table.items():
-                if not isinstance(digest, str) or not _SHA256.match(digest):
+                if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
                     raise self._bad_pins(pf, entry, f"field {key!r}: {fname!r} has digest "
                                                     f"{digest!r}, not a 64-hex sha256")
         return doc  # type: ignore[no-any-return]
@@ -252,73 +229,137 @@ class Store:
         return {f: c.sha256 or recorded.get(f, "") for f, c in entry.convert.items()}
 
     def record_pin(self, entry: Entry, fname: str, digest: str, source_digest: str = "") -> None:
-        pf = self._pins_file(entry.name)
-        self._dir("entries", folder_name(entry.name))
-        with self._lock(f"pins-{folder_name(entry.name)}.lock"):
+        folder = self._folder(*self._entry_parts(entry.name))
+        with self._lock(f"pins-{folder.name}.lock"):
             doc = self._recorded(entry)
             doc["files"][fname] = digest
             if source_digest:
                 doc["sources"][fname] = source_digest
-            self._write(pf, json.dumps(doc, indent=1, sort_keys=True).encode())
+            self._write(folder, "pins.json", json.dumps(doc, indent=1, sort_keys=True))
+
+    def remember(self, entry: Entry) -> None:
+        """Record an entry no catalogue holds (an ``hf:`` load), so ``held`` finds it."""
+        folder = self._folder(*self._entry_parts(entry.name))
+        doc = json.dumps({"name": entry.name, "sources": [str(s) for s in entry.sources],
+                          "files": sorted(entry.files)}, indent=1)
+        path = self._file(folder, "entry.json", "an entry record")
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if path.read_text("utf-8") == doc:
+                return
+        self._write(folder, "entry.json", doc)
+
+    def held(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """``(folder name, entry record or None)`` of every entry folder in the store."""
+        try:
+            folder = self._folder("entries", create=False)
+        except FileNotFoundError:
+            return []
+        out: list[tuple[str, dict[str, Any] | None]] = []
+        for child in sorted(os.scandir(folder), key=lambda d: d.name):
+            if not child.is_dir(follow_symlinks=False):
+                continue
+            record = None
+            with contextlib.suppress(OSError, UnicodeDecodeError, ValueError, RecursionError):
+                path = self._file(Path(child.path), "entry.json", "an entry record")
+                doc = json.loads(path.read_text("utf-8"))
+                record = doc if isinstance(doc, dict) else None
+            out.append((child.name, record))
+        return out
 
     # -- temporary files -------------------------------------------------------------------
     def _tmp(self, suffix: str = ".tmp") -> Path:
-        return self._dir("tmp") / f"{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}"
+        return self._folder("tmp") / f"{os.getpid()}.{uuid.uuid4().hex[:12]}{suffix}"
 
-    def _write(self, final: Path, data: bytes) -> None:
-        tmp = self._tmp()
-        try:
-            tmp.write_bytes(data)
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def _write(self, folder: Path, name: str, text: str) -> None:
+        """Replace ``folder/name`` (a checked store folder) atomically, through ``tmp/``."""
+        final = self._file(folder, name, "a record file")
+        atomic_write(final, text, temp_dir=self._folder("tmp"))
 
     def clean(self) -> list[Path]:
         """Remove temporary files left by processes that are gone; return them."""
         removed: list[Path] = []
-        tmp_dir = self.root / "tmp"
-        if not tmp_dir.is_dir():
+        try:
+            tmp_dir = self._folder("tmp", create=False)
+        except FileNotFoundError:
             return removed
-        for p in self._check_inside(tmp_dir).iterdir():
+        for p in tmp_dir.iterdir():
             m = _TMP_PID.match(p.name)
-            if m and not _pid_alive(int(m.group(1))):
-                with contextlib.suppress(FileNotFoundError):
+            if not m or _pid_alive(int(m.group(1))):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISDIR(os.lstat(p).st_mode):
+                    shutil.rmtree(p)  # never follows a link inside
+                else:
                     p.unlink()
-                    removed.append(p)
+                removed.append(p)
         return removed
 
     # -- blobs -----------------------------------------------------------------------------
     def _blob_ok(self, digest: str) -> bool | str:
         """True if the blob is present with the bytes of ``digest`` (its stat compared with
-        the recorded one, re-hashed on any change); False if absent; the actual digest if
-        its bytes changed (the blob is then removed)."""
+        the recorded one, re-hashed on any change); False if absent; else what it is now
+        (the actual digest, or why it is not the store's copy); the blob is then removed."""
+        blobs = self._folder("blobs")
         blob = self.blob(digest)
         try:
             st = os.lstat(blob)
         except FileNotFoundError:
             return False
-        record = self.root / "stats" / digest
-        if stat.S_ISREG(st.st_mode):
+        stats = self._folder("stats")
+        record = self._file(stats, digest, "a stat record")
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
             try:
                 if record.read_text() == _stat_key(st):
                     return True
             except (FileNotFoundError, UnicodeDecodeError):
                 pass
-            self._check_inside(blob)
             actual = sha256_file(blob)
             if actual == digest:
-                os.chmod(blob, 0o444)
-                self._write(self._dir("stats") / digest, _stat_key(os.lstat(blob)).encode())
+                fd = os.open(blob, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    os.fchmod(fd, 0o444)
+                    key = _stat_key(os.fstat(fd))
+                finally:
+                    os.close(fd)
+                self._write(stats, digest, key)
                 return True
+        elif stat.S_ISREG(st.st_mode):
+            actual = f"(a file with {st.st_nlink} links, not the store's own copy)"
         else:
-            actual = "(not a regular file)"
+            actual = f"(a {_what(st.st_mode)}, not a file)"
         log.warning("zoo: blob %s changed (now %s); removing it", digest, actual)
-        self._remove_blob(digest)
+        self._remove(blobs, digest, "a blob")
+        self._remove(stats, digest, "a stat record")
+        self._remove(stats, f"{digest}.scan", "a scan record")
         return actual
 
-    def _remove_blob(self, digest: str) -> None:
-        for folder in ("blobs", "stats"):  # unlink never follows a link; the folders are checked
-            (self._check_inside(self.root / folder) / digest).unlink(missing_ok=True)
+    def scan(self, digest: str) -> list[str] | None:
+        """Tensors of a verified weights blob found NaN/Inf when it was scanned, or None when
+        it has not been scanned since it was verified."""
+        self.blob(digest)  # checks the digest
+        try:
+            doc = json.loads(self._file(self._folder("stats"), f"{digest}.scan",
+                                        "a scan record").read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+            return None
+        return doc if isinstance(doc, list) and all(isinstance(k, str) for k in doc) else None
+
+    def record_scan(self, digest: str, nonfinite: list[str]) -> None:
+        self.blob(digest)
+        self._write(self._folder("stats"), f"{digest}.scan", json.dumps(nonfinite))
+
+    def _remove(self, folder: Path, name: str, belongs: str) -> None:
+        """Unlink ``folder/name`` (never following a link); a folder there is damage."""
+        try:
+            os.unlink(folder / name)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            raise self._damaged(folder / name, "folder", belongs) from None
+        except OSError as e:
+            if e.errno not in (errno.EISDIR, errno.EPERM):
+                raise
+            raise self._damaged(folder / name, "folder", belongs) from None
 
     def _install(self, tmp: Path, digest: str, locked: bool) -> Path:
         """Move a verified temporary copy into ``blobs/``, read-only, with its stat recorded.
@@ -330,14 +371,16 @@ class Store:
                     return self.blob(digest)
                 return self._install(tmp, digest, locked=True)
         os.chmod(tmp, 0o444)
-        blob = self._dir("blobs") / digest
+        blobs = self._folder("blobs")
+        blob = self._file(blobs, digest, "a blob")
         os.replace(tmp, blob)
-        self._write(self._dir("stats") / digest, _stat_key(os.lstat(blob)).encode())
+        self._write(self._folder("stats"), digest, _stat_key(os.lstat(blob)))
         return blob
 
     # -- fetching --------------------------------------------------------------------------
     def fetch(self, entry: Entry, *, record: bool = True) -> Path:
-        """Make every file of ``entry`` present and verified; return its snapshot folder.
+        """Make every file of ``entry`` present and verified; return its view, a folder of
+        links to exactly those files.
 
         Every file is tried; the error (``IntegrityError`` if any file had wrong bytes, else
         ``FetchError``) lists each file that failed. ``record=False`` pins nothing (for
@@ -346,13 +389,12 @@ class Store:
         pins = self.pins(entry)
         if not pins:
             return self.snapshot(entry.name)
-        self._dir("blobs")
-        snap = self._dir(*self.snapshot(entry.name).relative_to(self.root).parts)
+        snap = self._folder(*self._entry_parts(entry.name), "files")
         errors: list[ZooError] = []
+        blobs: dict[str, Path] = {}
         for fname, digest in pins.items():
             try:
-                blob = self._ready(entry, fname, digest, record)
-                self._link(snap, fname, blob)
+                blobs[fname] = self.ready(entry, fname, digest, record)
             except (FetchError, IntegrityError, WeightsError) as e:
                 errors.append(e)
         if len(errors) == 1:
@@ -362,9 +404,11 @@ class Store:
                 else FetchError
             raise cls(f"{len(errors)} files of entry {entry.name!r} failed:\n"
                       + "\n".join(str(e) for e in errors))
+        self._sync_view(snap, blobs)
         return snap
 
-    def _ready(self, entry: Entry, fname: str, digest: str, record: bool) -> Path:
+    def ready(self, entry: Entry, fname: str, digest: str = "", record: bool = True) -> Path:
+        """The verified blob of one file of ``entry`` (fetched if needed); no view is built."""
         first = self._blob_ok(digest) if digest else False
         if first is True:
             return self.blob(digest)
@@ -389,26 +433,24 @@ class Store:
         tried: list[str] = []
         mismatch = was is not None
         if was:
-            tried.append(f"store: cached blob of {fname!r} had sha256 {was}, expected "
-                         f"{expected} (removed)")
+            tried.append(f"store: cached blob of {fname!r} was {was}, expected {expected} "
+                         "(removed)")
         for source in entry.sources:
             tmp = self._tmp()
             try:
                 try:
-                    path = Path(_locate(source, wanted))
-                    _copy(path, tmp)
+                    path = locate(source, wanted)
+                    copy_file(path, tmp)
                 except Exception as e:  # each source may fail in its own way; report them all
-                    tried.append(f"{source}: {_first_line(e)}")
+                    tried.append(f"{source}: {first_line(e)}")
                     continue
                 actual = sha256_file(tmp)
-                etag = _hub_etag(source, path)
-                if want_src and actual != want_src or etag and etag != actual:
+                refused = refusal(source.scheme, hub_etag(source, path), tmp, actual, want_src)
+                if refused:
                     mismatch = True
-                    removed = _discard(source, path)
-                    what = f"expected {want_src}" if want_src and actual != want_src \
-                        else f"the Hub's ETag says {etag}"
+                    removed = discard(source, path)
                     tried.append(
-                        f"{source}: {wanted!r} has sha256 {actual}, {what} "
+                        f"{source}: {wanted!r} has sha256 {actual}, {refused} "
                         f"({'corrupt or truncated copy removed' if removed else 'left in place'})"
                     )
                     continue
@@ -446,11 +488,45 @@ class Store:
         raise cls(f"no source could provide {fname!r} of entry {entry.name!r}; tried:\n  "
                   f"{listing}\n{how}")
 
+    # -- the view --------------------------------------------------------------------------
+    def _sync_view(self, snap: Path, blobs: dict[str, Path]) -> None:
+        """Make ``snap`` hold exactly one link per file of ``blobs``: wrong links replaced,
+        anything else (a stray file, a file the entry no longer lists) removed."""
+        for fname, blob in blobs.items():
+            self._link(snap, fname, blob)
+        dirs = {str(Path(f).parent) for f in blobs} | {"."}
+        for parent in list(dirs):
+            while parent != ".":
+                parent = str(Path(parent).parent)
+                dirs.add(parent)
+        self._prune(snap, "", set(blobs), dirs)
+
+    def local_view(self, name: str, files: dict[str, Path]) -> Path:
+        """A view of a ``dir:`` folder: links to exactly ``files`` where they are (the
+        user's own files, read in place and not verified)."""
+        snap = self._folder(*self._entry_parts(name), "files")
+        self._sync_view(snap, files)
+        return snap
+
+    def _prune(self, folder: Path, rel: str, files: set[str], dirs: set[str]) -> None:
+        with os.scandir(folder) as it:
+            for item in it:
+                name = f"{rel}{item.name}"
+                if item.is_dir(follow_symlinks=False) and name in dirs:
+                    self._prune(Path(item.path), name + "/", files, dirs)
+                elif name not in files:
+                    log.warning("zoo: %r is no file of its entry; removed from %s", name, folder)
+                    if item.is_dir(follow_symlinks=False):
+                        shutil.rmtree(item.path)  # never follows a link inside
+                    else:
+                        os.unlink(item.path)
+
     def _link(self, snap: Path, fname: str, blob: Path) -> None:
         """``snap/fname`` as a relative symlink to ``blob``, replaced atomically if wrong."""
-        link = snap / fname
-        folder = self._dir(*link.parent.relative_to(self.root).parts)
-        target = os.path.relpath(blob, folder)
+        folder = self._folder(*(snap / fname).parent.relative_to(self.root).parts)
+        link = folder / Path(fname).name
+        inside = blob.is_relative_to(self.root)
+        target = os.path.relpath(blob, folder) if inside else str(blob)
         with contextlib.suppress(OSError):
             if os.readlink(link) == target:
                 return
@@ -462,14 +538,15 @@ class Store:
             tmp.unlink(missing_ok=True)
             if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            raise IntegrityError(f"{str(link)!r} is a folder inside the store where a file "
-                                 "link belongs; remove it and fetch again") from None
+            raise self._damaged(link, "folder", "a file link") from None
 
     # -- verification ----------------------------------------------------------------------
     def verify(self, entry: Entry) -> list[dict[str, Any]]:
-        """Re-hash the blobs of ``entry``; remove corrupt ones and their links; fix links."""
+        """Re-hash the blobs of ``entry``; remove corrupt ones and their links; make its view
+        exact (strays removed)."""
         report = []
         snap = self.snapshot(entry.name)
+        good: dict[str, Path] = {}
         for fname, expected in self.pins(entry).items():
             row: dict[str, Any] = {"file": fname, "expected": expected}
             blob = self.blob(expected) if expected else None
@@ -478,95 +555,17 @@ class Store:
                 report.append(row)
                 continue
             with self._lock(f"{expected}.lock"):
-                stats = self._check_inside(self.root / "stats")
-                (stats / expected).unlink(missing_ok=True)  # force a re-hash
+                self._remove(self._folder("stats"), expected, "a stat record")  # re-hash
                 result = self._blob_ok(expected)
             if result is True:
                 row.update(status="ok", actual=expected)
-                self._link(snap, fname, blob)
+                good[fname] = blob
             else:
                 row.update(status="corrupt (removed)", actual=result)
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    self._check_inside((snap / fname).parent)
-                    (snap / fname).unlink()
             report.append(row)
+        if os.path.lexists(snap):
+            self._sync_view(self._folder(*snap.relative_to(self.root).parts), good)
         return report
-
-
-def _locate(source: Source, fname: str) -> str:
-    """A local path holding ``fname`` from ``source`` (downloading for ``hf:``)."""
-    check_file_name(fname)
-    if source.scheme == "hf":
-        from ._hubnet import hf_hub_download  # fails fast when the endpoint is unreachable
-
-        try:
-            return str(hf_hub_download(source.location, fname, revision=source.revision))
-        finally:
-            _clean_incomplete(source.location)
-    if source.scheme == "dir":
-        path = Path(source.location) / fname
-        if not path.is_file():
-            raise FileNotFoundError(f"no file {str(path)!r}")
-        return str(path)
-    dist_name, _, rel = source.location.partition("/")
-    try:
-        dist = md.distribution(dist_name)
-    except md.PackageNotFoundError:
-        raise FileNotFoundError(
-            f"distribution {dist_name!r} is not installed (pip install {dist_name})"
-        ) from None
-    path = Path(str(dist.locate_file(Path(rel) / fname)))
-    if not path.is_file():
-        raise FileNotFoundError(f"{dist_name} {dist.version} has no file {rel}/{fname}")
-    return str(path)
-
-
-def _hub_etag(source: Source, path: Path) -> str:
-    """The sha256 the Hub gave as ETag of an LFS file (its cache blob's name), else ''."""
-    if source.scheme != "hf":
-        return ""
-    name = Path(os.path.realpath(path)).name
-    return name if _SHA256.match(name) else ""
-
-
-def _clean_incomplete(repo_id: str) -> None:
-    """Remove ``.incomplete`` downloads of ``repo_id`` that no process is writing."""
-    import time
-
-    import huggingface_hub.constants as hc
-    from filelock import FileLock, Timeout
-
-    folder = "models--" + repo_id.replace("/", "--")
-    blobs = Path(hc.HF_HUB_CACHE) / folder / "blobs"
-    for part in blobs.glob("*.incomplete") if blobs.is_dir() else ():
-        etag = part.name.split(".")[0]
-        lock = FileLock(str(Path(hc.HF_HUB_CACHE) / ".locks" / folder / f"{etag}.lock"))
-        try:
-            with lock.acquire(timeout=0):
-                if time.time() - part.stat().st_mtime > 30:
-                    part.unlink()
-        except (Timeout, OSError):
-            continue
-
-
-def _discard(source: Source, path: Path) -> bool:
-    """Remove a bad download from the Hub cache; never delete a user's or a package's file."""
-    if source.scheme != "hf":
-        return False
-    import huggingface_hub.constants as hc
-
-    real, hub = os.path.realpath(path), os.path.realpath(hc.HF_HUB_CACHE)
-    if not real.startswith(hub + os.sep):
-        return False
-    Path(real).unlink(missing_ok=True)
-    if path.is_symlink():
-        path.unlink(missing_ok=True)
-    return True
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
 STORE = Store()

@@ -13,9 +13,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.utils._device import DeviceContext  # what torch.device(...) enters
 
-from ._errors import WeightsError
+from ._errors import ConfigError, WeightsError, ZooError
 from ._files import atomic_path, atomic_write
-from ._storage import CONFIG_NAME, WEIGHTS_NAME, refuse_pickle
+from ._safetensors import refuse_pickle
+from ._storage import CONFIG_NAME, WEIGHTS_NAME
 
 
 def read_safetensors(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -73,23 +74,139 @@ _INITIALISERS = frozenset(getattr(nn.init, n) for n in dir(nn.init)
                           if n.endswith("_") and not n.startswith("_"))
 
 
-def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[str, Tensor],
-                 layout: str | None = None) -> nn.Module:
-    """``factory(config)`` holding the checkpoint ``state``, strictly, with no random init.
+class _TooBig(Exception):
+    def __init__(self, nbytes: int) -> None:
+        self.nbytes = nbytes
 
-    The model is built on the meta device (no memory, no initialisation), then takes the
-    checkpoint's tensors as its own (``assign=True``). A model with non-persistent buffers
-    (values no checkpoint holds), or whose constructor cannot run on meta, is built for real.
-    """
+
+def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
+                *, meta: bool = True, activations: int | None = None) -> nn.Module:
+    """``factory(config)``, its parameter and buffer bytes counted as each is registered: past
+    ``limit`` the build stops with a ``ConfigError`` (before the rest is allocated). ``meta``:
+    build on the meta device (no memory, no initialisation), falling back to a real build for a
+    constructor that cannot run there; ``meta=False`` checks on meta first, then builds.
+    ``activations``: also run the model's ``example_inputs()`` through it on meta and refuse
+    it if one tensor it computes would take more bytes than that."""
+    from torch.nn.modules import module as nn_module
+
+    counted = [0]
+
+    def count(_module: nn.Module, _name: str, t: Tensor | None) -> None:
+        if t is not None:
+            counted[0] += t.numel() * t.element_size()
+            if counted[0] > limit:
+                raise _TooBig(counted[0])
+
+    hooks = [nn_module.register_module_parameter_registration_hook(count),
+             nn_module.register_module_buffer_registration_hook(count)]
+    name = getattr(factory, "__name__", type(factory).__name__)
+    try:
+        model = None
+        try:
+            with _MetaBuild():
+                model = factory(config)
+        except (_TooBig, ZooError):
+            raise
+        except Exception:  # a constructor that computes on values: build it the usual way
+            counted[0] = 0
+        if model is not None and activations is not None:
+            largest = largest_activation(model)
+            if largest > activations:
+                raise _TooBig(largest)
+        if model is None or not meta:
+            counted[0] = 0
+            model = factory(config)
+        return model
+    except _TooBig as e:
+        raise ConfigError(
+            f"{where}: field 'config' asks for a {name} holding more than "
+            f"{e.nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
+            f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
+            "memory available, or what its weight files can fill); check its sizes, or pass "
+            "max_bytes= if you mean it"
+        ) from None
+    except ZooError:
+        raise
+    except Exception as e:  # a zero or negative size, an inconsistent config ...
+        text = str(e).strip().splitlines()
+        raise ConfigError(f"{where}: field 'config' cannot build {name} "
+                          f"({type(e).__name__}: {text[0] if text else ''}); fix the config "
+                          "values") from None
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def largest_activation(model: nn.Module) -> int:
+    """Bytes of the largest tensor a meta-device model computes on its ``example_inputs()``
+    (0 when it has none or cannot run on meta)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten, tree_map
+
+    example = getattr(model, "example_inputs", None)
+    if example is None:
+        return 0
+    largest = [0]
+
+    class Track(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, Tensor):
+                    largest[0] = max(largest[0], t.numel() * t.element_size())
+            return out
+
     try:
         with _MetaBuild():
-            model = factory(config)
-    except Exception:  # a constructor that computes on values: build it the usual way
-        model = None
-    if model is None or any(m._non_persistent_buffers_set for m in model.modules()):
+            inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
+            with torch.no_grad(), Track():
+                model(**inputs) if isinstance(inputs, dict) else model(*inputs)
+    except Exception:  # data-dependent code cannot run on meta: what ran so far is counted
+        pass
+    return largest[0]
+
+
+def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[str, Tensor],
+                 layout: str | None = None, *, limit: int | None = None,
+                 where: str = "config", allow_cast: bool = False,
+                 activations: int | None = None) -> nn.Module:
+    """``factory(config)`` holding the checkpoint ``state``, strictly, with no random init.
+
+    The model is built on the meta device (no memory, no initialisation; its size checked
+    against ``limit`` bytes as it is built), then takes the checkpoint's tensors as its own
+    (``assign=True``). A model with non-persistent buffers (values no checkpoint holds), or
+    whose constructor cannot run on meta, is built for real.
+    """
+    model = build_sized(factory, config, limit if limit is not None else 1 << 62, where,
+                        activations=activations)
+    if any(t.is_meta for t in model.buffers()) and \
+            any(m._non_persistent_buffers_set for m in model.modules()):
         model = factory(config)
-    load_state_dict(model, state, layout, assign=True)
+    load_state_dict(model, state, layout, assign=True, allow_cast=allow_cast)
     return model
+
+
+def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
+    """Keys of floating-point tensors holding a NaN or an infinity, sorted."""
+    return sorted(k for k, t in state.items()
+                  if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+
+
+def nonfinite(path: str | os.PathLike[str]) -> list[str]:
+    """Keys of the tensors of a safetensors file holding a NaN or an infinity."""
+    return nonfinite_in(read_safetensors(path))
+
+
+def _cast_problems(state: dict[str, Tensor], own: dict[str, Tensor], keys: list[str]
+                   ) -> list[str]:
+    """Keys whose dtype would change kind on load (integer/bool to float, or back)."""
+    def kind(t: Tensor) -> str:
+        return "bool" if t.dtype == torch.bool else "float" if t.is_floating_point() else \
+            "complex" if t.is_complex() else "int"
+
+    return [f"{k}: checkpoint {state[k].dtype} vs model {own[k].dtype}" for k in keys
+            if state[k].dtype != own[k].dtype and kind(state[k]) != kind(own[k])]
 
 
 def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
@@ -107,7 +224,8 @@ def _aliases(state: dict[str, Tensor]) -> dict[str, str]:
 
 
 def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | None = None,
-                    *, strict: bool = True, assign: bool = False) -> list[str]:
+                    *, strict: bool = True, assign: bool = False,
+                    allow_cast: bool = False) -> list[str]:
     """Load ``state`` into ``model``; return the model keys left as they were.
 
     Strict (the default): missing, unexpected or misshapen keys raise ``WeightsError`` listing
@@ -117,7 +235,9 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
     ``layout`` names a foreign key layout declared by the model (``Model.layouts``). Tied
     weights need only one of their keys. ``assign=True`` takes the checkpoint's tensors as the
     parameters instead of copying into them (no copy of memory-mapped weights); use it only on
-    a freshly built model that no optimizer holds yet.
+    a freshly built model that no optimizer holds yet. A tensor whose dtype would change kind
+    (an int8 or bool tensor into a float parameter, or back) is a ``WeightsError`` unless
+    ``allow_cast=True``; floats of another width are converted.
     """
     if layout is not None:
         convert = getattr(model, "convert_state_dict", None)
@@ -137,9 +257,15 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
     shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
               for k in expected if k in state and state[k].shape != own[k].shape]
     left = missing
+    casts = [] if allow_cast else _cast_problems(state, own, [k for k in expected if k in state
+                                                              and not shapes])
     if not strict:
         expected = [k for k in expected if k in state]
         missing, unexpected = [], []
+    if casts:
+        raise WeightsError(f"weights of {type(model).__name__} would change dtype on load "
+                           f"({len(casts)}): {_head(casts)}; pass allow_cast=True to convert "
+                           "them, if that is what you want")
     if missing or unexpected or shapes:
         parts = []
         if missing:

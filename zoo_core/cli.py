@@ -205,41 +205,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ._catalog import CATALOG
-    from ._storage import STORE
+    from ._resolve import verify
 
-    names = [args.entry] if args.entry else [
-        n for n, e in CATALOG.entries().items() if e.files and STORE.snapshot(n).is_dir()]
-    STORE.clean()  # temporary files of processes that are gone
-    data, rows, bad = [], [], False
-    for n in names:
-        for r in STORE.verify(CATALOG.get(n)):
-            data.append({"entry": n, **r})
-            rows.append([n, r["file"], r["status"], r.get("actual", "")])
-            bad |= not r["status"].startswith("ok")
+    data = verify(args.entry, deep=args.deep)  # every entry the store holds, hf: loads too
+    rows = [[r["entry"], r["file"], r["status"], r.get("actual", "")] for r in data]
     _emit(args, data, ["entry", "file", "status", "sha256"], rows, wrap=())
-    return 1 if bad else 0
+    return 1 if any(not r["status"].startswith("ok") for r in data) else 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from . import _publish
-    from ._catalog import CATALOG
-    from ._loading import load
 
-    obj = load(args.source)
-    tokenizer: Any = None
-    task = license_ = None
-    if args.source.startswith("dir:"):
-        folder = Path(args.source[4:]).expanduser()
-        if any((folder / f).is_file() for f in _publish.TOKENIZER_FILES):
-            tokenizer = folder
-    elif not args.source.startswith("hf:"):
-        entry = CATALOG.get(args.source)
-        task, license_ = entry.task or None, entry.license or None
-        if entry.tokenizer and entry.kind != "tokenizer":
-            tokenizer = _publish.load_tokenizer(entry.name)
+    obj, tokenizer, task, license_ = _publish.push_source(args.source)  # the one resolve path
     commit = _publish.push(obj, args.repo_id, tokenizer=tokenizer, task=task,
                            private=args.private, license=args.license or license_ or "apache-2.0",
                            tags=args.tag, base_model=args.base_model)
@@ -408,8 +385,10 @@ def parser() -> argparse.ArgumentParser:
     add("plugins", cmd_plugins, "show installed plugins and their status")
     add("fetch", cmd_fetch, "download and verify an entry's files; print its folder"
         ).add_argument("entry", metavar="ENTRY", help="a catalogue entry (see `zoo list`)")
-    add("verify", cmd_verify, "re-hash cached files (exit 1 if one is corrupt)").add_argument(
-        "entry", nargs="?", metavar="ENTRY", help="one entry (default: every cached entry)")
+    sp = add("verify", cmd_verify, "re-hash cached files (exit 1 if one is corrupt)")
+    sp.add_argument("entry", nargs="?", metavar="ENTRY",
+                    help="one entry or hf:org/repo@rev (default: every entry the store holds)")
+    sp.add_argument("--deep", action="store_true", help="also scan weights for NaN and Inf")
     sp = add("push", cmd_push, "upload an entry or a folder to the Hub; print the commit id")
     sp.add_argument("source", metavar="SOURCE",
                     help="an entry name, dir:/path (ours or saved by transformers; tokenizer "

@@ -20,6 +20,7 @@ from zoo_core import ConfigError, atomic_write
 from .patterns import PATTERNS
 
 OURS_CONFIG, OURS_RANKS = "zoo_bpe.json", "bpe.tiktoken"
+_SAVED_FIELDS = frozenset({"name", "pattern", "special_tokens"})  # what save_bpe writes
 _KNOWN_SPECIALS = {
     "cl100k_base": {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
                     "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
@@ -268,6 +269,11 @@ def load_bpe(cls: Any, directory: Path, **options: Any) -> Any:
         return load_bpe_file(cls, directory / options.pop("file"), **options)
     if (directory / OURS_CONFIG).is_file() and (directory / OURS_RANKS).is_file():
         cfg = json.loads((directory / OURS_CONFIG).read_text("utf-8"))
+        extra = sorted(set(cfg) - _SAVED_FIELDS) if isinstance(cfg, dict) else ["(not an object)"]
+        if extra:  # trust (trust_pattern …) comes from the caller, never from a file
+            raise ConfigError(f"{str(directory / OURS_CONFIG)!r}: field {extra[0]!r} is not one "
+                              f"of {sorted(_SAVED_FIELDS)}; remove it (pass options such as "
+                              "trust_pattern=True to BPE.load yourself)")
         return cls(read_tiktoken(directory / OURS_RANKS), **(cfg | options))
     for encoder, merges in (("encoder.json", "vocab.bpe"), ("vocab.json", "merges.txt")):
         if (directory / encoder).is_file() and (directory / merges).is_file():
