@@ -108,8 +108,8 @@ def ref_entry(name: str) -> Entry:
     from pathlib import Path
 
     from ._catalog import parse_source
-    from ._resolve import read_config
     from ._publish import task_of
+    from ._resolve import read_config
     from ._storage import CONFIG_NAME
 
     sources: tuple[Source, ...] = ()
