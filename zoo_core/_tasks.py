@@ -18,6 +18,9 @@ Schemas (version 1):
 ``tokenize``
     ``tokens``: per input, a list of ``{"token": str, "id": int, "start": int, "end": int}``
     (character offsets in the input).
+``text-generation``
+    ``columns``: ``["prompt", "generated_text", "new_tokens"]`` and ``rows``: one
+    ``[str, str, int]`` per input, the prompt continued greedily.
 
 A runner of another task may return any JSON-ready dict; one shaped ``{"columns": [...],
 "rows": [[...]]}`` is shown as that table and printed by ``--json`` as one dict per row.
@@ -45,6 +48,8 @@ SCHEMAS = {
     "fill-mask": '"predictions": [{"input": int, "position": int, "candidates": '
                  '[{"token": str, "id": int, "score": float}]}]',
     "tokenize": '"tokens": [[{"token": str, "id": int, "start": int, "end": int}]] per input',
+    "text-generation": '"columns": ["prompt", "generated_text", "new_tokens"], '
+                       '"rows": [[str, str, int]] (one row per input)',
 }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from zoo_core import component, hookimpl
 
 BERT = "https://arxiv.org/abs/1810.04805"
+GPT2 = ("https://cdn.openai.com/better-language-models/"
+        "language_models_are_unsupervised_multitask_learners.pdf")
 _M = "zoo_transformer"
 
 
@@ -39,18 +41,22 @@ def zoo_components() -> list[Any]:
         component("model:transformer", f"{_M}.transformer:Transformer",
                   summary="Transformer encoder-decoder with greedy and beam search",
                   tags=["nlp", "seq2seq"], paper="https://arxiv.org/abs/1706.03762"),
+        component("model:gpt2", f"{_M}.gpt2:GPT2", summary="GPT-2 decoder with a KV cache "
+                  "(presets tiny, small, medium, large, xl)", tags=["nlp", "decoder", "gpt2"],
+                  paper=GPT2),
     ]
 
 
 @hookimpl
 def zoo_task_runners() -> dict[str, str]:
     return {"sentence-similarity": f"{_M}.tasks:sentence_similarity",
-            "fill-mask": f"{_M}.tasks:fill_mask"}
+            "fill-mask": f"{_M}.tasks:fill_mask",
+            "text-generation": f"{_M}.tasks:text_generation"}
 
 
 @hookimpl
 def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
-    from .hf import foreign_config
+    from . import hf, hf_gpt2
 
-    return foreign_config(config)
+    return hf.foreign_config(config) or hf_gpt2.foreign_config(config)
 

@@ -98,3 +98,75 @@ def beam_search(model: Any, src_ids: Tensor, beam_size: int, max_new_tokens: int
                                for s, q in zip(scores[i].tolist(), seqs[i], strict=True)]
         best.append(max(pool, key=lambda f: f[0])[1])
     return _pad(best, c.pad_id, src_ids.device)
+
+
+# -- decoder-only models (GPT-2) ----------------------------------------------------------
+def filter_logits(logits: Tensor, temperature: float = 1.0, top_k: int = 0,
+                  top_p: float = 1.0) -> Tensor:
+    """``logits`` (B, V) divided by ``temperature``, with ``-inf`` outside the ``top_k`` most
+    likely tokens and outside the nucleus: the most likely tokens whose probabilities sum to
+    ``top_p`` (Holtzman et al. 2019, arXiv:1904.09751, Eq. 3; the token that crosses
+    ``top_p`` is kept, and always at least one)."""
+    if temperature <= 0.0:
+        raise InputError(f"temperature must be > 0, got {temperature!r}; for the most likely "
+                         "token use do_sample=False")
+    if not 0.0 < top_p <= 1.0:
+        raise InputError(f"top_p must be in (0, 1], got {top_p!r}; 1.0 keeps every token")
+    if top_k < 0:
+        raise InputError(f"top_k must be >= 0 (0 = no limit), got {top_k!r}")
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        ascending, order = logits.sort(dim=-1)
+        drop = ascending.softmax(-1).cumsum(-1) <= 1.0 - top_p  # the unlikely tail
+        drop[..., -1] = False
+        logits = logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    return logits
+
+
+def causal_decode(model: Any, input_ids: Tensor, max_new_tokens: int, *, do_sample: bool,
+                  temperature: float, top_k: int, top_p: float, eos_token_id: int,
+                  attention_mask: Tensor | None, pad_token_id: int | None, use_cache: bool,
+                  generator: torch.Generator | None) -> Tensor:
+    """Decode a decoder-only ``model`` (GPT-2's :meth:`generate`); with ``use_cache`` each step
+    feeds only the new token and reads earlier keys and values from a :class:`KVCache`."""
+    from .layers.kv_cache import KVCache
+
+    if max_new_tokens < 0:
+        raise InputError(f"max_new_tokens must be >= 0, got {max_new_tokens!r}")
+    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+        raise InputError(f"input_ids must be (batch, seq) with seq >= 1, got shape "
+                         f"{tuple(input_ids.shape)!r}; give at least one token per row")
+    b, s = input_ids.shape
+    limit = model.config.max_positions
+    if s + max_new_tokens > limit:
+        raise InputError(f"{s} prompt tokens + max_new_tokens={max_new_tokens!r} exceed the "
+                         f"model's {limit} positions; shorten the prompt or ask for fewer")
+    pad = eos_token_id if pad_token_id is None else pad_token_id
+    device = input_ids.device
+    mask = None if attention_mask is None else attention_mask.to(torch.bool)
+    positions = torch.arange(s, device=device).expand(b, s) if mask is None \
+        else (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: first token at 0
+    cache = KVCache(len(model.layers), s + max_new_tokens) if use_cache else None
+    ids, done = input_ids, torch.zeros(b, dtype=torch.bool, device=device)
+    step_ids, step_pos = input_ids, positions
+    for _ in range(max_new_tokens):
+        logits = model(step_ids, mask, position_ids=step_pos, cache=cache).logits[:, -1]
+        if do_sample:
+            probs = filter_logits(logits.float(), temperature, top_k, top_p).softmax(-1)
+            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
+        else:
+            nxt = logits.argmax(-1)
+        nxt = nxt.masked_fill(done, pad)
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        done |= nxt.eq(eos_token_id)
+        if bool(done.all()):
+            break
+        if mask is not None:
+            mask = torch.cat([mask, mask.new_ones(b, 1)], dim=1)
+        positions = torch.cat([positions, positions[:, -1:] + 1], dim=1)
+        step_ids, step_pos = (nxt[:, None], positions[:, -1:]) if use_cache \
+            else (ids, positions)
+    return ids
