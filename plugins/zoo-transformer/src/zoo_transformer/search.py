@@ -1,4 +1,5 @@
-"""Greedy and beam-search decoding for :class:`~zoo_transformer.transformer.Transformer`.
+"""Decoding: greedy and beam search for :class:`~zoo_transformer.transformer.Transformer`,
+greedy and sampling for :class:`~zoo_transformer.gpt2.GPT2`, all with a key/value cache.
 
 Beam search keeps the ``k`` best partial hypotheses by summed log-probability and ranks
 finished ones by ``log P(Y|X) / lp(Y)`` with ``lp(Y) = ((5 + |Y|) / 6)^α`` (Wu et al. 2016,
@@ -28,16 +29,22 @@ def _pad(seqs: list[list[int]], pad: int, device: torch.device) -> Tensor:
     return out
 
 
-def greedy(model: Any, src_ids: Tensor, max_new_tokens: int) -> Tensor:
+def greedy(model: Any, src_ids: Tensor, max_new_tokens: int, use_cache: bool = True
+           ) -> Tensor:
     """Pick the most likely token at each step until every row has produced EOS."""
     c = model.config
     memory, src_mask = model.encode(src_ids)
+    steps = min(max_new_tokens, c.max_len - 1)
+    state = model.start_decoding(memory, src_mask, steps + 1) if use_cache else None
     ys = torch.full((src_ids.shape[0], 1), c.bos_id, dtype=torch.long, device=src_ids.device)
     done = torch.zeros(src_ids.shape[0], dtype=torch.bool, device=src_ids.device)
-    for _ in range(min(max_new_tokens, c.max_len - 1)):
-        nxt = model.decode(ys, memory, src_mask)[:, -1].argmax(-1)  # (B,)
-        nxt = nxt.masked_fill(done, c.pad_id)
+    new = ys
+    for _ in range(steps):
+        logits = model.decode(ys, memory, src_mask) if state is None \
+            else model.decode_step(new, state)
+        nxt = logits[:, -1].argmax(-1).masked_fill(done, c.pad_id)  # (B,)
         ys = torch.cat([ys, nxt[:, None]], dim=1)
+        new = nxt[:, None]
         done |= nxt.eq(c.eos_id)
         if bool(done.all()):
             break
@@ -45,28 +52,42 @@ def greedy(model: Any, src_ids: Tensor, max_new_tokens: int) -> Tensor:
 
 
 def beam_search(model: Any, src_ids: Tensor, beam_size: int, max_new_tokens: int,
-                alpha: float = 0.6) -> Tensor:
-    """The best hypothesis per source under the length-normalised score."""
+                alpha: float = 0.6, use_cache: bool = True) -> Tensor:
+    """The best hypothesis per source under the length-normalised score.
+
+    With ``use_cache`` each step feeds every beam's last token and reorders the cache rows to
+    the beams' parents; without it every step re-runs the decoder on all hypotheses."""
     if beam_size < 1:
         raise InputError(f"beam_size must be >= 1, got {beam_size!r}")
     c = model.config
     b, k = src_ids.shape[0], beam_size
+    device = src_ids.device
     memory, src_mask = model.encode(src_ids)
     memory = memory.repeat_interleave(k, 0)  # (B*k, S, d)
     src_mask = src_mask.repeat_interleave(k, 0)
+    steps = min(max_new_tokens, c.max_len - 1)
+    state = model.start_decoding(memory, src_mask, steps + 1) if use_cache else None
     seqs = [[[c.bos_id]] * k for _ in range(b)]
-    scores = torch.full((b, k), float("-inf"), device=src_ids.device)
+    scores = torch.full((b, k), float("-inf"), device=device)
     scores[:, 0] = 0.0  # one live beam at the start, so the k beams do not repeat
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(b)]
     done = [False] * b
-    steps = min(max_new_tokens, c.max_len - 1)
+    parents = list(range(b * k))  # the row each beam continues
+    last = [c.bos_id] * (b * k)  # the token each beam feeds next
     for step in range(1, steps + 1):
-        ys = _pad([s for row in seqs for s in row], c.pad_id, src_ids.device)  # (B*k, t)
-        logp = model.decode(ys, memory, src_mask)[:, -1].float().log_softmax(-1)  # (B*k, V)
+        if state is None:
+            ys = _pad([s for row in seqs for s in row], c.pad_id, device)  # (B*k, t)
+            logits = model.decode(ys, memory, src_mask)
+        else:
+            state.reorder(torch.tensor(parents, device=device))
+            logits = model.decode_step(torch.tensor(last, device=device)[:, None], state)
+        logp = logits[:, -1].float().log_softmax(-1)  # (B*k, V)
         vocab = logp.shape[-1]
         cand = (scores.view(-1, 1) + logp).view(b, k * vocab)
         top, idx = cand.topk(min(2 * k, k * vocab), dim=1)
         new_scores = torch.full_like(scores, float("-inf"))
+        parents = list(range(b * k))
+        last = [c.pad_id] * (b * k)  # empty slots: scored -inf, never chosen
         for i in range(b):
             if done[i]:
                 continue
@@ -79,7 +100,9 @@ def beam_search(model: Any, src_ids: Tensor, beam_size: int, max_new_tokens: int
                 if tok == c.eos_id:
                     finished[i].append((score / length_penalty(step, alpha), seq))
                 else:
+                    slot = i * k + len(live)
                     new_scores[i, len(live)] = score
+                    parents[slot], last[slot] = i * k + beam, tok
                     live.append(seq)
                 if len(live) == k:
                     break
@@ -97,7 +120,7 @@ def beam_search(model: Any, src_ids: Tensor, beam_size: int, max_new_tokens: int
         pool = finished[i] or [(float(s) / length_penalty(steps, alpha), q)
                                for s, q in zip(scores[i].tolist(), seqs[i], strict=True)]
         best.append(max(pool, key=lambda f: f[0])[1])
-    return _pad(best, c.pad_id, src_ids.device)
+    return _pad(best, c.pad_id, device)
 
 
 # -- decoder-only models (GPT-2) ----------------------------------------------------------
