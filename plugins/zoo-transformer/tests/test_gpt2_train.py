@@ -1,6 +1,10 @@
 """A tiny GPT-2 trained from scratch on gensim's Lee corpus (offline, inside gensim's wheel),
-tokenized by the ``gpt2`` entry: its held-out next-token loss falls from ``ln V`` (uniform)
-to below the unigram entropy of the corpus, so it has learnt more than token frequencies."""
+tokenized by the ``gpt2`` entry: its next-token loss falls from ``ln V`` (uniform), and on the
+held-out tenth of the corpus it beats the unigram model of the training tokens, so it has
+learnt more than token frequencies.
+
+The model's vocabulary is the GPT-2 ids that occur in the corpus (renumbered densely): the
+same tokens, a softmax over about 9k ids instead of 50k, so it trains in minutes on a CPU."""
 
 from __future__ import annotations
 
@@ -30,22 +34,24 @@ def lee_tokens() -> list[int]:
     return ids
 
 
-def unigram_entropy(ids: list[int]) -> float:
-    """``H = -Σ p log p`` (nats) of the token frequencies: the loss of a model without context."""
-    counts = Counter(ids)
-    n = len(ids)
-    return -sum(c / n * math.log(c / n) for c in counts.values())
+def unigram_cross_entropy(train: list[int], held: list[int], vocab: int) -> float:
+    """Held-out loss (nats per token) of the model without context: the add-one smoothed
+    unigram frequencies of the training tokens."""
+    counts, n = Counter(train), len(train)
+    return -sum(math.log((counts[i] + 1) / (n + vocab)) for i in held) / len(held)
 
 
-def train(steps: int = 400, seq: int = 64, batch: int = 16, seed: int = 0
-          ) -> tuple[list[float], float, float]:
-    """Train; return the training losses, the held-out loss and the held-out unigram entropy."""
+def train(steps: int = 300, seq: int = 64, batch: int = 16, seed: int = 0
+          ) -> tuple[list[float], float, float, int]:
+    """Train; return the training losses, the held-out loss, the held-out loss of the unigram
+    model and the vocabulary size."""
     torch.manual_seed(seed)
-    ids = torch.tensor(lee_tokens())
+    _, ids = torch.tensor(lee_tokens()).unique(return_inverse=True)  # dense ids
+    vocab = int(ids.max()) + 1
     split = int(0.9 * len(ids))
     train_ids, held = ids[:split], ids[split:]
-    model = zoo.create("model:gpt2", vocab_size=50257, max_positions=seq, hidden_size=128,
-                       num_layers=2, num_heads=4, intermediate_size=512, dropout=0.0,
+    model = zoo.create("model:gpt2", vocab_size=vocab, max_positions=seq, hidden_size=64,
+                       num_layers=2, num_heads=4, intermediate_size=256, dropout=0.0,
                        embed_dropout=0.0, attention_dropout=0.0)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=steps, pct_start=0.1)
@@ -66,15 +72,27 @@ def train(steps: int = 400, seq: int = 64, batch: int = 16, seed: int = 0
     chunks = held[: len(held) // seq * seq].view(-1, seq)
     with torch.no_grad():
         held_loss = model(chunks, labels=chunks).loss.item()
-    return losses, held_loss, unigram_entropy(held.tolist())
+    return losses, held_loss, unigram_cross_entropy(train_ids.tolist(), held.tolist(),
+                                                    vocab), vocab
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared, loaded machine two threads spin-wait on each other
+    (measured 10-20x slower per step on the 2-core machine at load 12)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.mark.slow
-def test_tiny_gpt2_learns_the_lee_corpus():
-    losses, held, unigram = train()
+@pytest.mark.timeout(3600)
+def test_tiny_gpt2_learns_the_lee_corpus(one_thread):
+    losses, held, unigram, vocab = train()
     first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
-    log.info("train loss %.3f -> %.3f; held-out %.3f; unigram entropy %.3f; ln V %.3f",
-             first, last, held, unigram, math.log(50257))
-    assert first > math.log(50257) - 0.5  # starts near uniform
-    assert held < unigram - 0.3, (held, unigram)
-    assert last < first - 4.0
+    log.info("vocab %d: train loss %.3f -> %.3f; held-out %.3f; unigram model %.3f; ln V "
+             "%.3f", vocab, first, last, held, unigram, math.log(vocab))
+    assert first > math.log(vocab) - 0.5  # starts near uniform
+    assert last < first - 2.0
+    assert held < unigram, (held, unigram)  # context helps on unseen text
