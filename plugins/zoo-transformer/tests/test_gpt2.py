@@ -134,7 +134,9 @@ def test_causal_attention_goes_through_the_kernel(pair):
     finally:
         for layer in ours.layers:
             layer.attn._kernel = kernel
-    assert len(calls) == 3 * len(ours.layers) and all(c["causal"] for c in calls)
+    # the prompt attends causally; a step's one query may see every cached key
+    layers = len(ours.layers)
+    assert len(calls) == 3 * layers and all(c["causal"] for c in calls[:layers])
 
 
 def test_loads_from_the_hub(tmp_path, zoo_hub):

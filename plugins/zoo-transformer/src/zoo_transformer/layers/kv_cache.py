@@ -69,7 +69,8 @@ def cached_self_attention(attn: MultiHeadAttention, x: Tensor, cache: KVCache | 
     q, k, v = attn.project(x)  # (B, H, s, D)
     if cache is not None:
         k, v = cache.update(layer, k, v)  # (B, H, length + s, D)
-    out = attn.attend(q, k, v, key_padding_mask, causal=True)  # bottom-right aligned
+    # bottom-right aligned: one new query may see every key, so it needs no causal mask
+    out = attn.attend(q, k, v, key_padding_mask, causal=q.shape[2] > 1)
     return out.transpose(1, 2).flatten(2)
 
 
