@@ -49,6 +49,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "segmetrics_cpu": ([], ["--repeats", "3"]),
     "checkpoint_cpu": ([], ["--quick"]),
     "deeplab_cpu": ([], ["--size", "256", "--repeats", "2"]),
+    "decode_cache_cpu": ([], ["--repeats", "2"]),
 }
 
 sys.path.insert(0, str(HERE))

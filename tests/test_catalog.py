@@ -138,8 +138,6 @@ def test_user_catalogue_that_is_a_folder(tmp_path, monkeypatch) -> None:
         zoo.CATALOG.invalidate()
 
 
-@pytest.mark.xfail(reason="the name regexes end in '$', which admits a trailing newline: "
-                   "fixed with '\\Z' on branch trust-store (issue 22, item 8)", strict=False)
 @pytest.mark.parametrize("name", ["gpt2\n", "org/name\n"])
 def test_entry_names_with_a_trailing_newline_are_refused(name: str) -> None:
     with pytest.raises(zoo.CatalogError, match="invalid entry name"):

@@ -7,6 +7,8 @@ from typing import Any
 from zoo_core import component, hookimpl
 
 BERT = "https://arxiv.org/abs/1810.04805"
+GPT2 = ("https://cdn.openai.com/better-language-models/"
+        "language_models_are_unsupervised_multitask_learners.pdf")
 _M = "zoo_transformer"
 
 
@@ -39,6 +41,9 @@ def zoo_components() -> list[Any]:
         component("model:transformer", f"{_M}.transformer:Transformer",
                   summary="Transformer encoder-decoder with greedy and beam search",
                   tags=["nlp", "seq2seq"], paper="https://arxiv.org/abs/1706.03762"),
+        component("model:gpt2", f"{_M}.gpt2:GPT2", summary="GPT-2 decoder with a KV cache "
+                  "(presets tiny, small, medium, large, xl)", tags=["nlp", "decoder", "gpt2"],
+                  paper=GPT2),
     ]
 
 
@@ -69,12 +74,23 @@ def zoo_task_runners() -> dict[str, Any]:
                                       "the candidates, best first",
                        "type": "object", "required": ["predictions"],
                        "properties": {"predictions": {"type": "array", "items": _PREDICTION}}}},
+        "text-generation": {
+            "runner": f"{_M}.tasks:text_generation",
+            "usage": "TEXT [TEXT ...]: prompts, each continued greedily",
+            "schema": {"description": "per prompt, the prompt continued greedily (generated_text "
+                                      "holds the prompt and its continuation)",
+                       "type": "object", "required": ["columns", "rows"],
+                       "properties": {
+                           "columns": {"type": "array", "items": {"type": "string"}},
+                           "rows": {"type": "array", "items": {
+                               "type": "array", "items": [{"type": "string"}, {"type": "string"},
+                                                          {"type": "integer"}]}}}}},
     }
 
 
 @hookimpl
 def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
-    from .hf import foreign_config
+    from . import hf, hf_gpt2
 
-    return foreign_config(config)
+    return hf.foreign_config(config) or hf_gpt2.foreign_config(config)
 

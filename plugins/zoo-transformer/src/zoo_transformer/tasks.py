@@ -1,8 +1,9 @@
-"""``zoo run`` task runners: sentence similarity and fill-mask.
+"""``zoo run`` task runners: sentence similarity, fill-mask and text generation.
 
 Example:
     $ zoo run all-minilm-l6-v2 "A man is eating food." "A man is eating pasta."
     $ zoo run bert-base "Paris is the [MASK] of France."
+    $ zoo run gpt2-small "The meaning of life is"
 """
 
 from __future__ import annotations
@@ -95,3 +96,30 @@ def fill_mask_table(result: dict[str, Any]) -> tuple[str, list[str], list[list[A
             for p in result["predictions"] for rank, c in enumerate(p["candidates"], 1)]
     return (f"fill-mask ({result['entry']})", ["input", "position", "rank", "token", "score"],
             rows)
+
+
+#: Greedy continuation length of ``zoo run`` on a text-generation entry.
+NEW_TOKENS = 40
+
+
+def text_generation(entry_name: str, inputs: list[str],
+                    max_new_tokens: int = NEW_TOKENS) -> dict[str, Any]:
+    """``{"columns": ["prompt", "generated_text", "new_tokens"], "rows": [[str, str, int]]}``:
+    each prompt continued greedily (``generated_text`` holds the prompt and its
+    continuation, as ``transformers``' pipeline writes it)."""
+    _need(inputs, 1, 'give a prompt: zoo run gpt2-small "The meaning of life is"')
+    tok = _tokenizer(entry_name)
+    model = zoo.load(entry_name)
+    rows: list[list[Any]] = []
+    for prompt in inputs:
+        ids = tok.encode(prompt)
+        if not ids:
+            raise InputError(f"prompt {prompt!r} gives no tokens; give some text to continue")
+        room = model.config.max_positions - len(ids)
+        if room <= 0:
+            raise InputError(f"prompt of {len(ids)} tokens fills the model's "
+                             f"{model.config.max_positions} positions; shorten it")
+        out = model.generate(torch.tensor([ids]), max_new_tokens=min(max_new_tokens, room))
+        new = [t for t in out[0, len(ids):].tolist() if t != model.config.eos_token_id]
+        rows.append([prompt, prompt + tok.decode(new), len(new)])
+    return {"columns": ["prompt", "generated_text", "new_tokens"], "rows": rows}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -26,6 +26,7 @@ from zoo_core import ConfigError, Model
 from ._inputs import check_ids, check_labels, check_length
 from .layers.attention import BACKENDS, MultiHeadAttention, check_backend
 from .layers.feedforward import FeedForward
+from .layers.kv_cache import KVCache, cached_self_attention, cross_attention, cross_keys_values
 from .layers.positional import SinusoidalPositions
 from .outputs import ModelOutput
 
@@ -95,6 +96,25 @@ class Seq2SeqOutput(ModelOutput):
     loss: Tensor | None = None
 
 
+@dataclass
+class DecoderState:
+    """What a cached decode carries between steps: the self-attention cache, each layer's
+    cross-attention keys and values of the memory (computed once), the source mask, and the
+    target padding mask of every position decoded so far (B, T)."""
+
+    cache: KVCache
+    cross: list[tuple[Tensor, Tensor]]
+    src_mask: Tensor | None
+    tgt_mask: Tensor | None = None
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep the rows ``index`` (beam search). Beams of one source share its memory, and
+        beam search reorders only within a source, so the cross-attention rows stay."""
+        self.cache.reorder(index)
+        if self.tgt_mask is not None:
+            self.tgt_mask = self.tgt_mask.index_select(0, index)
+
+
 class _Block(nn.Module):
     """A residual sublayer wrapper: post-norm ``LN(x + f(x))`` or pre-norm ``x + f(LN(x))``."""
 
@@ -104,7 +124,8 @@ class _Block(nn.Module):
         self.dropout = nn.Dropout(c.dropout)
         self.first = c.norm_first
 
-    def forward(self, x: Tensor, f: nn.Module, *args: object, **kwargs: object) -> Tensor:
+    def forward(self, x: Tensor, f: Callable[..., Tensor], *args: object,
+                **kwargs: object) -> Tensor:
         if self.first:
             return x + self.dropout(f(self.norm(x), *args, **kwargs))
         return self.norm(x + self.dropout(f(x, *args, **kwargs)))
@@ -137,6 +158,15 @@ class DecoderLayer(nn.Module):
                 tgt_mask: Tensor | None) -> Tensor:  # (B, T, d)
         y = self.self_block(y, self.self_attn, key_padding_mask=tgt_mask, causal=True)
         y = self.cross_block(y, self.cross_attn, memory, key_padding_mask=src_mask)
+        return self.ffn_block(y, self.ffn)
+
+    def step(self, y: Tensor, state: DecoderState, index: int) -> Tensor:  # (B, s, d)
+        """:meth:`forward` on new positions only, the earlier ones read from ``state``."""
+        attn, (keys, values) = self.self_attn, state.cross[index]
+        y = self.self_block(y, lambda h: attn.o(cached_self_attention(
+            attn, h, state.cache, index, state.tgt_mask)))
+        y = self.cross_block(y, lambda h: cross_attention(self.cross_attn, h, keys, values,
+                                                          state.src_mask))
         return self.ffn_block(y, self.ffn)
 
 
@@ -181,8 +211,9 @@ class Transformer(Model):
             with torch.no_grad():
                 emb.weight[self.config.pad_id].zero_()
 
-    def _embed(self, embed: nn.Embedding, ids: Tensor) -> Tensor:  # (B, L) -> (B, L, d)
-        pos = torch.arange(ids.shape[1], device=ids.device).expand_as(ids)
+    def _embed(self, embed: nn.Embedding, ids: Tensor, start: int = 0
+               ) -> Tensor:  # (B, L) -> (B, L, d)
+        pos = torch.arange(start, start + ids.shape[1], device=ids.device).expand_as(ids)
         return self.dropout(embed(ids) * self.config.embed_scale + self.positions(pos))
 
     def encode(self, src_ids: Tensor) -> tuple[Tensor, Tensor]:
@@ -207,6 +238,29 @@ class Transformer(Model):
             y = layer(y, memory, src_mask, tgt_mask)
         return self.out(self.dec_norm(y) if self.dec_norm is not None else y)
 
+    def start_decoding(self, memory: Tensor, src_mask: Tensor | None, max_len: int
+                       ) -> DecoderState:
+        """A cache for up to ``max_len`` target positions of the sources behind ``memory``."""
+        cross = [cross_keys_values(layer.cross_attn, memory) for layer in self.decoder]
+        return DecoderState(KVCache(len(self.decoder), max_len), cross, src_mask)
+
+    def decode_step(self, tgt_ids: Tensor, state: DecoderState) -> Tensor:
+        """Logits (B, s, V) of the ``s`` new target positions ``tgt_ids`` (B, s), the earlier
+        ones read from ``state`` (:meth:`start_decoding`): what :meth:`decode` gives for
+        those positions on the whole prefix."""
+        c = self.config
+        check_ids(tgt_ids, c.tgt_vocab_size, "tgt_ids")
+        past = state.cache.length
+        check_length(past + tgt_ids.shape[1], c.max_len, "tgt_ids")
+        new_mask = tgt_ids.ne(c.pad_id)
+        state.tgt_mask = new_mask if state.tgt_mask is None \
+            else torch.cat([state.tgt_mask, new_mask], dim=1)  # (B, past + s)
+        y = self._embed(self.tgt_embed, tgt_ids, past)
+        for i, layer in enumerate(self.decoder):
+            y = layer.step(y, state, i)
+        state.cache.advance(tgt_ids.shape[1])
+        return self.out(self.dec_norm(y) if self.dec_norm is not None else y)
+
     def forward(self, src_ids: Tensor, tgt_ids: Tensor, labels: Tensor | None = None
                 ) -> Seq2SeqOutput:
         check_labels(labels, tuple(tgt_ids.shape))
@@ -221,13 +275,16 @@ class Transformer(Model):
 
     @torch.no_grad()
     def generate(self, src_ids: Tensor, max_new_tokens: int = 64, beam_size: int = 1,
-                 length_penalty: float = 0.6) -> Tensor:
-        """Decode (B, L) target ids (BOS first, EOS-terminated, padded); beam_size 1 = greedy."""
+                 length_penalty: float = 0.6, use_cache: bool = True) -> Tensor:
+        """Decode (B, L) target ids (BOS first, EOS-terminated, padded); beam_size 1 = greedy.
+
+        ``use_cache`` feeds each step only the new tokens (:meth:`decode_step`); without it
+        every step re-runs the decoder on the whole prefix. Both give the same ids."""
         from .search import beam_search, greedy
 
         if beam_size == 1:
-            return greedy(self, src_ids, max_new_tokens)
-        return beam_search(self, src_ids, beam_size, max_new_tokens, length_penalty)
+            return greedy(self, src_ids, max_new_tokens, use_cache)
+        return beam_search(self, src_ids, beam_size, max_new_tokens, length_penalty, use_cache)
 
     def grad_checkpointing_blocks(self) -> Sequence[nn.Module]:
         return [*self.encoder, *self.decoder]

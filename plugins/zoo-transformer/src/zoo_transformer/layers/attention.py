@@ -93,7 +93,8 @@ class MultiHeadAttention(nn.Module):
         self.backend = check_backend(backend)
         self.qkv = nn.Linear(dim, 3 * dim, bias=bias)
         self.o = nn.Linear(dim, dim, bias=bias)
-        self._kernel: Any = None
+        # resolved here, not on the first call: torch.compile cannot trace an import
+        self._kernel: Any = _zoo_kernel() if self.backend == "zoo" else None
 
     def project(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """Heads q (B, H, Sq, D), k and v (B, H, Sk, D), views of the projections."""
