@@ -61,6 +61,13 @@ def zoo_components():
                   summary="pair verification: K-fold accuracy, ROC/AUC, TAR@FAR (streaming)",
                   tags=["face", "verification"],
                   paper="http://vis-www.cs.umass.edu/lfw/lfw.pdf"),
+        component("model:dlib-resnet", "zoo_face.dlib_resnet:DlibResNet",
+                  summary="dlib's face ResNet (29 conv, 128-d, distance < 0.6: same person)",
+                  tags=["face", "recognition", "vision"],
+                  paper="http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html"),
+        component("metric:identification", "zoo_face.identification:Identification",
+                  summary="1:N identification: rank-1 accuracy and TAR@FAR (open set)",
+                  tags=["face", "identification"]),
         component("loss:partial-fc", "zoo_face.partial_fc:PartialFC",
                   summary="Partial FC: class centres sharded over ranks, sampled negatives",
                   tags=["face", "margin-loss", "distributed"],
@@ -106,7 +113,14 @@ def zoo_catalog():
 @hookimpl
 def zoo_task_runners():
     return {"face-detection": "zoo_face.tasks:detect_faces",
-            "face-verification": "zoo_face.tasks:verify_faces"}
+            "face-verification": "zoo_face.tasks:verify_faces",
+            "face-identification": "zoo_face.tasks:identify_faces"}
+
+
+@hookimpl
+def zoo_converters():
+    return {"dlib-resnet": "zoo_face.dlib_format:read_resnet",
+            "dlib-shape-predictor": "zoo_face.dlib_format:read_shape_predictor"}
 
 
 @hookimpl
