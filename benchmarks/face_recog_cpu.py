@@ -85,9 +85,10 @@ def main() -> None:
     for alignment in ("shape-predictor", "mtcnn-template"):
         chain = DlibChain(recognizer=net, alignment=alignment)
         pixels, dists = [], []
-        for img, shape in shapes:
-            found = chain(img)[0]
-            if not found:
+        for img in images:  # the largest face dlib finds (in astronaut it also finds a badge)
+            found, faces = chain(img)[0], det(img, 1)
+            shape = sp(img, max(faces, key=lambda r: r.area())) if faces else None
+            if not found or shape is None:
                 continue
             chip = dlib.get_face_chip(img, shape, size=150, padding=0.25)
             mine = max(found, key=lambda f: f.score)
