@@ -223,3 +223,32 @@ def test_conversion_is_the_same_bytes_in_another_process(loaded, tmp_path):
                          text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == dict(entry.files)
+
+
+def test_without_the_weights_package_face_verify_names_the_install(loaded, tmp_path, capsys,
+                                                                   monkeypatch):
+    catalog = tmp_path / "catalog.toml"  # the entry again, its package not installed
+    catalog.write_text("""schema = 1
+[entries.dlib-resnet-v1]
+component = "model:dlib-resnet"
+sources = ["pkg:face-recognition-models-missing/face_recognition_models/models"]
+files = { "model.safetensors" = "" }
+""")
+    monkeypatch.setenv("ZOO_CATALOG", str(catalog))
+    monkeypatch.setenv("ZOO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    zoo.CATALOG.invalidate()
+    try:
+        assert main(["run", "face-verify", HOPPER, HOPPER]) == 1
+        assert "pip install face-recognition-models==0.3.0" in capsys.readouterr().err
+    finally:
+        zoo.CATALOG.invalidate()
+
+
+def test_detection_rows_hold_numbers(loaded, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["--json", "run", "mtcnn", HOPPER]) == 0
+    out = json.loads(capsys.readouterr().out)
+    row = out["rows"][0]
+    assert out["inputs"] == [HOPPER] and isinstance(row["score"], float)
+    assert all(isinstance(v, float) for v in row["box"]) and len(row["landmarks"]) == 5
