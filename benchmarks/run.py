@@ -46,6 +46,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "word2vec_cpu": ([], ["--repeats", "2"]),
     "face_cpu": ([], ["--repeats", "3"]),
     "face_detect_cpu": ([], ["--repeats", "2"]),
+    "face_recog_cpu": ([], ["--repeats", "2"]),
     "segmetrics_cpu": ([], ["--repeats", "3"]),
     "checkpoint_cpu": ([], ["--quick"]),
     "deeplab_cpu": ([], ["--size", "256", "--repeats", "2"]),

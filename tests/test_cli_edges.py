@@ -64,13 +64,15 @@ TASKS = {"sentence-similarity": ["TEXT TEXT", '"similarity": [[number]]'],
          "fill-mask": ["[MASK]", '"predictions"', '"candidates"', '"score": number'],
          "tokenize": ["TEXT", '"tokens"', '"start": integer', '"end": integer'],
          "face-detection": ["IMAGE", "--out PATH", '"faces"', '"box"', '"landmarks"'],
-         "face-verification": ["IMAGE IMAGE", "--model ENTRY", "--threshold T", '"cosine"',
-                               '"same": boolean']}
+         "face-verification": ["IMAGE IMAGE", "--model ENTRY", "--threshold T", '"distance"',
+                               '"same": boolean'],
+         "face-identification": ["IMAGE", "--gallery DIR", '"faces"'],
+         "text-generation": ["TEXT", '"generated_text"']}
 
 
 def test_run_help_describes_every_tasks_inputs_options_and_schema(tmp_path: Path) -> None:
     help_text = _words(zoo_cli(tmp_path, "run", "--help").stdout)
-    assert set(zoo.REGISTRY.task_runners()) == set(TASKS)  # the installed plugins' five
+    assert set(zoo.REGISTRY.task_runners()) == set(TASKS)  # the installed plugins' tasks
     names = "|".join(map(re.escape, TASKS))
     sections = re.split(rf" (?=(?:{names}) inputs:)", help_text)
     described = {s.split(" ", 1)[0]: s for s in sections[1:]}

@@ -174,7 +174,7 @@ def test_anything_but_a_state_dict_is_refused(tmp_path, content, key) -> None:
 
 
 @pytest.mark.parametrize("spec, field", [
-    ('{ from = "w.pt", format = "pickle" }', "'format'"),
+    ('{ from = "w.pt", format = "Pickle!" }', "'format'"),  # unknown names fail at load
     ('{ from = "../w.pt" }', "'from'"),
     ('{ from = "w.pt", sha256 = "abc" }', "'sha256'"),
     ('{ from = "w.pt", colour = 1 }', "'colour'"),

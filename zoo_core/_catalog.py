@@ -279,7 +279,7 @@ def parse_entry(name: str, raw: Any, origin: str) -> Entry:
 
 
 def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -> Conversion:
-    from ._convert import FORMATS
+    from ._convert import FORMAT_NAME, FORMATS
 
     where = f"field 'convert': {fname!r}"
     if fname not in files or not fname.endswith(".safetensors"):
@@ -302,8 +302,8 @@ def _parse_conversion(fname: str, spec: Any, files: dict[str, Any], fail: Any) -
         raise fail(f"{where}: 'from': {e}") from None
     if source in files:
         raise fail(f"{where}: 'from' = {source!r} is itself listed in 'files'")
-    if fmt not in FORMATS:
-        raise fail(f"{where}: 'format' = {fmt!r} is not one of {list(FORMATS)}")
+    if not isinstance(fmt, str) or not FORMAT_NAME.fullmatch(fmt):  # plugins add formats
+        raise fail(f"{where}: 'format' = {fmt!r} must be {list(FORMATS)} or a plugin's format")
     if not isinstance(digest, str) or (digest and not _SHA256.fullmatch(digest)):
         raise fail(f"{where}: 'sha256' must be a 64-hex sha256 (or \"\"), got {digest!r}")
     return Conversion(source, fmt, digest, prefix)

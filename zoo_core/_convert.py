@@ -20,19 +20,28 @@ tensors, non-string keys) is refused with a ``WeightsError`` naming the key.
 The output is canonical: keys sorted, every tensor a compact copy (shared storage is written
 twice, as its own bytes), metadata ``{"format": "pt"}`` only, so the same tensors give the
 same bytes on every machine and the converted digest can be pinned.
+
+Other formats (dlib's ``.dat``, ...) come from plugins: a ``zoo_converters`` hook maps a format
+name to ``"module:function"``, ``function(path) -> {name: tensor}``; :func:`convert_file`
+imports it on first use and writes its tensors exactly as a torch file's. A converter raises
+a ``ZooError`` (a ``ConfigError`` naming the byte offset, say) for a file it cannot read.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ._errors import WeightsError
+from ._errors import ConfigError, WeightsError, ZooError
 
 FORMATS = ("torch",)
-"""Source formats the store can convert (the catalogue's ``convert.<file>.format``)."""
+"""Source formats the core converts itself; plugins add more (``zoo_converters``)."""
+FORMAT_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
+"""What a catalogue may name as a format; which ones exist depends on the plugins installed."""
 #: ``torch.save`` stores its zip members uncompressed; a torch file whose members inflate
 #: past this many times its own size (plus ``_BLOWUP_SLACK``) is refused unread.
 BLOWUP_RATIO = 4
@@ -89,6 +98,58 @@ def _refuse_blowup(source: Path, name: str) -> None:
             f"{name!r} ({size} bytes) would inflate to {inflated} bytes: torch.save stores its "
             "members uncompressed, so this is a decompression bomb or not a torch file; "
             "re-save it with torch.save in a trusted environment")
+
+
+def convert_file(fmt: str, source: str | os.PathLike[str], target: str | os.PathLike[str],
+                 name: str | None = None, prefix: str = "") -> Path:
+    """Convert ``source`` of format ``fmt`` (``"torch"`` or a plugin's) to canonical safetensors.
+
+    Raises:
+        ConfigError: no installed plugin converts ``fmt``, or its converter failed.
+        WeightsError: the converter returned anything but a dict of dense tensors.
+    """
+    if fmt == "torch":
+        return convert_torch(source, target, name, prefix)
+    from ._weights import save_safetensors
+
+    name = name or Path(source).name
+    converters = plugin_converters()
+    if fmt not in converters:
+        raise ConfigError(f"{name!r} has format {fmt!r}, which no installed plugin converts "
+                          f"(known: {sorted({*FORMATS, *converters})}); install the plugin "
+                          "that provides it (`zoo plugins` lists them)")
+    plugin, target_fn = converters[fmt]
+    module, _, attr = target_fn.partition(":")
+    try:
+        tensors = getattr(importlib.import_module(module), attr)(os.fspath(source))
+    except ZooError:
+        raise
+    except Exception as e:  # a converter's bug must not pass for a bad file
+        raise ConfigError(f"{name!r}: converter {target_fn!r} of plugin {plugin!r} for format "
+                          f"{fmt!r} failed: {type(e).__name__}: {e}") from e
+    flat = flatten_state(tensors, name, prefix)
+    if not flat:
+        raise WeightsError(f"{name!r}: converter {target_fn!r} returned no tensor")
+    return save_safetensors(flat, target)
+
+
+def plugin_converters() -> dict[str, tuple[str, str]]:
+    """Format -> (plugin, ``"module:function"``) from every plugin's ``zoo_converters``; the
+    first plugin to claim a format keeps it."""
+    from ._registry import REGISTRY
+
+    REGISTRY.components()  # loads the plugins
+    found: dict[str, tuple[str, str]] = {}
+    for impl in reversed(REGISTRY.pm.hook.zoo_converters.get_hookimpls()):  # registration order
+        result = impl.function()
+        if not isinstance(result, Mapping) or not all(
+                isinstance(k, str) and FORMAT_NAME.fullmatch(k) and k not in FORMATS
+                and isinstance(v, str) and ":" in v for k, v in result.items()):
+            raise ConfigError(f"plugin {impl.plugin_name!r}: zoo_converters returned "
+                              f"{_short(result)}; return {{'format': 'module:function'}}")
+        for fmt, fn in result.items():
+            found.setdefault(fmt, (impl.plugin_name, fn))
+    return found
 
 
 def flatten_state(obj: Any, name: str, prefix: str = "") -> dict[str, Any]:

@@ -32,6 +32,13 @@ def zoo_task_runners() -> dict[str, str | dict[str, Any]]:
     raise NotImplementedError
 
 
+@hookspec
+def zoo_converters() -> dict[str, str]:
+    """Map a weight format (a catalogue ``convert.<file>.format``) to ``"module:function"``;
+    ``function(path)`` reads the file and returns a dict of tensors (imported on first use)."""
+    raise NotImplementedError
+
+
 @hookspec(firstresult=True)
 def zoo_foreign_config(config: dict[str, Any]) -> dict[str, Any] | None:
     """Recognise a ``config.json`` not written by zoo; return ``{component, config, layout}``."""

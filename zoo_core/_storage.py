@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ._catalog import Entry, check_entry_name
-from ._errors import FetchError, IntegrityError, WeightsError, ZooError
+from ._errors import ConfigError, FetchError, IntegrityError, WeightsError, ZooError
 from ._files import atomic_write, sha256_file
 from ._sources import copy_file, discard, first_line, hub_etag, locate, refusal
 
@@ -457,13 +457,13 @@ class Store:
                 if conv:
                     source_digest, out = actual, self._tmp(".safetensors")
                     try:
-                        from ._convert import convert_torch
+                        from ._convert import convert_file
 
-                        convert_torch(tmp, out, name=wanted, prefix=conv.prefix)
-                    except WeightsError as e:
+                        convert_file(conv.format, tmp, out, name=wanted, prefix=conv.prefix)
+                    except (WeightsError, ConfigError) as e:
                         out.unlink(missing_ok=True)
-                        raise WeightsError(f"entry {entry.name!r}, file {fname!r} from "
-                                           f"{source}: {e}") from None
+                        raise type(e)(f"entry {entry.name!r}, file {fname!r} from "
+                                      f"{source}: {e}") from None
                     tmp.unlink()
                     tmp, actual = out, sha256_file(out)
                     if expected and actual != expected:

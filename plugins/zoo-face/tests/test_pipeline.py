@@ -161,8 +161,8 @@ def test_face_verify_needs_a_face_and_a_model(detector, recognizer_dir, tmp_path
     assert main(["run", "face-verify", HOPPER, str(coffee), "--model",
                  f"dir:{recognizer_dir[0]}"]) == 1
     assert f"no face found in {str(coffee)!r}" in capsys.readouterr().err
-    assert main(["run", "face-verify", HOPPER, HOPPER]) == 1
-    assert "--model" in capsys.readouterr().err
+    assert main(["run", "face-verify", HOPPER, HOPPER, "--model", "face-verify"]) == 1
+    assert "'face-verify' is a face detector" in capsys.readouterr().err
     assert main(["run", "mtcnn", str(tmp_path / "missing.jpg")]) == 1
     assert "missing.jpg" in capsys.readouterr().err
 

@@ -184,9 +184,15 @@ class MTCNN(zoo.Model):
         super().__init__(config)
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
 
-    def forward(self, windows12: Tensor, windows24: Tensor, windows48: Tensor
-                ) -> dict[str, Tensor]:
+    def forward(self, windows12: Tensor, windows24: Tensor | None = None,
+                windows48: Tensor | None = None) -> dict[str, Tensor]:
         """Each net on normalised windows ((x − 127.5) / 128): logits, offsets, landmarks."""
+        if windows24 is None or windows48 is None:  # mtcnn(img), as facenet-pytorch is called
+            raise zoo.InputError(
+                f"MTCNN's forward runs its three nets on windows (windows12, windows24, "
+                f"windows48); it got one {type(windows12).__name__}. For the faces in an image "
+                "call mtcnn.detect(img) (boxes, scores, landmarks), and for aligned crops "
+                "zoo_face.pipeline.FacePipeline(mtcnn)(img)")
         for size, windows in ((12, windows12), (24, windows24), (48, windows48)):
             check_crops(windows, 3, size, name=f"windows{size}")
         p_score, p_box = self.pnet(windows12)

@@ -62,6 +62,13 @@ def zoo_components():
                   summary="pair verification: K-fold accuracy, ROC/AUC, TAR@FAR (streaming)",
                   tags=["face", "verification"],
                   paper="http://vis-www.cs.umass.edu/lfw/lfw.pdf"),
+        component("model:dlib-resnet", "zoo_face.dlib_resnet:DlibResNet",
+                  summary="dlib's face ResNet (29 conv, 128-d, distance < 0.6: same person)",
+                  tags=["face", "recognition", "vision"],
+                  paper="http://blog.dlib.net/2017/02/high-quality-face-recognition-with-deep.html"),
+        component("metric:identification", "zoo_face.identification:Identification",
+                  summary="1:N identification: rank-1 accuracy and TAR@FAR (open set)",
+                  tags=["face", "identification"]),
         component("loss:partial-fc", "zoo_face.partial_fc:PartialFC",
                   summary="Partial FC: class centres sharded over ranks, sampled negatives",
                   tags=["face", "margin-loss", "distributed"],
@@ -81,9 +88,9 @@ def zoo_task_runners():
     return {
         "face-detection": {
             "runner": "zoo_face.tasks:detect_faces",
-            "usage": "IMAGE [IMAGE ...] [--out PATH]: image paths; --out PATH writes the (one) "
-                     "image with its detections drawn",
-            "options": ["--out"],
+            "usage": "IMAGE [IMAGE ...] [--out PATH] [--max-pixels N]: image paths; --out PATH "
+                     "writes the (one) image with its detections drawn",
+            "options": ["--out", "--max-pixels"],
             "schema": {"description": "every face found: its image, score, box x1,y1,x2,y2 "
                                       "and five landmarks x,y (pixels)",
                        "type": "object", "required": ["faces"],
@@ -91,16 +98,35 @@ def zoo_task_runners():
         "face-verification": {
             "runner": "zoo_face.tasks:verify_faces",
             "usage": "IMAGE IMAGE [--model ENTRY] [--threshold T]: two image paths; --model a "
-                     "recognition entry, dir:/path or hf:org/repo@rev; --threshold the "
-                     "decision threshold (default: the model's calibrated one)",
-            "at_least": 2, "options": ["--model", "--threshold"],
-            "schema": {"description": "the cosine of the two best faces' embeddings, the "
-                                      "threshold, and whether they are the same person",
-                       "type": "object", "required": ["cosine", "threshold", "same"],
-                       "properties": {"cosine": {"type": "number"},
+                     "recognition entry, dir:/path or hf:org/repo@rev (default dlib-resnet-v1: "
+                     "Euclidean distance, same below 0.6); --threshold the decision threshold",
+            "at_least": 2,
+            "options": ["--model", "--threshold", "--alignment", "--max-pixels"],
+            "schema": {"description": "the distance (dlib-resnet-v1) or cosine (other models) "
+                                      "of the two best faces' descriptors, the threshold, and "
+                                      "whether they are the same person",
+                       "type": "object", "required": ["threshold", "same"],
+                       "properties": {"distance": {"type": "number"},
+                                      "cosine": {"type": "number"},
                                       "threshold": {"type": "number"},
-                                      "same": {"type": "boolean"}}}},
+                                      "same": {"type": "boolean"},
+                                      "model": {"type": "string"}}}},
+        "face-identification": {
+            "runner": "zoo_face.tasks:identify_faces",
+            "usage": "IMAGE [IMAGE ...] --gallery DIR|FILE [--top K] [--threshold D]: photos to "
+                     "search; --gallery DIR/<name>/<photo> folders or a saved .safetensors",
+            "options": ["--gallery", "--top", "--threshold", "--save", "--max-pixels"],
+            "schema": {"description": "per face found: its image, score and the top-k "
+                                      "identities with their distances",
+                       "type": "object", "required": ["faces"],
+                       "properties": {"faces": {"type": "array", "items": {"type": "object"}}}}},
     }
+
+
+@hookimpl
+def zoo_converters():
+    return {"dlib-resnet": "zoo_face.dlib_format:read_resnet",
+            "dlib-shape-predictor": "zoo_face.dlib_format:read_shape_predictor"}
 
 
 @hookimpl

@@ -1,9 +1,14 @@
-"""``zoo run`` task runners: face detection and face verification.
+"""``zoo run`` task runners: face detection, verification and identification.
 
 Example:
     $ zoo run mtcnn photo.jpg --out annotated.png
     $ zoo --json run mtcnn photo.jpg
-    $ zoo run face-verify a.jpg b.jpg --model my-iresnet [--threshold 0.3]
+    $ zoo run face-verify a.jpg b.jpg                  # dlib-resnet-v1: distance < 0.6 = same
+    $ zoo run face-verify a.jpg b.jpg --model my-iresnet [--threshold 0.3]   # cosine models
+    $ zoo run face-identify photo.jpg --gallery people/ [--top 3] [--save people.safetensors]
+
+Every result's ``inputs`` are the image paths alone (flags are settings, not inputs), and its
+``rows`` hold numbers as numbers.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ from typing import Any
 
 import zoo_core as zoo
 
-_COLUMNS = ["image", "face", "score", "box x1,y1,x2,y2", "landmarks x,y ×5"]
+_COLUMNS = ["image", "face", "score", "box", "landmarks"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # a usage error, so `zoo` prints it and exits 2
-        raise zoo.UsageError(f"{message}; usage: {self.format_usage().strip()}")
+        raise zoo.UsageError(f"{message}; {self.format_usage().strip()}")  # "usage: zoo run …"
 
 
 MAX_PIXELS = 50_000_000
@@ -94,10 +99,6 @@ def draw(image: Any, faces: Any) -> Any:
     return out
 
 
-def _points(points: list[list[float]]) -> str:
-    return " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-
-
 def detect_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     """``zoo run <detector entry> IMAGE... [--out annotated.png]``."""
     parser = _Parser(prog=f"zoo run {entry_name}", add_help=False)
@@ -120,45 +121,127 @@ def detect_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
             score = round(float(f.scores[i]), 6)
             faces.append({"image": path, "face": i, "score": score, "box": box,
                           "landmarks": marks})
-            rows.append([Path(path).name, i, score, _points([box[:2], box[2:]]),
-                         _points(marks)])
+            rows.append([Path(path).name, i, score, box, marks])
     if args.out:
         with zoo.atomic_path(Path(args.out)) as tmp:
             draw(images[0], found[0]).save(tmp, format=out_format)
     return {"title": f"{entry_name}: {len(faces)} face(s)" +
             (f", drawn in {args.out}" if args.out else ""),
-            "columns": _COLUMNS, "rows": rows, "faces": faces}
+            "columns": _COLUMNS, "rows": rows, "faces": faces, "inputs": args.images}
 
 
 def verify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
-    """``zoo run face-verify A B --model <recognition entry> [--threshold T]``."""
-    from .pipeline import FacePipeline
-
+    """``zoo run face-verify A B [--model ENTRY] [--threshold T]``: dlib-resnet-v1 (Euclidean
+    distance, same below 0.6) unless ``--model`` names another recognition model (cosine)."""
     parser = _Parser(prog=f"zoo run {entry_name}", add_help=False)
     parser.add_argument("images", nargs=2)
-    parser.add_argument("--model", required=True,
-                        help="recognition entry, dir:/path or hf:org/repo@rev")
+    parser.add_argument("--model", help="recognition entry, dir:/path or hf:org/repo@rev "
+                        "(default: dlib-resnet-v1)")
     parser.add_argument("--threshold", type=float,
-                        help="cosine threshold (default: the model's calibrated one)")
+                        help="decision threshold (default: the model's: 0.6 for dlib's distance)")
+    parser.add_argument("--alignment", default="shape-predictor",
+                        choices=["shape-predictor", "mtcnn-template"])
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="refuse larger images before decoding them")
     args = parser.parse_args(inputs)
-    images = [_open(p, args.max_pixels) for p in args.images]
-    chain = FacePipeline(entry_name, recognizer=args.model)
+    model = _recognizer(args.model)
+    if getattr(model, "landmarks", None) is not None:
+        return _verify_dlib(entry_name, args, model)
+    return _verify_cosine(entry_name, args, model)
+
+
+def _recognizer(name: str | None) -> Any:
+    from .mtcnn import MTCNN
+    from .recognize import RECOGNIZER, load_recognizer
+
+    if name is None:
+        return load_recognizer(RECOGNIZER)
+    model = zoo.load(name)
+    if isinstance(model, MTCNN) or not hasattr(model, "forward"):
+        raise zoo.InputError(f"--model {name!r} is a face detector ({type(model).__name__}), "
+                             "not a recognition model; leave --model out to use "
+                             f"{RECOGNIZER!r}, or name a recognition entry (`zoo list "
+                             "--kind model`)")
+    return model
+
+
+def _best(path: str, faces: list[Any]) -> Any:
+    if not faces:
+        raise zoo.InputError(f"no face found in {path!r}; pass a photo with a visible face")
+    return max(faces, key=lambda f: float(f.score))
+
+
+def _verify_dlib(entry_name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    from .recognize import DlibChain
+
+    chain = DlibChain(recognizer=model, alignment=args.alignment, threshold=args.threshold)
+    found = chain([_open(p, args.max_pixels) for p in args.images])
+    a, b = (_best(p, f) for p, f in zip(args.images, found, strict=True))
+    distance = round(chain.distance(a, b), 6)
+    same = distance < chain.threshold
+    name = args.model or "dlib-resnet-v1"
+    return {"title": f"{args.images[0]} vs {args.images[1]} ({name}, Euclidean distance)",
+            "columns": ["distance", "threshold", "same"],
+            "rows": [[distance, chain.threshold, same]],
+            "distance": distance, "threshold": chain.threshold, "same": same,
+            "model": name, "inputs": args.images}
+
+
+def _verify_cosine(entry_name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    from .pipeline import FacePipeline
+
+    chain = FacePipeline(entry_name, recognizer=model)
     threshold = args.threshold
     if threshold is None:
-        threshold = getattr(chain.recognizer.config, "threshold", None)
+        threshold = getattr(model.config, "threshold", None)
     if threshold is None:
         raise zoo.ConfigError(f"{args.model!r} has no calibrated verification threshold "
                               "(config field 'threshold'); pass --threshold T")
-    best = []
-    for path, faces in zip(args.images, chain(images), strict=True):
-        if not faces:
-            raise zoo.InputError(f"no face found in {path!r}")
-        best.append(max(faces, key=lambda f: float(f.score)))
-    cosine = float(best[0].embedding @ best[1].embedding)
+    found = chain([_open(p, args.max_pixels) for p in args.images])
+    a, b = (_best(p, f) for p, f in zip(args.images, found, strict=True))
+    cosine = round(float(a.embedding @ b.embedding), 6)
     same = cosine >= threshold
-    return {"title": f"{args.images[0]} vs {args.images[1]} ({args.model})",
-            "columns": ["cosine", "threshold", "verdict"],
-            "rows": [[round(cosine, 6), threshold, "same" if same else "different"]],
-            "cosine": cosine, "threshold": threshold, "same": same}
+    return {"title": f"{args.images[0]} vs {args.images[1]} ({args.model}, cosine)",
+            "columns": ["cosine", "threshold", "same"],
+            "rows": [[cosine, threshold, same]],
+            "cosine": cosine, "threshold": threshold, "same": same, "model": args.model,
+            "inputs": args.images}
+
+
+def identify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
+    """``zoo run face-identify PHOTO... --gallery DIR|FILE.safetensors [--top K]``."""
+    from .gallery import FaceGallery
+    from .recognize import DlibChain, load_recognizer
+
+    parser = _Parser(prog=f"zoo run {entry_name}", add_help=False)
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("--gallery", required=True,
+                        help="DIR/<name>/<photo> folders, or a gallery saved as .safetensors")
+    parser.add_argument("--top", type=int, default=3, help="identities per face (default 3)")
+    parser.add_argument("--threshold", type=float, help="match distance (default 0.6)")
+    parser.add_argument("--save", help="also save the enrolled gallery to this .safetensors")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="refuse larger images before decoding them")
+    args = parser.parse_args(inputs)
+    if args.top < 1:
+        raise zoo.InputError(f"--top {args.top!r} must be at least 1")
+    chain = DlibChain(recognizer=load_recognizer(), threshold=args.threshold)
+    source = Path(args.gallery)
+    if source.is_file():
+        gallery = FaceGallery.load(source, chain)
+        gallery.threshold = args.threshold if args.threshold is not None else gallery.threshold
+    else:
+        gallery = FaceGallery.enrol_folders(source, chain, args.threshold)
+    if args.save:
+        gallery.save(args.save)
+    faces, rows = [], []
+    for path in args.images:
+        for found in gallery.search(_open(path, args.max_pixels), args.top):
+            faces.append({"image": path, **found})
+            top = found["candidates"][0]
+            rows.append([Path(path).name, found["face"], found["score"], top["identity"],
+                         top["distance"], top["match"]])
+    return {"title": f"{len(faces)} face(s) against {len(gallery.names)} identities "
+                     f"({args.gallery})",
+            "columns": ["image", "face", "score", "nearest", "distance", "match"],
+            "rows": rows, "faces": faces, "inputs": args.images}
