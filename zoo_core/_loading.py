@@ -135,11 +135,47 @@ def _instantiate(entry: Entry, folder: Path, device: Any, dtype: Any,
     else:
         from ._weights import build_loaded, read_safetensors
 
-        state = read_safetensors([folder / w for w in weights])
-        model = build_loaded(factory, config, state, entry.layout)
+        layout, paths = entry.layout, [folder / w for w in weights]
+        if layout is not None:  # a foreign layout: converted once per file, kept in the store
+            fused = _converted(entry, comp, factory, config, paths)
+            if fused is not None:
+                layout, paths = None, [fused]
+        model = build_loaded(factory, config, read_safetensors(paths), layout)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()
+
+
+def _converted(entry: Entry, comp: Any, factory: Any, config: Any,
+               paths: list[Path]) -> Path | None:
+    """The model's own state dict converted from ``entry``'s foreign ``layout``, as a file
+    derived once (``zoo.derived``) from the verified weights; None when their digests are
+    not pinned (a ``dir:`` folder)."""
+    import hashlib
+
+    from ._config import config_to_dict
+    from ._derived import derived
+    from ._weights import build_loaded, read_safetensors, state_dict_for_save
+
+    if entry.name.startswith(("dir:", "hf:")):  # read in place, or pinned by the Hub's commit
+        return None
+    pins = STORE.pins(entry)
+    digests = [pins.get(p.name, "") for p in paths]
+    if not all(digests):
+        return None
+    source = digests[0] if len(digests) == 1 else hashlib.sha256(
+        "".join(f"{p.name} {d}\n" for p, d in zip(paths, digests, strict=True)).encode()
+    ).hexdigest()
+    report = REGISTRY.reports.get(comp.plugin)
+    settings = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True).encode())
+    name = (f"{entry.component}/{entry.layout}@{comp.plugin}-"
+            f"{report.version if report else ''}-{settings.hexdigest()[:16]}")
+
+    def build() -> dict[str, Any]:
+        model = build_loaded(factory, config, read_safetensors(paths), entry.layout)
+        return state_dict_for_save(model)
+
+    return derived(source, name, build)
 
 
 def _check_size(factory: Any, config: Any, limit: int | None, where: str) -> None:
