@@ -25,6 +25,7 @@ from . import checks
 from ._api import create, info, list
 from ._catalog import CATALOG, Entry, Source, parse_source
 from ._config import build_config, config_from_dict, config_to_dict
+from ._derived import derived
 from ._errors import (
     CatalogError,
     ConfigError,
@@ -84,6 +85,7 @@ __all__ = [
     "Metric", "Model", "PluginError", "Source", "Tokenizer", "Transform", "UnknownNameError",
     "UnsupportedError", "UsageError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
     "build_config", "checks", "component", "config_from_dict", "config_to_dict", "create",
+    "derived",
     "hookimpl", "info", "list", "load", "load_state_dict", "load_tokenizer", "parse_source",
     "progress", "push", "read_safetensors", "register_plugin", "save", "save_safetensors",
     "sha256_file", "Task", "task", "unregister_plugin",

@@ -15,6 +15,7 @@ entry or file whose config sets a caller-only flag (``trust_pattern`` …) is re
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -91,13 +92,50 @@ def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = 
         model = build_sized(factory, config, limit, where, meta=False,
                             activations=activations)
     else:
-        state = read_safetensors(weights)
-        _warn_nonfinite(entry, weights, state)
-        model = build_loaded(factory, config, state, entry.layout, limit=limit, where=where,
+        layout, paths = entry.layout, weights
+        if layout is not None:  # a foreign layout: converted once per file, kept in the store
+            fused = _converted(entry, comp, factory, config, weights)
+            if fused is not None:
+                layout, paths = None, [fused]
+        state = read_safetensors(paths)
+        _warn_nonfinite(entry, weights, state if paths is weights else None)
+        model = build_loaded(factory, config, state, layout, limit=limit, where=where,
                              allow_cast=allow_cast, activations=activations)
     if dtype is not None or device is not None:
         model.to(device=device, dtype=dtype)
     return model.eval()
+
+
+def _converted(entry: Entry, comp: Any, factory: Any, config: Any,
+               paths: list[Path]) -> Path | None:
+    """The model's own state dict converted from ``entry``'s foreign ``layout``, as a file
+    derived once (``zoo.derived``) from the verified weights; None when their digests are
+    not pinned (a ``dir:`` folder)."""
+    import hashlib
+
+    from ._config import config_to_dict
+    from ._derived import derived
+    from ._weights import build_loaded, read_safetensors, state_dict_for_save
+
+    if entry.name.startswith(("dir:", "hf:")):  # read in place, or pinned by the Hub's commit
+        return None
+    pins = STORE.pins(entry)
+    digests = [pins.get(p.name, "") for p in paths]
+    if not all(digests):
+        return None
+    source = digests[0] if len(digests) == 1 else hashlib.sha256(
+        "".join(f"{p.name} {d}\n" for p, d in zip(paths, digests, strict=True)).encode()
+    ).hexdigest()
+    report = REGISTRY.reports.get(comp.plugin)
+    settings = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True).encode())
+    name = (f"{entry.component}/{entry.layout}@{comp.plugin}-"
+            f"{report.version if report else ''}-{settings.hexdigest()[:16]}")
+
+    def build() -> dict[str, Any]:
+        model = build_loaded(factory, config, read_safetensors(paths), entry.layout)
+        return state_dict_for_save(model)
+
+    return derived(source, name, build)
 
 
 def _config(entry: Entry, folder: Path, factory: Any, where: str) -> Any:
@@ -128,8 +166,9 @@ def available_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any]) -> None:
-    """Warn about NaN/Inf weights; a blob's scan is recorded, so a warm load reads one line."""
+def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any] | None) -> None:
+    """Warn about NaN/Inf weights; a blob's scan is recorded, so a warm load reads one line
+    (``state``: the files' tensors, read here when None and a scan is needed)."""
     from ._safetensors import safetensors_header
     from ._weights import nonfinite_in
 
@@ -140,8 +179,11 @@ def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any]) ->
         if bad is None and digest:
             bad = STORE.scan(digest)
         if bad is None:
+            from ._weights import read_safetensors
+
+            held = state if state is not None else read_safetensors([path])
             keys = set(safetensors_header(path) or {}) - {"__metadata__"}
-            bad = nonfinite_in({k: state[k] for k in keys if k in state})
+            bad = nonfinite_in({k: held[k] for k in keys if k in held})
             if digest:
                 STORE.record_scan(digest, bad)
         if digest:

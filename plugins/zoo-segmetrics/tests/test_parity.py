@@ -236,3 +236,29 @@ def test_confusion_matches_torchmetrics(tmp_path):
     assert table["columns"][:3] == ["class", "pixels", "iou"]
     assert [r[1] for r in table["rows"]] == ref["confusion_matrix"].sum(1).tolist()
     assert [r[2] for r in table["rows"]] == pytest.approx(ref["iou"], abs=5e-5)
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_counts_split_over_threads_equal_torchmetrics(monkeypatch, per_image) -> None:
+    """The bincount in parts (on torch's threads) counts what torchmetrics' confusion matrix
+    does, ignored pixels and a negative ignore_index included; a bad target still raises."""
+    from zoo_segmetrics import _confmat
+
+    monkeypatch.setattr(_confmat, "_SPLIT", 1000)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    g = torch.Generator().manual_seed(3)
+    C = 7
+    for ignore in (IGNORE, -100):
+        target = torch.randint(0, C, (4, 40, 50), generator=g)
+        target[torch.rand(target.shape, generator=g) < 0.2] = ignore
+        preds = torch.randint(0, C, target.shape, generator=g)
+        ours = zoo.create("metric:segmentation", num_classes=C, ignore_index=ignore,
+                          aggregation="image" if per_image else "dataset")
+        ours.update(preds, target)
+        peer = MulticlassConfusionMatrix(C, ignore_index=ignore)
+        peer.update(preds, target)
+        assert torch.equal(ours.compute()["confusion_matrix"], peer.compute())
+        bad = target.clone()
+        bad[3, 39, 49] = 300  # past the last row, in the last part
+        with pytest.raises(zoo.InputError, match="300"):
+            ours.update(preds, bad)

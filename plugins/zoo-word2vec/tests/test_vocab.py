@@ -5,6 +5,7 @@ import torch
 from gensim.models import Word2Vec as GensimWord2Vec
 from zoo_word2vec.vocab import (
     Vocab,
+    alias_table,
     count_words,
     expected_code_length,
     huffman,
@@ -74,6 +75,19 @@ def test_noise_distribution_is_unigram_to_three_quarters():
     freq = torch.bincount(table.long(), minlength=5).double() / table.numel()
     p = counts.double() ** 0.75
     torch.testing.assert_close(freq, p / p.sum(), atol=2e-6, rtol=0)
+
+
+def test_alias_tables_give_unigram_to_three_quarters_exactly():
+    """Each column's mass (cut / 2**32 to itself, the rest to its alias) adds up, over the
+    columns, to counts**0.75 normalised (Mikolov et al. sec. 2.2), within the 2**-32 cuts."""
+    g = torch.Generator().manual_seed(0)
+    counts = torch.cat([torch.tensor([100_000, 3000, 50, 7, 5, 5]),
+                        torch.randint(5, 2000, (500,), generator=g)])
+    cut, alias = alias_table(unigram_cdf(counts, 0.75))
+    own = cut.double() / 2**32
+    mass = own + torch.zeros_like(own).index_add_(0, alias.long(), 1 - own)
+    p = counts.double() ** 0.75
+    torch.testing.assert_close(mass / counts.numel(), p / p.sum(), atol=1e-9, rtol=0)
 
 
 @pytest.mark.parametrize("corpus, match", [

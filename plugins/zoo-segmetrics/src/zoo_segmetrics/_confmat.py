@@ -19,6 +19,8 @@ Input modes:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 from torch import Tensor
 
@@ -187,8 +189,9 @@ def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: in
     ``bincount`` of ``target * C + label`` over every pixel, ignored ones included: the target
     values from ``min(0, ignore_index)`` to ``max(C - 1, ignore_index)`` each get a row of C
     bins, the ignored row is dropped afterwards, and with ``validate`` a count in any other
-    row outside [0, C) is a bad target label. That is two passes over the inputs (the index,
-    its min/max) besides the count; no mask is built.
+    row outside [0, C) is a bad target label; a target below the first row or past the last
+    one shows in ``bincount``'s own min/max (an error, or more bins than asked for). That is
+    one pass over the inputs (the index) besides the count; no mask is built.
 
     Returns:
         multiclass/binary: (C, C), or (N, C, C) with ``per_image``;
@@ -200,20 +203,28 @@ def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: in
     n = target.shape[0] if target.dim() else 1
     low = min(0, ignore_index) if ignore_index is not None else 0  # target value of row 0
     rows = (max(C - 1, ignore_index) if ignore_index is not None else C - 1) - low + 1
-    wide = target.dtype in (torch.int32, torch.int64) or rows * C >= 2**31
+    bins = n * rows * C if per_image else rows * C
+    # int64 targets give an int64 index (the add's fast path, no cast); narrower ones int32
+    wide = target.dtype == torch.int64 or bins >= 2**31
     idx = torch.empty(n, target[0].numel() if target.dim() else 1, device=target.device,
                       dtype=torch.int64 if wide else torch.int32)
     torch.add(labels.reshape(n, -1), target.reshape(n, -1), alpha=C, out=idx)  # t * C + p
     if low:
         idx -= low * C
-    if validate and idx.numel():
-        lo, hi = torch.stack(torch.aminmax(idx)).tolist()
-        if lo < 0 or hi >= rows * C:
-            raise_out_of_range(labels, target, C, ignore_index, mode)
-    if per_image:
+    if per_image:  # a target past the last row would count in the next image: check first
+        if validate and idx.numel():
+            lo, hi = torch.stack(torch.aminmax(idx)).tolist()
+            if lo < 0 or hi >= rows * C:
+                raise_out_of_range(labels, target, C, ignore_index, mode)
         idx += torch.arange(n, device=idx.device, dtype=idx.dtype).view(n, 1) * (rows * C)
-    counts = torch.bincount(idx.view(-1), minlength=n * rows * C)[:n * rows * C]
-    counts = counts.view(n, rows, C)
+    try:  # bincount reads the index's min and max itself: no pass of ours checks its range
+        counts = bincount(idx.view(-1), bins)
+    except RuntimeError:  # a negative index: a target below the lowest row
+        raise_out_of_range(labels, target, C, ignore_index, mode)
+        raise
+    if validate and counts.numel() > bins:  # a target past the last row
+        raise_out_of_range(labels, target, C, ignore_index, mode)
+    counts = counts[:bins].view(n if per_image else 1, rows, C)
     if validate:
         other = torch.ones(rows, dtype=torch.bool)
         other[-low:C - low] = False
@@ -224,7 +235,32 @@ def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: in
     cm = counts[:, -low:C - low]
     if ignore_index is not None and 0 <= ignore_index < C:
         cm[:, ignore_index] = 0  # the ignored pixels, whatever their prediction
-    return cm if per_image else cm.sum(0) if n > 1 else cm[0]
+    return cm if per_image else cm[0]
+
+
+_SPLIT = 1 << 20  # indices per thread below which one bincount call is as fast
+_pool: ThreadPoolExecutor | None = None
+
+
+def bincount(idx: Tensor, bins: int) -> Tensor:
+    """``torch.bincount(idx, minlength=bins)``, in parts on torch's CPU threads.
+
+    ATen's CPU bincount is one serial loop; the parts run on a small thread pool (each call
+    releases the GIL) and their counts are added. A part longer than ``bins`` (an index past
+    it) makes the result as long as the longest part, as one call would be.
+    """
+    threads = min(torch.get_num_threads(), idx.numel() // _SPLIT)
+    if idx.device.type != "cpu" or threads < 2:
+        return torch.bincount(idx, minlength=bins)
+    global _pool
+    if _pool is None or _pool._max_workers < threads:
+        _pool = ThreadPoolExecutor(threads, thread_name_prefix="zoo-bincount")
+    parts = list(_pool.map(lambda part: torch.bincount(part, minlength=bins),
+                           idx.tensor_split(threads)))
+    total = torch.zeros(max(map(len, parts)), dtype=parts[0].dtype)
+    for part in parts:
+        total[:len(part)] += part
+    return total
 
 
 def _multilabel(labels: Tensor, target: Tensor, C: int, ignore_index: int | None,

@@ -16,6 +16,7 @@ Heads (masked LM, pre-training, classification, sentence embedding) live in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -197,15 +198,18 @@ class BertModel(Model):
         super().__init__(config)
         c = config
         device = torch.get_default_device()
-        with torch.device("meta"):  # allocate once, initialise once (below), not twice
+        on_meta = device.type == "meta"  # a loader's build: the weights come from a file
+        # allocate once, initialise once (below), not twice
+        with contextlib.nullcontext() if on_meta else torch.device("meta"):
             self.embeddings = Embeddings(c)
             self.project = nn.Linear(c.embedding_dim, c.hidden_size) \
                 if c.embedding_dim != c.hidden_size else None
             self.layers = nn.ModuleList(EncoderLayer(c)
                                         for _ in range(1 if c.share_layers else c.num_layers))
             self.pooler = Pooler(c.hidden_size) if c.pooler and with_pooler else None
-        self.to_empty(device=device)
-        self.apply(init_weights)
+        if not on_meta:
+            self.to_empty(device=device)
+            self.apply(init_weights)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None) -> EncoderOutput:

@@ -8,7 +8,8 @@ For every centre word ``w_i`` of a chunk and every context word ``w_j`` of its r
     CBOW:       h = (1/n) Σ_j v_{w_j} (or Σ), predict w_i, then every v_{w_j} += e (e/n for Σ)
 
 where for each output row ``u`` with label ``y`` (the word and ``K`` noise words drawn from the
-unigram^0.75 table, or the Huffman path's nodes with ``y = 1 - code``) ``g = α (y - σ(u·h))``,
+unigram^0.75 distribution by its alias tables, or the Huffman path's nodes with
+``y = 1 - code``) ``g = α (y - σ(u·h))``,
 ``e += g u`` and ``u += g h``. Hierarchical softmax skips a node whose ``|u·h| >= 6`` (where
 the tool's sigmoid table ends); a noise word equal to the centre word is skipped.
 
@@ -16,7 +17,8 @@ Each step sees the weights as the previous step left them (no batching), which i
 C tool and gensim do; the Python side only subsamples and draws the reduced windows. The loop
 releases the GIL (``nogil``), so worker threads train chunks in parallel on shared weights
 without locks (Hogwild). Noise draws use the tool's linear congruential generator, seeded
-from the worker's torch generator, so one worker is deterministic.
+from the worker's torch generator, so one worker is deterministic; a noise draw takes two
+of its steps (a column of the alias tables, then 32 bits against that column's cut).
 
 numba compiles the loop on first use (cached on disk afterwards); where numba is missing the
 trainer uses the batched torch steps of :mod:`.sgd` instead.
@@ -53,9 +55,9 @@ def available() -> bool:
 
 def _train_chunk(syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: np.ndarray,
                  sid: np.ndarray, windows: np.ndarray, alpha: float, sg: bool, hs: bool,
-                 negative: int, cbow_mean: bool, noise: np.ndarray, points: np.ndarray,
-                 codes: np.ndarray, code_lengths: np.ndarray, seed: int,
-                 work: np.ndarray) -> tuple[float, int]:
+                 negative: int, cbow_mean: bool, noise_cut: np.ndarray,
+                 noise_alias: np.ndarray, points: np.ndarray, codes: np.ndarray,
+                 code_lengths: np.ndarray, seed: int, work: np.ndarray) -> tuple[float, int]:
     """Train one chunk in place; return (loss sum, predictions). ``work``: (2, D) scratch."""
     n, dim = ids.shape[0], syn0.shape[1]
     neu1, neu1e = work[0], work[1]
@@ -73,7 +75,8 @@ def _train_chunk(syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: n
                 for k in range(dim):
                     neu1e[k] = 0.0
                 step, rnd = _predict(syn0[ctx], neu1e, word, alpha, hs, negative, syn1neg,
-                                     syn1, noise, points, codes, code_lengths, rnd)
+                                     syn1, noise_cut, noise_alias, points, codes,
+                                     code_lengths, rnd)
                 loss += step
                 preds += 1
                 row = syn0[ctx]
@@ -97,8 +100,8 @@ def _train_chunk(syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: n
             if cbow_mean:
                 for k in range(dim):
                     neu1[k] *= inv
-            step, rnd = _predict(neu1, neu1e, word, alpha, hs, negative, syn1neg, syn1, noise,
-                                 points, codes, code_lengths, rnd)
+            step, rnd = _predict(neu1, neu1e, word, alpha, hs, negative, syn1neg, syn1,
+                                 noise_cut, noise_alias, points, codes, code_lengths, rnd)
             loss += step
             preds += 1
             if not cbow_mean:
@@ -114,9 +117,9 @@ def _train_chunk(syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: n
 
 
 def _predict(h: np.ndarray, neu1e: np.ndarray, word: int, alpha: float, hs: bool,
-             negative: int, syn1neg: np.ndarray, syn1: np.ndarray, noise: np.ndarray,
-             points: np.ndarray, codes: np.ndarray, code_lengths: np.ndarray,
-             rnd: int) -> tuple[float, int]:
+             negative: int, syn1neg: np.ndarray, syn1: np.ndarray, noise_cut: np.ndarray,
+             noise_alias: np.ndarray, points: np.ndarray, codes: np.ndarray,
+             code_lengths: np.ndarray, rnd: int) -> tuple[float, int]:
     """Score ``word`` from ``h``: update the output rows, accumulate ``e`` in ``neu1e``;
     return the loss and the noise generator's next state."""
     dim = h.shape[0]
@@ -139,8 +142,11 @@ def _predict(h: np.ndarray, neu1e: np.ndarray, word: int, alpha: float, hs: bool
         if d == 0:
             target, label = word, 1.0
         else:
+            rnd = (rnd * _LCG_MUL + _LCG_ADD) & _MASK48  # a column, then 32 bits for its cut
+            column = (rnd >> 16) % noise_cut.shape[0]
             rnd = (rnd * _LCG_MUL + _LCG_ADD) & _MASK48
-            target, label = noise[(rnd >> 16) % noise.shape[0]], 0.0
+            target = column if (rnd >> 16) < noise_cut[column] else noise_alias[column]
+            label = 0.0
             if target == word:
                 continue
         u = syn1neg[target]
@@ -180,7 +186,8 @@ if njit is not None:
 
 def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray | None,
                 ids: np.ndarray, sid: np.ndarray, windows: np.ndarray, alpha: float, *,
-                sg: bool, hs: bool, negative: int, cbow_mean: bool, noise: np.ndarray | None,
+                sg: bool, hs: bool, negative: int, cbow_mean: bool,
+                noise_cut: np.ndarray | None, noise_alias: np.ndarray | None,
                 points: np.ndarray | None, codes: np.ndarray | None,
                 code_lengths: np.ndarray | None, seed: int,
                 work: np.ndarray) -> tuple[float, int]:
@@ -191,7 +198,9 @@ def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray |
         ids: (N,) int64 word ids after subsampling; sid (N,) their sentence numbers.
         windows: (N,) int64 reduced window of each centre word.
         alpha: learning rate of the chunk.
-        noise: int32 unigram^0.75 table; points/codes (V, L), code_lengths (V,) Huffman paths.
+        noise_cut, noise_alias: (V,) int64 / int32 alias tables of the unigram^0.75
+            distribution (:func:`.vocab.alias_table`); points/codes (V, L), code_lengths (V,)
+            Huffman paths.
         seed: start of the noise generator.
         work: (2, D) float32 scratch owned by the calling thread.
     """
@@ -200,7 +209,8 @@ def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray |
     return _train_chunk(  # type: ignore[no-any-return]
         syn0, empty_rows if syn1neg is None else syn1neg, empty_rows if syn1 is None else syn1,
         ids, sid, windows, float(alpha), bool(sg), bool(hs), int(negative), bool(cbow_mean),
-        np.zeros(1, dtype=np.int32) if noise is None else noise,
+        np.zeros(1, dtype=np.int64) if noise_cut is None else noise_cut,
+        np.zeros(1, dtype=np.int32) if noise_alias is None else noise_alias,
         empty_ids if points is None else points, empty_ids if codes is None else codes,
         np.zeros(1, dtype=np.int64) if code_lengths is None else code_lengths,
         int(seed), work)

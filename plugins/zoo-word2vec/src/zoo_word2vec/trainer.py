@@ -153,8 +153,9 @@ class Trainer:
         if self.engine == "compiled":  # numpy views sharing the weights' memory
             self.weights_np = {name: p.data.numpy() for name, p in model.named_parameters()}
             self.tables_np = {k: v.numpy() for k, v in (
-                ("noise", self.noise), ("points", self.points), ("codes", self.codes),
-                ("lengths", self.lengths)) if v is not None}
+                ("noise_cut", tables.get("noise_cut")), ("noise_alias", tables.get("noise_alias")),
+                ("points", self.points), ("codes", self.codes), ("lengths", self.lengths))
+                if v is not None}
         self._lock = threading.Lock()
         self._done_words = 0
         self._loss = [0.0, 0]  # sum, predictions since the last report
@@ -206,7 +207,8 @@ class Trainer:
         return compiled.train_chunk(
             w["vectors"], w.get("syn1neg"), w.get("syn1"), ids.numpy(), sid.numpy(),
             windows.numpy(), alpha, sg=bool(cfg.sg), hs=bool(cfg.hs), negative=cfg.negative,
-            cbow_mean=bool(cfg.cbow_mean), noise=t.get("noise"), points=t.get("points"),
+            cbow_mean=bool(cfg.cbow_mean), noise_cut=t.get("noise_cut"),
+            noise_alias=t.get("noise_alias"), points=t.get("points"),
             codes=t.get("codes"), code_lengths=t.get("lengths"), seed=seed, work=work)
 
     def step(self, centre: Tensor, ctx: Tensor, valid: Tensor, alpha: float,

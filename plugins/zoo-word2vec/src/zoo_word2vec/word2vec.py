@@ -39,6 +39,7 @@ from .keyedvectors import KeyedVectors, read_saved
 from .trainer import Trainer, TrainReport
 from .vocab import (
     Vocab,
+    alias_table,
     count_words,
     decode_words,
     encode_words,
@@ -343,6 +344,7 @@ class Word2Vec(Model):
             if cfg.negative:
                 t["cdf"] = unigram_cdf(counts, cfg.ns_exponent)
                 t["noise_table"] = noise_table(t["cdf"])
+                t["noise_cut"], t["noise_alias"] = alias_table(t["cdf"])
             if cfg.hs:
                 t["points"], t["codes"], t["code_lengths"] = huffman(counts.tolist())
             self._tables = t
