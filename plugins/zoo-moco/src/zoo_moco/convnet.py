@@ -39,6 +39,9 @@ class ConvNet(Model):
 
     config_class = ConvNetConfig
     presets: ClassVar[dict[str, ConvNetConfig]] = PRESETS
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "a small backbone of this plugin's own, for tests and the digits "
+                           "run: no paper or peer publishes its count"}
 
     def __init__(self, config: ConvNetConfig) -> None:
         super().__init__(config)

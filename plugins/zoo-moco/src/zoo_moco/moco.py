@@ -126,6 +126,9 @@ class MoCo(Model):
 
     config_class = MoCoConfig
     presets: ClassVar[dict[str, MoCoConfig]] = PRESETS
+    contract_opt_outs: ClassVar[dict[str, str]] = {
+        "parameter_count": "two copies of the wrapped backbone plus the projection head; the "
+                           "presets wrap this plugin's own convnet, whose count no paper gives"}
 
     def __init__(self, config: MoCoConfig, backbone: nn.Module | None = None) -> None:
         super().__init__(config)
