@@ -47,7 +47,7 @@ def train_bpe(cls: Any, texts: Iterable[str], vocab_size: int, *, pattern: str =
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(splitter.split(text))
-    words = [(list(piece.encode("utf-8")), n) for piece, n in counts.items()]
+    words = [(piece.encode("utf-8"), n) for piece, n in counts.items()]
     merges = learn_merges(words, vocab_size - floor, 256, min_frequency)
     ranks = {bytes([b]): b for b in range(256)}
     by_id = {b: bytes([b]) for b in range(256)}

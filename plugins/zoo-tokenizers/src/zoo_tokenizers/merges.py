@@ -8,18 +8,34 @@ pairs it destroys and creates; a max-heap with lazy deletion finds the next best
 pair whose count grew gets a new entry: a shrunken pair's old entry is found stale when popped
 and re-queued with its current count). Each merge therefore costs time in the words it
 touches, not in the corpus.
+
+A word is held as a ``str`` with one character per symbol (symbol ids mapped to code points in
+order, the surrogates skipped), so that finding, counting and replacing a pair inside a word
+are ``str`` methods: ``str.replace`` merges the leftmost non-overlapping occurrences, as BPE
+does. A pair is its two-character string. A pair's word list may name a word twice or name a
+word that has since lost the pair: such a visit finds no occurrence and moves on.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from operator import add
 
-# A pair (a, b) is the int a << 32 | b: cheaper to hash than a tuple, and ordered like it. A heap
-# entry is that key minus count << 64: the highest count first, then the smallest pair.
-_SHIFT, _LOW = 32, (1 << 32) - 1
-_KEY = (1 << 64) - 1
+_SURROGATES, _SKIP = 0xD800, 0x800  # ids from 0xD800 up take the code points after the gap
+_MAX_ID = 0x10FFFF - _SKIP
+
+
+def _char(symbol: int) -> str:
+    if not 0 <= symbol <= _MAX_ID:
+        raise ValueError(f"symbol id {symbol!r} is outside 0..{_MAX_ID}; BPE ids are small ints")
+    return chr(symbol + _SKIP if symbol >= _SURROGATES else symbol)
+
+
+def _id(char: str) -> int:
+    cp = ord(char)
+    return cp - _SKIP if cp >= _SURROGATES else cp
 
 
 def learn_merges(
@@ -44,76 +60,71 @@ def learn_merges(
         >>> learn_merges([([0, 1, 2], 3), ([0, 1], 1)], 2, first_id=3)
         [(0, 1, 3), (3, 2, 4)]
     """
-    seqs: list[list[int]] = []
+    seqs: list[str] = []
     counts: list[int] = []
-    pair_count: dict[int, int] = defaultdict(int)
-    where: dict[int, set[int]] = defaultdict(set)
+    pair_count: dict[str, int] = defaultdict(int)
+    where: dict[str, list[int]] = defaultdict(list)
     for w, (symbols, n) in enumerate(words):
-        seqs.append(list(symbols))
+        # bytes (byte-level BPE) are ids 0..255 already: latin-1 maps them to the same chars
+        s = symbols.decode("latin-1") if isinstance(symbols, bytes) else "".join(
+            map(_char, symbols))
+        seqs.append(s)
         counts.append(n)
-        for p, k in Counter([x << _SHIFT | y for x, y in zip(symbols, symbols[1:],
-                                                              strict=False)]).items():
-            pair_count[p] += k * n
-            where[p].add(w)
-    heap = [p - (c << 64) for p, c in pair_count.items()]
+        for p in map(add, s, s[1:]):
+            pair_count[p] += n
+            where[p].append(w)
+    # A heap entry is (-count, pair): the highest count first, then the smallest pair (code
+    # points are ordered like the ids).
+    heap = [(-c, p) for p, c in pair_count.items()]
     heapq.heapify(heap)
+    _char(first_id + max(num_merges, 1) - 1)  # every new id has a character
+    floor = max(min_frequency, 1)
     merges: list[tuple[int, int, int]] = []
     while heap and len(merges) < num_merges:
-        entry = heapq.heappop(heap)
-        pair = entry & _KEY
+        negative, pair = heapq.heappop(heap)
         current = pair_count.get(pair, 0)
-        if -(entry >> 64) != current:  # stale entry: re-queue with the current count
+        if -negative != current:  # stale entry: re-queue with the current count
             if current > 0:
-                heapq.heappush(heap, pair - (current << 64))
+                heapq.heappush(heap, (-current, pair))
             continue
-        if current < max(min_frequency, 1):
+        if current < floor:
             break
         new = first_id + len(merges)
-        a, b = pair >> _SHIFT, pair & _LOW
-        merges.append((a, b, new))
-        touched: dict[int, int] = {}
-        new_left = new << _SHIFT
+        a, b, merged = pair[0], pair[1], _char(new)
+        merges.append((_id(a), _id(b), new))
+        # pairs with the new symbol, all born in this merge: their words (a lost pair's old
+        # heap entry goes stale)
+        born: dict[str, list[int]] = defaultdict(list)
         for w in where.pop(pair, ()):
             old = seqs[w]
-            try:
-                i = old.index(a)  # the symbols before the first ``a`` stay as they are
-            except ValueError:
+            head, hit, tail = old.partition(pair)
+            if not hit:
                 continue  # the word lost this pair to an earlier merge
-            n, size = counts[w], len(old)
-            out = old[:i]
-            left_done = False
-            while i < size:
-                if old[i] != a or i + 1 == size or old[i + 1] != b:
-                    out.append(old[i])
-                    i += 1
-                    continue
-                # an occurrence at i: the pairs around it change (pair_count, where and
-                # touched updated inline: a loss of ``gone``, a gain of ``born``)
-                if i and not left_done:
-                    born = out[-1] << _SHIFT | new
-                    pair_count[old[i - 1] << _SHIFT | a] -= n
-                    pair_count[born] += n
-                    where[born].add(w)
-                    touched[born] = 1
-                left_done = False
-                if i + 2 < size:
-                    nxt = old[i + 2]
-                    if nxt == a and i + 3 < size and old[i + 3] == b:  # next occurrence
-                        gone, born = b << _SHIFT | a, new_left | new
-                        left_done = True
-                    else:
-                        gone, born = b << _SHIFT | nxt, new_left | nxt
-                    pair_count[gone] -= n
-                    pair_count[born] += n
-                    where[born].add(w)
-                    touched[born] = 1
-                out.append(new)
-                i += 2
-            if len(out) != size:
-                seqs[w] = out
-        pair_count.pop(pair, None)
-        for p in touched:  # pairs born in this merge (a lost pair's old entry goes stale)
-            c = pair_count.get(p, 0)
-            if c > 0 and p != pair:
-                heapq.heappush(heap, p - (c << 64))
+            n = counts[w]
+            if pair not in tail:  # the common case: only the two neighbours' pairs change
+                seqs[w] = head + merged + tail
+                if head:
+                    left = head[-1]
+                    pair_count[left + a] -= n
+                    p = left + merged
+                    pair_count[p] += n
+                    born[p].append(w)
+                if tail:
+                    right = tail[0]
+                    pair_count[b + right] -= n
+                    p = merged + right
+                    pair_count[p] += n
+                    born[p].append(w)
+                continue
+            seqs[w] = out = old.replace(pair, merged)  # several occurrences: recount the word
+            for p in map(add, old, old[1:]):
+                pair_count[p] -= n
+            for p in map(add, out, out[1:]):
+                pair_count[p] += n
+                if merged in p:
+                    born[p].append(w)
+        del pair_count[pair]
+        where.update(born)
+        for p in born:
+            heapq.heappush(heap, (-pair_count[p], p))
     return merges
