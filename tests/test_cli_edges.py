@@ -67,7 +67,7 @@ TASKS = {"sentence-similarity": ["TEXT TEXT", '"similarity": [[number]]'],
          "face-verification": ["IMAGE IMAGE", "--model ENTRY", "--threshold T", '"distance"',
                                '"same": boolean'],
          "face-identification": ["IMAGE", "--gallery DIR", '"faces"'],
-         "text-generation": ["TEXT", '"generated_text"']}
+         "text-generation": ["TEXT", '"rows"', "generated_text"]}
 
 
 def test_run_help_describes_every_tasks_inputs_options_and_schema(tmp_path: Path) -> None:

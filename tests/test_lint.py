@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = [ROOT / "plugins", ROOT / "tests", ROOT / "benchmarks"]
 # zoo-core's own white-box tests (and the store's A/B benchmark) may reach its internals
 WHITE_BOX = {"test_store_fuzz.py", "test_store_integrity.py", "test_store_stress.py",
-             "test_convert.py", "test_tasks.py", "store_load.py", "test_lint.py"}
+             "test_convert.py", "test_tasks.py", "store_load.py", "test_lint.py",
+             "test_store_configs.py", "test_store_trust.py"}
 
 
 def _private_imports(path: Path, root: Path = ROOT) -> list[str]:

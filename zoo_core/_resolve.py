@@ -77,7 +77,10 @@ def read_config(path: Path, name: str) -> dict[str, Any]:
     where = f"{name!r}: {CONFIG_NAME}"
     try:
         doc = json.loads(path.read_text("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+    except RecursionError:
+        raise ConfigError(f"{where} is nested too deeply to read; rewrite it with "
+                          "model.save_pretrained()") from None
+    except (UnicodeDecodeError, ValueError) as e:
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(f"{where} is not valid JSON ({text[:200]}); rewrite it with "
                           "model.save_pretrained()") from None

@@ -133,7 +133,7 @@ def test_new_user_mistakes_name_the_fix(loaded, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["run", "face-verify", HOPPER, HOPPER, "--model", "face-verify"]) == 1
     assert "is a face detector" in capsys.readouterr().err
-    assert main(["run", "face-verify", HOPPER]) == 1
+    assert main(["run", "face-verify", HOPPER]) == 2  # too few inputs: a usage error
     err = capsys.readouterr().err
     assert err.count("usage:") == 1 and "zoo run face-verify" in err
     with pytest.raises(zoo.InputError, match=r"mtcnn\.detect\(img\)"):

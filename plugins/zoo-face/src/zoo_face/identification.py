@@ -99,3 +99,10 @@ class Identification(zoo.Metric):
             d[mated, y[mated]] -= 0.35 * torch.rand(int(mated.sum()), generator=g)
             out.append((d, y))
         return out
+
+    def bad_inputs(self) -> list[tuple[Tensor, Tensor]]:
+        d, y = self.example_batches()[0]
+        return [(d, y[:-1]),                        # one identity short
+                (d, y + 5),                         # identities past the gallery
+                (d, y.double()),                    # identities as floats
+                (d[0], y[:1])]                      # distances without the gallery axis

@@ -144,10 +144,11 @@ def verify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="refuse larger images before decoding them")
     args = parser.parse_args(inputs)
+    images = [_open(p, args.max_pixels) for p in args.images]  # bad images fail before loading
     model = _recognizer(args.model)
     if getattr(model, "landmarks", None) is not None:
-        return _verify_dlib(entry_name, args, model)
-    return _verify_cosine(entry_name, args, model)
+        return _verify_dlib(entry_name, args, model, images)
+    return _verify_cosine(entry_name, args, model, images)
 
 
 def _recognizer(name: str | None) -> Any:
@@ -171,11 +172,12 @@ def _best(path: str, faces: list[Any]) -> Any:
     return max(faces, key=lambda f: float(f.score))
 
 
-def _verify_dlib(entry_name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
+def _verify_dlib(entry_name: str, args: argparse.Namespace, model: Any,
+                 images: list[Any]) -> dict[str, Any]:
     from .recognize import DlibChain
 
     chain = DlibChain(recognizer=model, alignment=args.alignment, threshold=args.threshold)
-    found = chain([_open(p, args.max_pixels) for p in args.images])
+    found = chain(images)
     a, b = (_best(p, f) for p, f in zip(args.images, found, strict=True))
     distance = round(chain.distance(a, b), 6)
     same = distance < chain.threshold
@@ -187,7 +189,8 @@ def _verify_dlib(entry_name: str, args: argparse.Namespace, model: Any) -> dict[
             "model": name, "inputs": args.images}
 
 
-def _verify_cosine(entry_name: str, args: argparse.Namespace, model: Any) -> dict[str, Any]:
+def _verify_cosine(entry_name: str, args: argparse.Namespace, model: Any,
+                   images: list[Any]) -> dict[str, Any]:
     from .pipeline import FacePipeline
 
     chain = FacePipeline(entry_name, recognizer=model)
@@ -197,7 +200,7 @@ def _verify_cosine(entry_name: str, args: argparse.Namespace, model: Any) -> dic
     if threshold is None:
         raise zoo.ConfigError(f"{args.model!r} has no calibrated verification threshold "
                               "(config field 'threshold'); pass --threshold T")
-    found = chain([_open(p, args.max_pixels) for p in args.images])
+    found = chain(images)
     a, b = (_best(p, f) for p, f in zip(args.images, found, strict=True))
     cosine = round(float(a.embedding @ b.embedding), 6)
     same = cosine >= threshold
