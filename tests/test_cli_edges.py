@@ -99,7 +99,7 @@ def test_too_few_inputs_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) 
     proc = zoo_cli(tmp_path, "run", *args)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()
-    assert line.startswith("zoo: error: task ") and "takes" in line
+    assert line.startswith("zoo: error: too few inputs for task ") and "usage: zoo run" in line
 
 
 def test_push_without_a_reachable_hub_is_one_error_line(tmp_path: Path) -> None:

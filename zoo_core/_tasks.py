@@ -71,8 +71,9 @@ class Task:
             raise InputError(f"task {self.name!r} takes text inputs, got {inputs!r}")
         spec = REGISTRY.tasks().get(self.name)
         if spec is not None and _positional(texts, spec.options) < spec.at_least:
-            raise UsageError(f"task {self.name!r} of {self.entry.name!r} takes "
-                             f"{spec.usage or f'{spec.at_least} inputs or more'}; got {texts!r}")
+            takes = spec.usage or f"{spec.at_least} inputs or more"
+            raise UsageError(f"too few inputs for task {self.name!r}: {texts!r}; usage: zoo run "
+                             f"{self.entry.name} {takes}")
         fields = self._runner(self.entry.name, texts)
         if not isinstance(fields, dict):
             raise InputError(f"the {self.name!r} runner returned {type(fields).__name__}, "
