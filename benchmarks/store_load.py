@@ -45,6 +45,10 @@ def _old_core(tmp: Path, root: Path):  # noqa: ANN202 - a package built from git
     sys.modules["zoo_core_before"] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     module.STORE._root = root
+    # its own catalogue: the packaged registry.toml it would read is today's
+    text = subprocess.run(["git", "show", f"{OLD_COMMIT}:registry.toml"], check=True,
+                          capture_output=True, cwd=repo, text=True).stdout
+    module.CATALOG._entries = module._catalog.parse_catalog_text(text, "registry.toml")
     from zoo_core import REGISTRY  # the plugins' components are registered with today's core
 
     module._loading.REGISTRY = REGISTRY

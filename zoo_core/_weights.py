@@ -110,7 +110,12 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
         except Exception:  # a constructor that computes on values: build it the usual way
             counted[0] = 0
         if model is not None and activations is not None:
-            largest = largest_activation(model)
+            key = _config_key(factory, config)
+            largest = _ACTIVATIONS.get(key) if key else None
+            if largest is None:
+                largest = largest_activation(model)
+                if key:
+                    _ACTIVATIONS[key] = largest
             if largest > activations:
                 raise _TooBig(largest)
         if model is None or not meta:
@@ -135,6 +140,24 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
     finally:
         for h in hooks:
             h.remove()
+
+
+#: The largest activation measured per (component, config): the same config gives the same
+#: figure, so a process measures it once.
+_ACTIVATIONS: dict[str, int] = {}
+
+
+def _config_key(factory: Any, config: Any) -> str:
+    """``module.qualname`` and the config as JSON, or "" when the config is not JSON."""
+    import json
+
+    from ._config import config_to_dict
+
+    try:
+        settings = json.dumps(config_to_dict(config), sort_keys=True)
+    except (TypeError, ValueError, ZooError):
+        return ""
+    return f"{factory.__module__}.{getattr(factory, '__qualname__', '')}:{settings}"
 
 
 def largest_activation(model: nn.Module) -> int:
@@ -189,8 +212,14 @@ def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[s
 
 def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
     """Keys of floating-point tensors holding a NaN or an infinity, sorted."""
-    return sorted(k for k, t in state.items()
-                  if t.is_floating_point() and not bool(torch.isfinite(t).all()))
+    return sorted(k for k, t in state.items() if t.is_floating_point() and not _finite(t))
+
+
+def _finite(t: Tensor) -> bool:
+    """Whether every value of ``t`` is finite: a NaN or an infinity makes the sum NaN or
+    infinite, so one reduction decides, and only a sum that overflowed is looked at again."""
+    total = t.sum(dtype=torch.float64) if t.dtype != torch.float64 else t.sum()
+    return bool(torch.isfinite(total)) or bool(torch.isfinite(t).all())
 
 
 def nonfinite(path: str | os.PathLike[str]) -> list[str]:
