@@ -198,3 +198,14 @@ def test_fuzz_arguments(capsys, tmp_path: Path, argv: list[str]) -> None:
     if code == 1 and err.count("zoo: error: "):
         assert err.count("zoo: error: ") == 1, err
     assert "unexpected" not in err, (argv, err)  # no bug found by the fuzz
+
+
+def test_json_output_is_strict_json_with_nan_as_null(capsys) -> None:
+    """A NaN in a result printed bare ('NaN') is no JSON; --json prints null instead."""
+    import json
+
+    from zoo_core import cli
+
+    cli._print_json({"similarity": [[1.0, float("nan")], [float("inf"), 1.0]], "n": 2})
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(c))
+    assert out == {"similarity": [[1.0, None], [None, 1.0]], "n": 2}
