@@ -23,13 +23,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from operator import add
 
+from zoo_core import InputError
+
 _SURROGATES, _SKIP = 0xD800, 0x800  # ids from 0xD800 up take the code points after the gap
 _MAX_ID = 0x10FFFF - _SKIP
 
 
 def _char(symbol: int) -> str:
     if not 0 <= symbol <= _MAX_ID:
-        raise ValueError(f"symbol id {symbol!r} is outside 0..{_MAX_ID}; BPE ids are small ints")
+        raise InputError(f"symbol id {symbol!r} is outside 0..{_MAX_ID}; BPE ids are small ints")
     return chr(symbol + _SKIP if symbol >= _SURROGATES else symbol)
 
 
