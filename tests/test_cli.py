@@ -30,11 +30,10 @@ def zoo_cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedPro
                           env=_env(tmp_path, **extra), timeout=300)
 
 
-def zoo_tty(tmp_path: Path, *args: str) -> str:
-    """Run with stdout on a pseudo-terminal 80 columns wide; return what it printed."""
+def run_on_tty(argv: list[str], env: dict[str, str]) -> tuple[str, int, str]:
+    """Run ``argv`` with stdout on a pseudo-terminal; return (stdout, exit code, stderr)."""
     main, child = pty.openpty()
-    proc = subprocess.Popen([*ZOO, *args], stdout=child, stderr=subprocess.PIPE,
-                            env=_env(tmp_path, LINES="50"))
+    proc = subprocess.Popen(argv, stdout=child, stderr=subprocess.PIPE, env=env)
     os.close(child)
     out = b""
     while True:
@@ -46,8 +45,16 @@ def zoo_tty(tmp_path: Path, *args: str) -> str:
             break
         out += chunk
     os.close(main)
-    assert proc.wait(timeout=300) == 0, proc.stderr.read() if proc.stderr else ""
-    return out.decode()
+    code = proc.wait(timeout=300)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    return out.decode(), code, err
+
+
+def zoo_tty(tmp_path: Path, *args: str) -> str:
+    """Run with stdout on a pseudo-terminal 80 columns wide; return what it printed."""
+    out, code, err = run_on_tty([*ZOO, *args], _env(tmp_path, LINES="50"))
+    assert code == 0, err
+    return out
 
 
 def test_piped_list_prints_whole_names_as_tab_separated_lines(tmp_path: Path) -> None:

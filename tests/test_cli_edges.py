@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import pty
 import re
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import zoo_core as zoo
+from tests.test_cli import run_on_tty
 
 ZOO = [sys.executable, "-m", "zoo_core.cli"]
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -37,22 +37,9 @@ def zoo_cli(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedPro
 
 def zoo_tty(tmp_path: Path, columns: int, *args: str) -> list[str]:
     """The lines a command prints on a terminal ``columns`` wide, colours taken out."""
-    main, child = pty.openpty()
-    proc = subprocess.Popen([*ZOO, *args], stdout=child, stderr=subprocess.PIPE,
-                            env=_env(tmp_path, columns))
-    os.close(child)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(main, 65536)
-        except OSError:  # the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(main)
-    assert proc.wait(timeout=300) in (0, 1), proc.stderr.read() if proc.stderr else ""
-    return [ANSI.sub("", line).rstrip() for line in out.decode().splitlines()]
+    out, code, err = run_on_tty([*ZOO, *args], _env(tmp_path, columns))
+    assert code in (0, 1), err
+    return [ANSI.sub("", line).rstrip() for line in out.splitlines()]
 
 
 def _words(text: str) -> str:

