@@ -78,6 +78,25 @@ def test_max_pixels_is_checked_before_decoding_and_can_be_raised(capsys, images)
     assert "--max-pixels" in line
 
 
+def test_face_identify_checks_probes_and_gallery_photos_before_decoding(
+        capsys, images, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zoo_face.recognize
+    from zoo_face.gallery import FaceGallery
+
+    def no_models(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the inputs were checked")
+
+    monkeypatch.setattr(zoo_face.recognize, "load_recognizer", no_models)
+    people = tmp_path / "people"
+    (people / "grace").mkdir(parents=True)
+    big = str(images["20000x20000.png"])
+    line = one_error(capsys, ["run", "face-identify", big, "--gallery", str(people)])
+    assert "more than --max-pixels" in line and repr(big) in line
+    os.replace(images["20000x20000.png"], people / "grace" / "huge.png")
+    with pytest.raises(zoo.InputError, match=r"20000x20000 \(400,000,000 pixels\)"):
+        FaceGallery.enrol_folders(people)  # refused from the header: nothing was decoded
+
+
 @pytest.mark.parametrize("out, says", [
     (".", "is a folder"), ("annotated.xyz", "unknown image extension '.xyz'"),
     ("annotated", "unknown image extension ''"), ("no/such/folder/a.png", "does not exist"),

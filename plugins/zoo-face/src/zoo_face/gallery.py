@@ -24,6 +24,7 @@ from torch import Tensor
 
 import zoo_core as zoo
 
+from .images import MAX_PIXELS, open_image
 from .recognize import DlibChain
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -79,10 +80,10 @@ class FaceGallery:
 
     @classmethod
     def enrol_folders(cls, root: str | os.PathLike[str], chain: DlibChain | None = None,
-                      threshold: float | None = None) -> FaceGallery:
-        """A gallery of ``root/<identity>/<photo>`` (one identity per sub-folder)."""
-        from PIL import Image
-
+                      threshold: float | None = None,
+                      max_pixels: int = MAX_PIXELS) -> FaceGallery:
+        """A gallery of ``root/<identity>/<photo>`` (one identity per sub-folder); a photo
+        larger than ``max_pixels`` is refused before it is decoded."""
         folder = Path(root)
         people = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
         if not people:
@@ -91,10 +92,7 @@ class FaceGallery:
         gallery = cls(chain, threshold)
         for person in people:
             photos = sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            images = []
-            for photo in photos:
-                with Image.open(photo) as img:
-                    images.append(img.convert("RGB"))
+            images = [open_image(photo, max_pixels) for photo in photos]
             if not gallery.enrol(person.name, images):
                 raise zoo.InputError(f"no face found in any photo of {str(person)!r} "
                                      f"({len(photos)} image file(s)); add a clear frontal photo")

@@ -14,6 +14,9 @@ Everything comes out as float tensors ``(3, H, W)`` holding 0…255, the detecto
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +27,43 @@ import zoo_core as zoo
 
 _FIX_DEPTH = ("convert it to 8 bits first, e.g. (array >> 8).astype(numpy.uint8) for 16-bit "
               "data, or pass floats in [0, 1]")
+
+
+MAX_PIXELS = 50_000_000
+"""Images larger than this (width x height) are refused before decoding; ``--max-pixels``."""
+
+
+def open_image(path: str | os.PathLike[str], max_pixels: int = MAX_PIXELS) -> Any:
+    """A decoded PIL image; its size is read from the header and checked before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = str(path)
+    if Path(path).is_dir():
+        raise zoo.InputError(f"{path!r} is a folder, not an image file; name the image files")
+    pil_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():  # the size is checked below, against our own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                opened = Image.open(path)  # reads the header only
+            finally:
+                Image.MAX_IMAGE_PIXELS = pil_limit
+            with opened as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise zoo.InputError(
+                        f"{path!r} is {width}x{height} ({width * height:,} pixels), more than "
+                        f"--max-pixels {max_pixels:,}; shrink the image or raise --max-pixels")
+                img.load()
+                return img
+    except FileNotFoundError:
+        raise zoo.InputError(f"no image file {path!r}") from None
+    except UnidentifiedImageError:
+        raise zoo.InputError(f"{path!r} is not an image PIL can read") from None
+    except (OSError, SyntaxError, ValueError) as e:  # PIL's words for a damaged file
+        raise zoo.InputError(f"{path!r} cannot be decoded, it is damaged or truncated "
+                             f"({e}); check the file") from None
 
 
 def _from_pil(image: Any) -> Tensor:

@@ -19,50 +19,14 @@ from typing import Any
 
 import zoo_core as zoo
 
+from .images import MAX_PIXELS, open_image
+
 _COLUMNS = ["image", "face", "score", "box", "landmarks"]
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # a usage error, so `zoo` prints it and exits 2
         raise zoo.UsageError(f"{message}; {self.format_usage().strip()}")  # "usage: zoo run …"
-
-
-MAX_PIXELS = 50_000_000
-"""Images larger than this (width x height) are refused before decoding; ``--max-pixels``."""
-
-
-def _open(path: str, max_pixels: int = MAX_PIXELS) -> Any:
-    """A decoded PIL image; its size is read from the header and checked before decoding."""
-    import warnings
-
-    from PIL import Image, UnidentifiedImageError
-
-    if Path(path).is_dir():
-        raise zoo.InputError(f"{path!r} is a folder, not an image file; name the image files")
-    pil_limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():  # the size is checked below, against our own limit
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                opened = Image.open(path)  # reads the header only
-            finally:
-                Image.MAX_IMAGE_PIXELS = pil_limit
-            with opened as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise zoo.InputError(
-                        f"{path!r} is {width}x{height} ({width * height:,} pixels), more than "
-                        f"--max-pixels {max_pixels:,}; shrink the image or raise --max-pixels")
-                img.load()
-                return img
-    except FileNotFoundError:
-        raise zoo.InputError(f"no image file {path!r}") from None
-    except UnidentifiedImageError:
-        raise zoo.InputError(f"{path!r} is not an image PIL can read") from None
-    except (OSError, SyntaxError, ValueError) as e:  # PIL's words for a damaged file
-        raise zoo.InputError(f"{path!r} cannot be decoded, it is damaged or truncated "
-                             f"({e}); check the file") from None
 
 
 def _output_format(out: str) -> str:
@@ -111,7 +75,7 @@ def detect_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
         raise zoo.InputError(f"--out {args.out!r} takes one image, got {len(args.images)}; "
                              "run once per image")
     out_format = _output_format(args.out) if args.out else ""
-    images = [_open(p, args.max_pixels) for p in args.images]
+    images = [open_image(p, args.max_pixels) for p in args.images]
     found = zoo.load(entry_name).detect(images)
     rows, faces = [], []
     for path, f in zip(args.images, found, strict=True):
@@ -144,7 +108,7 @@ def verify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
                         help="refuse larger images before decoding them")
     args = parser.parse_args(inputs)
-    images = [_open(p, args.max_pixels) for p in args.images]  # bad images fail before loading
+    images = [open_image(p, args.max_pixels) for p in args.images]  # before loading models
     model = _recognizer(args.model)
     if getattr(model, "landmarks", None) is not None:
         return _verify_dlib(entry_name, args, model, images)
@@ -228,18 +192,19 @@ def identify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     args = parser.parse_args(inputs)
     if args.top < 1:
         raise zoo.InputError(f"--top {args.top!r} must be at least 1")
+    probes = [open_image(p, args.max_pixels) for p in args.images]  # before loading models
     chain = DlibChain(recognizer=load_recognizer(), threshold=args.threshold)
     source = Path(args.gallery)
     if source.is_file():
         gallery = FaceGallery.load(source, chain)
         gallery.threshold = args.threshold if args.threshold is not None else gallery.threshold
     else:
-        gallery = FaceGallery.enrol_folders(source, chain, args.threshold)
+        gallery = FaceGallery.enrol_folders(source, chain, args.threshold, args.max_pixels)
     if args.save:
         gallery.save(args.save)
     faces, rows = [], []
-    for path in args.images:
-        for found in gallery.search(_open(path, args.max_pixels), args.top):
+    for path, probe in zip(args.images, probes):
+        for found in gallery.search(probe, args.top):
             faces.append({"image": path, **found})
             top = found["candidates"][0]
             rows.append([Path(path).name, found["face"], found["score"], top["identity"],
