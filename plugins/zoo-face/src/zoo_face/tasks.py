@@ -203,7 +203,7 @@ def identify_faces(entry_name: str, inputs: list[str]) -> dict[str, Any]:
     if args.save:
         gallery.save(args.save)
     faces, rows = [], []
-    for path, probe in zip(args.images, probes):
+    for path, probe in zip(args.images, probes, strict=True):
         for found in gallery.search(probe, args.top):
             faces.append({"image": path, **found})
             top = found["candidates"][0]
