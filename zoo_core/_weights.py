@@ -15,7 +15,7 @@ from torch.utils._device import DeviceContext  # what torch.device(...) enters
 
 from ._errors import ConfigError, WeightsError, ZooError
 from ._files import atomic_path, atomic_write
-from ._safetensors import refuse_pickle
+from ._safetensors import mapped
 from ._storage import CONFIG_NAME, WEIGHTS_NAME
 
 
@@ -30,12 +30,13 @@ def read_safetensors(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[
         paths = [paths]
     state: dict[str, Tensor] = {}
     for path in paths:
-        refuse_pickle(path)
-        try:
-            part = load_file(str(path))
-        except Exception as e:
-            raise WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({e}); "
-                               "it may be truncated: remove it and fetch it again") from e
+        part = mapped(path)
+        if part is None:  # left to the safetensors library
+            try:
+                part = load_file(str(path))
+            except Exception as e:
+                raise WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({e}); "
+                                   "it may be truncated: remove it and fetch it again") from e
         clash = state.keys() & part.keys()
         if clash:
             raise WeightsError(f"tensor(s) {sorted(clash)[:5]} appear in two shards")
@@ -87,6 +88,12 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
     constructor that cannot run there; ``meta=False`` checks on meta first, then builds.
     ``activations``: also run the model's ``example_inputs()`` through it on meta and refuse
     it if one tensor it computes would take more bytes than that."""
+    return _sized(factory, config, limit, where, meta, activations)[0]
+
+
+def _sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
+           meta: bool, activations: int | None) -> tuple[nn.Module, int]:
+    """``build_sized``'s model and the bytes counted while it was built on meta."""
     from torch.nn.modules import module as nn_module
 
     counted = [0]
@@ -99,7 +106,6 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
 
     hooks = [nn_module.register_module_parameter_registration_hook(count),
              nn_module.register_module_buffer_registration_hook(count)]
-    name = getattr(factory, "__name__", type(factory).__name__)
     try:
         model = None
         try:
@@ -110,36 +116,50 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
         except Exception:  # a constructor that computes on values: build it the usual way
             counted[0] = 0
         if model is not None and activations is not None:
-            key = _config_key(factory, config)
-            largest = _ACTIVATIONS.get(key) if key else None
-            if largest is None:
-                largest = largest_activation(model)
-                if key:
-                    _ACTIVATIONS[key] = largest
-            if largest > activations:
-                raise _TooBig(largest)
+            _check_activations(factory, config, model, activations)
         if model is None or not meta:
             counted[0] = 0
             model = factory(config)
-        return model
+        return model, counted[0]
     except _TooBig as e:
-        raise ConfigError(
-            f"{where}: field 'config' asks for a {name} holding more than "
-            f"{e.nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
-            f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
-            "memory available, or what its weight files can fill); check its sizes, or pass "
-            "max_bytes= if you mean it"
-        ) from None
+        raise _too_big(factory, where, e.nbytes, limit, activations) from None
     except ZooError:
         raise
     except Exception as e:  # a zero or negative size, an inconsistent config ...
         text = str(e).strip().splitlines()
-        raise ConfigError(f"{where}: field 'config' cannot build {name} "
+        raise ConfigError(f"{where}: field 'config' cannot build {_name(factory)} "
                           f"({type(e).__name__}: {text[0] if text else ''}); fix the config "
                           "values") from None
     finally:
         for h in hooks:
             h.remove()
+
+
+def _name(factory: Any) -> str:
+    return getattr(factory, "__name__", type(factory).__name__)
+
+
+def _too_big(factory: Any, where: str, nbytes: int, limit: int,
+             activations: int | None) -> ConfigError:
+    return ConfigError(
+        f"{where}: field 'config' asks for a {_name(factory)} holding more than "
+        f"{nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
+        f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
+        "memory available, or what its weight files can fill); check its sizes, or pass "
+        "max_bytes= if you mean it")
+
+
+def _check_activations(factory: Any, config: Any, model: nn.Module, activations: int) -> None:
+    """Raise ``_TooBig`` if one tensor of the model's example run takes more than
+    ``activations`` bytes (measured once per process and config)."""
+    key = _config_key(factory, config)
+    largest = _ACTIVATIONS.get(key) if key else None
+    if largest is None:
+        largest = largest_activation(model)
+        if key:
+            _ACTIVATIONS[key] = largest
+    if largest > activations:
+        raise _TooBig(largest)
 
 
 #: The largest activation measured per (component, config): the same config gives the same
@@ -199,15 +219,64 @@ def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[s
     The model is built on the meta device (no memory, no initialisation; its size checked
     against ``limit`` bytes as it is built), then takes the checkpoint's tensors as its own
     (``assign=True``). A model with non-persistent buffers (values no checkpoint holds), or
-    whose constructor cannot run on meta, is built for real.
+    whose constructor cannot run on meta, is built for real. The meta model of a (component,
+    config) is kept and copied for later loads (``_skeleton``): no constructor runs again.
     """
-    model = build_sized(factory, config, limit if limit is not None else 1 << 62, where,
-                        activations=activations)
+    limit = limit if limit is not None else 1 << 62
+    skeleton, model = _skeleton(factory, config, limit, where, activations)
+    if skeleton is not None:
+        model, modules = skeleton.copy()
+        if layout is not None:
+            state = _converted(model, state, layout)
+        state, expected, _ = _fit(type(model).__name__, skeleton.own, skeleton.aliases,
+                                  dict(state), strict=True, allow_cast=allow_cast)
+        own = skeleton.own
+        skeleton.fill(modules, {k: _in_dtype(state[k], own[k].dtype) for k in expected})
+        return model
+    if model is None:
+        model = build_sized(factory, config, limit, where, activations=activations)
     if any(t.is_meta for t in model.buffers()) and \
             any(m._non_persistent_buffers_set for m in model.modules()):
         model = factory(config)
     load_state_dict(model, state, layout, assign=True, allow_cast=allow_cast)
     return model
+
+
+def _in_dtype(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+def _skeleton(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
+              activations: int | None) -> tuple[Any, nn.Module | None]:
+    """The kept skeleton of ``factory(config)`` (built and kept on first use; its size
+    checked against ``limit`` and ``activations`` on every use), or ``(None, model)`` with
+    the model just built when it cannot be kept (``(None, None)``: a config that is no
+    JSON)."""
+    from . import _skeleton as sk
+
+    settings = _config_key(factory, config)
+    if not settings:
+        return None, None
+    key = (factory, settings, torch.get_default_dtype())
+    found = sk.kept(key)
+    if found is None:
+        model, nbytes = _sized(factory, config, limit, where, True, activations)
+        if not sk.plain(model):
+            return None, model
+        own = model.state_dict(keep_vars=True)
+        found = sk.Skeleton(model, nbytes, _aliases(own))
+        if list(found.own) != list(own):  # a state dict of its own making
+            return None, model
+        sk.keep(key, found)
+        return found, None
+    try:
+        if found.nbytes > limit:
+            raise _TooBig(found.nbytes)
+        if activations is not None:
+            _check_activations(factory, config, found.copy()[0], activations)
+    except _TooBig as e:
+        raise _too_big(factory, where, e.nbytes, limit, activations) from None
+    return found, None
 
 
 def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
@@ -269,13 +338,41 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
     ``allow_cast=True``; floats of another width are converted.
     """
     if layout is not None:
-        convert = getattr(model, "convert_state_dict", None)
-        if convert is None:
-            raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
-        state = convert(state, layout)
-    state = dict(state)  # the caller's dict stays as it was
+        state = _converted(model, state, layout)
     own = model.state_dict(keep_vars=True)  # tied parameters are one object, even on meta
     aliases = _aliases(own)
+    state, expected, left = _fit(type(model).__name__, own, aliases, dict(state),
+                                 strict=strict, allow_cast=allow_cast)
+    if not assign:
+        with torch.no_grad():
+            for k in expected:
+                own[k].copy_(state[k])
+        return left
+    # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
+    # dtype and device, instead of copying them into freshly initialised ones.
+    taken = {k: state[k].to(dtype=own[k].dtype,
+                            device=state[k].device if own[k].is_meta else own[k].device)
+             for k in expected}
+    model.load_state_dict(taken, strict=False, assign=True)
+    for alias, main in aliases.items():  # assignment unties shared weights: tie them again
+        _set_tensor(model, alias, _get_tensor(model, main))
+    return left
+
+
+def _converted(model: nn.Module, state: dict[str, Tensor], layout: str) -> dict[str, Tensor]:
+    convert = getattr(model, "convert_state_dict", None)
+    if convert is None:
+        raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
+    return convert(state, layout)  # type: ignore[no-any-return]
+
+
+def _fit(model_name: str, own: dict[str, Tensor], aliases: dict[str, str],
+         state: dict[str, Tensor], *, strict: bool, allow_cast: bool
+         ) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """``state`` (a dict of the caller's, changed here) with tied keys folded into their main
+    key, the keys to load and the model keys it lacks; missing, unexpected, misshapen keys
+    and dtype kind changes raise ``WeightsError`` (missing and unexpected ones only when
+    ``strict``)."""
     for alias, main in aliases.items():
         if alias in state and main not in state:
             state[main] = state[alias]
@@ -292,7 +389,7 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
         expected = [k for k in expected if k in state]
         missing, unexpected = [], []
     if casts:
-        raise WeightsError(f"weights of {type(model).__name__} would change dtype on load "
+        raise WeightsError(f"weights of {model_name} would change dtype on load "
                            f"({len(casts)}): {_head(casts)}; pass allow_cast=True to convert "
                            "them, if that is what you want")
     if missing or unexpected or shapes:
@@ -305,22 +402,9 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
             parts.append(f"shape mismatches ({len(shapes)}): {_head(shapes)}")
         hint = (" Is this a checkpoint of another architecture or size? Foreign layouts need "
                 "their declared mapping (entry field 'layout').")
-        raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts)
+        raise WeightsError(f"weights do not fit {model_name}: " + "; ".join(parts)
                            + "." + hint)
-    if not assign:
-        with torch.no_grad():
-            for k in expected:
-                own[k].copy_(state[k])
-        return left
-    # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
-    # dtype and device, instead of copying them into freshly initialised ones.
-    taken = {k: state[k].to(dtype=own[k].dtype,
-                            device=state[k].device if own[k].is_meta else own[k].device)
-             for k in expected}
-    model.load_state_dict(taken, strict=False, assign=True)
-    for alias, main in aliases.items():  # assignment unties shared weights: tie them again
-        _set_tensor(model, alias, _get_tensor(model, main))
-    return left
+    return state, expected, left
 
 
 def _get_tensor(model: nn.Module, key: str) -> Tensor:
