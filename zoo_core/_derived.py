@@ -128,3 +128,24 @@ def derived(source_digest: str, name: str, build: Callable[[], dict[str, Any]],
             "source": source_digest, "version": version, "transform": name, "sha256": digest,
             "stat": _stat_key(st) if st.st_ino == inode else ""}, indent=1) + "\n")
     return path
+
+
+def _scan_file(source_key: str) -> Path:
+    return STORE._folder("derived", derived_path(source_key, "x").parent.name) / "nonfinite.json"
+
+
+def recorded_scan(source_key: str, version: str) -> list[str] | None:
+    """The NaN/Inf tensors recorded for this version of a source read in place (keyed like
+    ``derived``), or None when that version was not scanned."""
+    try:
+        doc = json.loads(_scan_file(source_key).read_text("utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    bad = doc.get("nonfinite") if isinstance(doc, dict) and doc.get("version") == version \
+        else None
+    return bad if isinstance(bad, list) and all(isinstance(k, str) for k in bad) else None
+
+
+def record_scan(source_key: str, version: str, nonfinite: list[str]) -> None:
+    atomic_write(_scan_file(source_key), json.dumps({"version": version,
+                                                     "nonfinite": nonfinite}) + "\n")

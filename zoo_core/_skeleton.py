@@ -27,6 +27,7 @@ from torch import Tensor, nn
 #: attribute values shared by the copies as they are: immutable, or torch's own singletons
 _ATOMS = frozenset({int, float, str, bool, bytes, complex, type(None), torch.dtype,
                     torch.device, type})
+_SHARE, _NEW, _SHALLOW, _MODULES, _DEEP = (object() for _ in range(5))  # copy plans
 _LIMIT = 32  # skeletons kept per process (each is a few hundred small Python objects)
 _KEPT: OrderedDict[Any, Skeleton] = OrderedDict()
 _LOCK = threading.Lock()
@@ -43,6 +44,7 @@ class Skeleton:
         self.slots: list[tuple[str, int, str, bool]] = []  # key, module, name, parameter?
         self._walk(model, "", index)
         self.memo = {id(t): t for t in self.own.values()}  # shared until filled
+        self.plans = [self._plan(m, index) for m in self.modules]
 
     def _walk(self, module: nn.Module, prefix: str, index: dict[int, int]) -> None:
         for name, p in module._parameters.items():
@@ -59,16 +61,50 @@ class Skeleton:
 
     def copy(self) -> tuple[nn.Module, list[nn.Module]]:
         """New module objects with the skeleton's attributes (its meta tensors shared)."""
-        memo: dict[int, Any] = dict(self.memo)
-        made = []
-        for m in self.modules:
-            twin = object.__new__(type(m))
-            memo[id(m)] = twin
-            made.append(twin)
-        for m, twin in zip(self.modules, made, strict=True):
-            object.__setattr__(twin, "__dict__", {k: _copy(v, memo)
-                                                  for k, v in m.__dict__.items()})
+        made = [object.__new__(type(m)) for m in self.modules]
+        memo: dict[int, Any] | None = None
+        for twin, plan in zip(made, self.plans, strict=True):
+            attrs = {}
+            for key, how, value in plan:
+                if how is _SHARE:
+                    attrs[key] = value
+                elif how is _NEW:
+                    attrs[key] = value()
+                elif how is _SHALLOW:
+                    attrs[key] = value.copy()
+                elif how is _MODULES:
+                    kind, items = value
+                    attrs[key] = kind((k, None if i is None else made[i]) for k, i in items)
+                else:  # anything else: a deep copy, its modules and tensors mapped
+                    if memo is None:
+                        memo = dict(self.memo)
+                        memo.update((id(m), t) for m, t in zip(self.modules, made, strict=True))
+                    attrs[key] = copy.deepcopy(value, memo)
+            object.__setattr__(twin, "__dict__", attrs)
         return made[0], made
+
+    def _plan(self, module: nn.Module, index: dict[int, int]) -> list[tuple[str, object, Any]]:
+        """How each attribute of ``module`` is copied: shared (immutable), a new empty
+        container, a shallow copy (of meta tensors or immutable values), its submodules
+        mapped, or deep-copied."""
+        plan: list[tuple[str, object, Any]] = []
+        for key, value in module.__dict__.items():
+            kind = type(value)
+            if kind in _ATOMS or kind is tuple and all(type(v) in _ATOMS for v in value):
+                plan.append((key, _SHARE, value))
+            elif kind in (dict, OrderedDict, set) and not value:
+                plan.append((key, _NEW, kind))
+            elif kind is set and all(type(v) in _ATOMS for v in value) or \
+                    kind in (dict, OrderedDict) and all(
+                        type(v) in _ATOMS or id(v) in self.memo for v in value.values()):
+                plan.append((key, _SHALLOW, value))
+            elif kind in (dict, OrderedDict) and all(v is None or id(v) in index
+                                                     for v in value.values()):
+                items = [(k, None if v is None else index[id(v)]) for k, v in value.items()]
+                plan.append((key, _MODULES, (kind, items)))
+            else:
+                plan.append((key, _DEEP, value))
+        return plan
 
     def fill(self, modules: list[nn.Module], taken: dict[str, Tensor]) -> None:
         """Put ``taken``'s tensors (checked: every key present, shapes and dtypes the
@@ -83,24 +119,6 @@ class Skeleton:
                     if is_param else t
                 placed[main] = value
             (modules[i]._parameters if is_param else modules[i]._buffers)[name] = value
-
-
-def _copy(value: Any, memo: dict[int, Any]) -> Any:
-    kind = type(value)
-    if kind in _ATOMS:
-        return value
-    found = memo.get(id(value))
-    if found is not None:
-        return found
-    if kind is dict or kind is OrderedDict:
-        out = kind()
-        memo[id(value)] = out
-        for k, v in value.items():
-            out[k] = _copy(v, memo)
-        return out
-    if kind is set and all(type(v) in _ATOMS for v in value):
-        return set(value)
-    return copy.deepcopy(value, memo)
 
 
 def plain(model: nn.Module) -> bool:

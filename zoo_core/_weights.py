@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -151,15 +152,43 @@ def _too_big(factory: Any, where: str, nbytes: int, limit: int,
 
 def _check_activations(factory: Any, config: Any, model: nn.Module, activations: int) -> None:
     """Raise ``_TooBig`` if one tensor of the model's example run takes more than
-    ``activations`` bytes (measured once per process and config)."""
+    ``activations`` bytes (measured once per config and plugin version, and kept in the
+    store: running a model on meta imports torch._dynamo and sympy, seconds per process)."""
     key = _config_key(factory, config)
     largest = _ACTIVATIONS.get(key) if key else None
+    record = _activation_record(factory, key) if key and largest is None else None
+    if record is not None:
+        with contextlib.suppress(OSError, ValueError, RecursionError):
+            doc = json.loads(record.read_text("utf-8"))
+            if isinstance(doc, dict) and doc.get("key") == key \
+                    and type(doc.get("largest")) is int:
+                largest = doc["largest"]
     if largest is None:
         largest = largest_activation(model)
-        if key:
-            _ACTIVATIONS[key] = largest
+        if record is not None:
+            atomic_write(record, json.dumps({"key": key, "largest": largest}) + "\n")
+    if key:
+        _ACTIVATIONS[key] = largest
     if largest > activations:
         raise _TooBig(largest)
+
+
+def _activation_record(factory: Any, key: str) -> Path | None:
+    """Where the store keeps a config's largest activation: named by the config, the
+    plugin's version and torch's; None for a factory no plugin registered."""
+    import hashlib
+
+    from ._registry import REGISTRY
+    from ._storage import STORE
+
+    target = f"{factory.__module__}:{getattr(factory, '__qualname__', '')}"
+    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
+    report = REGISTRY.reports.get(comp.plugin) if comp is not None else None
+    if report is None:
+        return None
+    name = hashlib.sha256(f"{key}\n{comp.plugin} {report.version}\ntorch {torch.__version__}"
+                          .encode()).hexdigest()
+    return STORE._folder("derived", "activations") / f"{name}.json"
 
 
 #: The largest activation measured per (component, config): the same config gives the same
@@ -192,6 +221,10 @@ def largest_activation(model: nn.Module) -> int:
     largest = [0]
 
     class Track(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:  # never compiled: no torch._dynamo import
+            return False
+
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                                kwargs: Any = None) -> Any:
             out = func(*args, **(kwargs or {}))
@@ -201,8 +234,10 @@ def largest_activation(model: nn.Module) -> int:
             return out
 
     try:
+        # made on the CPU (small by contract), then moved: factories such as zeros_like on
+        # meta run torch's Python references, which import sympy (seconds, once a process)
+        inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
         with _MetaBuild():
-            inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
             with torch.no_grad(), Track():
                 model(**inputs) if isinstance(inputs, dict) else model(*inputs)
     except Exception:  # data-dependent code cannot run on meta: what ran so far is counted
@@ -286,8 +321,10 @@ def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
 
 def _finite(t: Tensor) -> bool:
     """Whether every value of ``t`` is finite: a NaN or an infinity makes the sum NaN or
-    infinite, so one reduction decides, and only a sum that overflowed is looked at again."""
-    total = t.sum(dtype=torch.float64) if t.dtype != torch.float64 else t.sum()
+    infinite, so one reduction (in float32 at least) decides, and only a sum that overflowed
+    is looked at again."""
+    wide = t.dtype in (torch.float32, torch.float64)
+    total = t.sum() if wide else t.sum(dtype=torch.float32)
     return bool(torch.isfinite(total)) or bool(torch.isfinite(t).all())
 
 
