@@ -148,3 +148,32 @@ def test_the_default_dtype_is_the_models(tmp_path: Path) -> None:
         torch.set_default_dtype(before)
     assert model.embed.weight.dtype == torch.float64  # as nn.Embedding built under it
     assert model.out.weight is model.embed.weight
+
+
+class Locked(Tied):
+    """A module holding something no copy can take (a lock): built per load, as before."""
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__(config)
+        self.guard = threading.Lock()
+
+
+def test_a_model_that_cannot_be_copied_is_built_per_load(tmp_path: Path) -> None:
+    zoo.register_plugin(_Single("model:meta-locked", "Locked"), "meta-locked")
+    try:
+        model = zoo.create("model:meta-locked").eval()
+        model.save_pretrained(tmp_path)
+        first, second = zoo.load(f"dir:{tmp_path}"), zoo.load(f"dir:{tmp_path}")
+    finally:
+        zoo.unregister_plugin("meta-locked")
+    assert first.guard is not second.guard and second.out.weight is second.embed.weight
+    torch.testing.assert_close(second(torch.arange(7)), model(torch.arange(7)), rtol=0, atol=0)
+
+
+class _Single:
+    def __init__(self, ref: str, name: str) -> None:
+        self.ref, self.name = ref, name
+
+    @zoo.hookimpl
+    def zoo_components(self) -> list[zoo.Component]:
+        return [zoo.component(self.ref, f"{__name__}:{self.name}")]

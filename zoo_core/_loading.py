@@ -110,11 +110,10 @@ def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = 
 def _converted(entry: Entry, comp: Any, factory: Any, config: Any,
                paths: list[Path]) -> Path | None:
     """The model's own state dict converted from ``entry``'s foreign ``layout``, as a file
-    derived once (``zoo.derived``) from the weights: keyed by their verified digests, or for
-    a ``dir:`` folder (read in place, never hashed) by their paths, with their stat as the
-    version; None for an ``hf:`` branch, whose files are fetched but not pinned."""
-    import hashlib
-
+    derived once (``zoo.derived``) from the weights: keyed by the digests of the store blobs
+    the view links to (verified by the fetch), or for a ``dir:`` folder (read in place, never
+    hashed) by the files' paths, with their stat as the version; None for a view that links
+    elsewhere."""
     from ._config import config_to_dict
     from ._derived import derived
     from ._weights import build_loaded, read_safetensors, state_dict_for_save

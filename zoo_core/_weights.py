@@ -302,6 +302,10 @@ def _skeleton(factory: Callable[[Any], nn.Module], config: Any, limit: int, wher
         found = sk.Skeleton(model, nbytes, _aliases(own))
         if list(found.own) != list(own):  # a state dict of its own making
             return None, model
+        try:
+            found.copy()  # an attribute that cannot be copied (a lock ...): built per load
+        except Exception:
+            return None, model
         sk.keep(key, found)
         return found, None
     try:
