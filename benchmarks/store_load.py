@@ -3,7 +3,8 @@
 Figures, peer and ours interleaved in the same run:
 
 1. ``zoo.load("all-minilm-l6-v2")`` (warm store: stat compared with the recorded one, links
-   checked; the fused layout read from its derived file, ``zoo.derived``) against
+   checked; the fused layout read from its derived file, ``zoo.derived``, into a copy of the
+   model's kept meta skeleton) against
    ``transformers.AutoModel.from_pretrained`` on the same files; goal (issue 27): 4x.
 2. The same load against the whole core of commit 579b106 (before issue 22: no exact views,
    no size count while building, no NaN scan record), rebuilt from git into a private package

@@ -107,3 +107,73 @@ def test_building_on_meta_leaves_other_threads_initialising(tmp_path: Path) -> N
         stop.set()
         worker.join()
     assert zeros and max(zeros) < 256  # never left as zeros by a no-op init
+
+
+def test_later_loads_are_independent_copies(tmp_path: Path) -> None:
+    """Later loads copy the first load's meta skeleton: each model has its own modules,
+    tensors, attributes and hooks, and its ties."""
+    model = zoo.create("model:meta-tied").eval()
+    model.save_pretrained(tmp_path)
+    first = zoo.load(f"dir:{tmp_path}")
+    first.embed.register_forward_hook(lambda *_: None)
+    first.out.note = "changed"
+    with torch.no_grad():
+        first.embed.weight.add_(1.0)
+    second = zoo.load(f"dir:{tmp_path}")
+    assert second.out.weight is second.embed.weight
+    assert second.embed is not first.embed and second.embed.weight is not first.embed.weight
+    assert not second.embed._forward_hooks and not hasattr(second.out, "note")
+    assert second.embed._parameters is not first.embed._parameters
+    assert not any(t.is_meta for t in [*second.parameters(), *second.buffers()])
+    ids = torch.arange(7)
+    torch.testing.assert_close(second(ids), model(ids), rtol=0, atol=0)
+    assert [n for n, _ in second.named_modules()] == [n for n, _ in model.named_modules()]
+
+
+def test_a_kept_skeleton_is_still_held_to_the_size_limit(tmp_path: Path) -> None:
+    zoo.create("model:meta-tied").save_pretrained(tmp_path)
+    zoo.load(f"dir:{tmp_path}")
+    with pytest.raises(zoo.ConfigError, match="max_bytes"):
+        zoo.load(f"dir:{tmp_path}", max_bytes=64)  # 7x4 float32 weights take 112 bytes
+
+
+def test_the_default_dtype_is_the_models(tmp_path: Path) -> None:
+    zoo.create("model:meta-tied").save_pretrained(tmp_path)
+    assert zoo.load(f"dir:{tmp_path}").embed.weight.dtype == torch.float32
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = zoo.load(f"dir:{tmp_path}")
+    finally:
+        torch.set_default_dtype(before)
+    assert model.embed.weight.dtype == torch.float64  # as nn.Embedding built under it
+    assert model.out.weight is model.embed.weight
+
+
+class Locked(Tied):
+    """A module holding something no copy can take (a lock): built per load, as before."""
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__(config)
+        self.guard = threading.Lock()
+
+
+def test_a_model_that_cannot_be_copied_is_built_per_load(tmp_path: Path) -> None:
+    zoo.register_plugin(_Single("model:meta-locked", "Locked"), "meta-locked")
+    try:
+        model = zoo.create("model:meta-locked").eval()
+        model.save_pretrained(tmp_path)
+        first, second = zoo.load(f"dir:{tmp_path}"), zoo.load(f"dir:{tmp_path}")
+    finally:
+        zoo.unregister_plugin("meta-locked")
+    assert first.guard is not second.guard and second.out.weight is second.embed.weight
+    torch.testing.assert_close(second(torch.arange(7)), model(torch.arange(7)), rtol=0, atol=0)
+
+
+class _Single:
+    def __init__(self, ref: str, name: str) -> None:
+        self.ref, self.name = ref, name
+
+    @zoo.hookimpl
+    def zoo_components(self) -> list[zoo.Component]:
+        return [zoo.component(self.ref, f"{__name__}:{self.name}")]

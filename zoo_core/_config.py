@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import types
 import typing
@@ -48,7 +49,7 @@ def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
         raise ConfigError(
             f"{config_class.__name__} has no field(s) {bad}; valid fields: {sorted(fields)}"
         )
-    hints = typing.get_type_hints(config_class)
+    hints = _hints(config_class)
     values = {k: _coerce(hints.get(k), v, f"{config_class.__name__}.{k}") for k, v in data.items()}
     try:
         return config_class(**values)
@@ -60,6 +61,12 @@ def config_from_dict(config_class: type, data: Mapping[str, Any]) -> Any:
             and zeros else ""
         raise ConfigError(f"invalid {config_class.__name__}: {type(e).__name__}: {e}{hint}; "
                           "fix the field's value") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _hints(config_class: type) -> dict[str, Any]:
+    """The resolved type hints of a config class (resolving them evaluates annotations)."""
+    return typing.get_type_hints(config_class)
 
 
 _SCALARS: dict[type, tuple[type, ...]] = {

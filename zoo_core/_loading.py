@@ -15,6 +15,7 @@ entry or file whose config sets a caller-only flag (``trust_pattern`` …) is re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -109,23 +110,26 @@ def instantiate(entry: Entry, folder: Path, *, device: Any = None, dtype: Any = 
 def _converted(entry: Entry, comp: Any, factory: Any, config: Any,
                paths: list[Path]) -> Path | None:
     """The model's own state dict converted from ``entry``'s foreign ``layout``, as a file
-    derived once (``zoo.derived``) from the verified weights; None when their digests are
-    not pinned (a ``dir:`` folder)."""
-    import hashlib
-
+    derived once (``zoo.derived``) from the weights: keyed by the digests of the store blobs
+    the view links to (verified by the fetch), or for a ``dir:`` folder (read in place, never
+    hashed) by the files' paths, with their stat as the version; None for a view that links
+    elsewhere."""
     from ._config import config_to_dict
     from ._derived import derived
     from ._weights import build_loaded, read_safetensors, state_dict_for_save
 
-    if entry.name.startswith(("dir:", "hf:")):  # read in place, or pinned by the Hub's commit
-        return None
-    pins = STORE.pins(entry)
-    digests = [pins.get(p.name, "") for p in paths]
-    if not all(digests):
-        return None
-    source = digests[0] if len(digests) == 1 else hashlib.sha256(
-        "".join(f"{p.name} {d}\n" for p, d in zip(paths, digests, strict=True)).encode()
-    ).hexdigest()
+    version = ""
+    if entry.name.startswith("dir:"):
+        real = [os.path.realpath(p) for p in paths]
+        source = hashlib.sha256("\0".join(real).encode()).hexdigest()
+        version = " ".join(_file_version(r) for r in real)
+    else:
+        digests = [_blob_digest(p) for p in paths]
+        if not all(digests):
+            return None
+        source = digests[0] if len(digests) == 1 else hashlib.sha256(
+            "".join(f"{p.name} {d}\n" for p, d in zip(paths, digests, strict=True)).encode()
+        ).hexdigest()
     report = REGISTRY.reports.get(comp.plugin)
     settings = hashlib.sha256(json.dumps(config_to_dict(config), sort_keys=True).encode())
     name = (f"{entry.component}/{entry.layout}@{comp.plugin}-"
@@ -135,7 +139,19 @@ def _converted(entry: Entry, comp: Any, factory: Any, config: Any,
         model = build_loaded(factory, config, read_safetensors(paths), entry.layout)
         return state_dict_for_save(model)
 
-    return derived(source, name, build)
+    return derived(source, name, build, version)
+
+
+def _blob_digest(path: Path) -> str:
+    """The digest a view's link names (a store blob, verified by the fetch), else ""."""
+    target = os.path.basename(os.readlink(path)) if path.is_symlink() else ""
+    return target if re.fullmatch(r"[0-9a-f]{64}", target) else ""
+
+
+def _file_version(path: str) -> str:
+    """Size, mtime, ctime and inode of a file read in place: any write changes its ctime."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def _config(entry: Entry, folder: Path, factory: Any, where: str) -> Any:
@@ -167,17 +183,27 @@ def available_memory() -> int:
 
 
 def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any] | None) -> None:
-    """Warn about NaN/Inf weights; a blob's scan is recorded, so a warm load reads one line
-    (``state``: the files' tensors, read here when None and a scan is needed)."""
+    """Warn about NaN/Inf weights; a file's scan is recorded (a blob's by its digest, a file
+    read in place by its path and stat), so a warm load reads one line (``state``: the
+    files' tensors, read here when None and a scan is needed)."""
+    from ._derived import record_scan, recorded_scan
     from ._safetensors import safetensors_header
     from ._weights import nonfinite_in
 
     for path in weights:
-        target = os.path.basename(os.readlink(path)) if path.is_symlink() else ""
-        digest = target if re.fullmatch(r"[0-9a-f]{64}", target) else ""
-        bad = _SCANNED.get(digest) if digest else None
-        if bad is None and digest:
-            bad = STORE.scan(digest)
+        digest = _blob_digest(path)
+        if digest:
+            key = digest
+            bad = _SCANNED.get(key)
+            if bad is None:
+                bad = STORE.scan(digest)
+        else:  # a dir: file: its scan is kept for its version
+            real = os.path.realpath(path)
+            local, version = hashlib.sha256(real.encode()).hexdigest(), _file_version(real)
+            key = f"{real} {version}"
+            bad = _SCANNED.get(key)
+            if bad is None:
+                bad = recorded_scan(local, version)
         if bad is None:
             from ._weights import read_safetensors
 
@@ -186,8 +212,9 @@ def _warn_nonfinite(entry: Entry, weights: list[Path], state: dict[str, Any] | N
             bad = nonfinite_in({k: held[k] for k in keys if k in held})
             if digest:
                 STORE.record_scan(digest, bad)
-        if digest:
-            _SCANNED[digest] = bad
+            else:
+                record_scan(local, version, bad)
+        _SCANNED[key] = bad
         if bad:
             log.warning("zoo: %r: %s holds NaN or infinite values in %d tensor(s): %s",
                         entry.name, path.name, len(bad), ", ".join(bad[:5]))

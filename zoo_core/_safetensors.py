@@ -1,14 +1,17 @@
-"""Reading safetensors headers without torch: sniffing a file's format and refusing pickles.
+"""Safetensors files: sniffing a file's format and refusing pickles (the header alone, no
+torch), and mapping a file's tensors into memory (``mapped``).
 
-zoo loads weights from safetensors only (a JSON header, then raw tensor bytes). Everything
-here reads at most the header, so the store can tell formats apart without importing torch.
+zoo loads weights from safetensors only (a JSON header, then raw tensor bytes).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import mmap
 import os
 import struct
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,87 @@ def refuse_pickle(path: str | os.PathLike[str]) -> None:
             "'model.safetensors')"
         )
     raise WeightsError(f"{p.name!r} is not a safetensors file (bad header); re-download it")
+
+
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+           "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+           "BOOL": "bool", "U16": "uint16", "U32": "uint32", "U64": "uint64",
+           "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+def mapped(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The tensors of a safetensors file as views of one private (copy-on-write) memory map
+    of it: no bytes copied, writing to a tensor never touches the file. The header is checked
+    as the safetensors library does (known dtypes, sizes that match the shapes, tensors that
+    tile the data exactly); a file that is no safetensors is a ``WeightsError`` (pickles
+    named as such). None for what this reader leaves to the safetensors library (a dtype
+    this torch lacks, a big-endian machine)."""
+    import torch
+
+    if sys.byteorder != "little":
+        return None
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size >= 8 else None
+    header = _parsed(buf, size)
+    if header is None:
+        refuse_pickle(path)  # names a pickle; else a bad header
+        raise WeightsError(f"{Path(path).name!r} is not a safetensors file (bad header); "
+                           "re-download it")
+    assert buf is not None
+    start, header = header
+    entries = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            name = _DTYPES.get(info["dtype"])
+            shape, (begin, end) = list(info["shape"]), info["data_offsets"]
+            if not all(type(n) is int and n >= 0 for n in [*shape, begin, end]):
+                raise ValueError
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, f"tensor {key!r} has an invalid entry {str(info)[:100]}") from None
+        dtype = getattr(torch, name, None) if name else None
+        if not isinstance(dtype, torch.dtype):  # a dtype for the safetensors library to judge
+            return None
+        nbytes = math.prod(shape) * dtype.itemsize
+        if end - begin != nbytes:
+            raise _bad(path, f"tensor {key!r} takes {end - begin} bytes, its shape {shape} "
+                             f"{nbytes}")
+        entries.append((begin, end, key, dtype, shape))
+    entries.sort(key=lambda e: (e[0], e[1]))
+    at = 0
+    for begin, end, key, *_ in entries:
+        if begin != at:
+            raise _bad(path, f"tensor {key!r} starts at byte {begin} of the data, not {at}")
+        at = end
+    if start + at != size:
+        raise _bad(path, f"the tensors end at byte {start + at}, the file at {size}; it may be "
+                         "truncated")
+    out: dict[str, Any] = {}
+    for begin, end, key, dtype, shape in entries:
+        if begin == end:
+            out[key] = torch.empty(shape, dtype=dtype)
+            continue
+        t = torch.frombuffer(buf, dtype=dtype, count=(end - begin) // dtype.itemsize,
+                             offset=start + begin).view(shape)
+        out[key] = t if (start + begin) % dtype.itemsize == 0 else t.clone()  # aligned only
+    return dict(sorted(out.items()))
+
+
+def _parsed(buf: mmap.mmap | None, size: int) -> tuple[int, dict[str, Any]] | None:
+    if buf is None:
+        return None
+    (n,) = struct.unpack("<Q", buf[:8])
+    if n < 2 or n > min(MAX_HEADER, size - 8):
+        return None
+    try:
+        header = json.loads(buf[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return (8 + n, header) if isinstance(header, dict) else None
+
+
+def _bad(path: str | os.PathLike[str], what: str) -> WeightsError:
+    return WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({what}); it may "
+                        "be damaged: remove it and fetch it again")

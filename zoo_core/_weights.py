@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from torch.utils._device import DeviceContext  # what torch.device(...) enters
 
 from ._errors import ConfigError, WeightsError, ZooError
 from ._files import atomic_path, atomic_write
-from ._safetensors import refuse_pickle
+from ._safetensors import mapped
 from ._storage import CONFIG_NAME, WEIGHTS_NAME
 
 
@@ -30,12 +31,13 @@ def read_safetensors(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[
         paths = [paths]
     state: dict[str, Tensor] = {}
     for path in paths:
-        refuse_pickle(path)
-        try:
-            part = load_file(str(path))
-        except Exception as e:
-            raise WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({e}); "
-                               "it may be truncated: remove it and fetch it again") from e
+        part = mapped(path)
+        if part is None:  # left to the safetensors library
+            try:
+                part = load_file(str(path))
+            except Exception as e:
+                raise WeightsError(f"{Path(path).name!r} cannot be read as safetensors ({e}); "
+                                   "it may be truncated: remove it and fetch it again") from e
         clash = state.keys() & part.keys()
         if clash:
             raise WeightsError(f"tensor(s) {sorted(clash)[:5]} appear in two shards")
@@ -87,6 +89,12 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
     constructor that cannot run there; ``meta=False`` checks on meta first, then builds.
     ``activations``: also run the model's ``example_inputs()`` through it on meta and refuse
     it if one tensor it computes would take more bytes than that."""
+    return _sized(factory, config, limit, where, meta, activations)[0]
+
+
+def _sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
+           meta: bool, activations: int | None) -> tuple[nn.Module, int]:
+    """``build_sized``'s model and the bytes counted while it was built on meta."""
     from torch.nn.modules import module as nn_module
 
     counted = [0]
@@ -99,7 +107,6 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
 
     hooks = [nn_module.register_module_parameter_registration_hook(count),
              nn_module.register_module_buffer_registration_hook(count)]
-    name = getattr(factory, "__name__", type(factory).__name__)
     try:
         model = None
         try:
@@ -110,36 +117,78 @@ def build_sized(factory: Callable[[Any], nn.Module], config: Any, limit: int, wh
         except Exception:  # a constructor that computes on values: build it the usual way
             counted[0] = 0
         if model is not None and activations is not None:
-            key = _config_key(factory, config)
-            largest = _ACTIVATIONS.get(key) if key else None
-            if largest is None:
-                largest = largest_activation(model)
-                if key:
-                    _ACTIVATIONS[key] = largest
-            if largest > activations:
-                raise _TooBig(largest)
+            _check_activations(factory, config, model, activations)
         if model is None or not meta:
             counted[0] = 0
             model = factory(config)
-        return model
+        return model, counted[0]
     except _TooBig as e:
-        raise ConfigError(
-            f"{where}: field 'config' asks for a {name} holding more than "
-            f"{e.nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
-            f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
-            "memory available, or what its weight files can fill); check its sizes, or pass "
-            "max_bytes= if you mean it"
-        ) from None
+        raise _too_big(factory, where, e.nbytes, limit, activations) from None
     except ZooError:
         raise
     except Exception as e:  # a zero or negative size, an inconsistent config ...
         text = str(e).strip().splitlines()
-        raise ConfigError(f"{where}: field 'config' cannot build {name} "
+        raise ConfigError(f"{where}: field 'config' cannot build {_name(factory)} "
                           f"({type(e).__name__}: {text[0] if text else ''}); fix the config "
                           "values") from None
     finally:
         for h in hooks:
             h.remove()
+
+
+def _name(factory: Any) -> str:
+    return getattr(factory, "__name__", type(factory).__name__)
+
+
+def _too_big(factory: Any, where: str, nbytes: int, limit: int,
+             activations: int | None) -> ConfigError:
+    return ConfigError(
+        f"{where}: field 'config' asks for a {_name(factory)} holding more than "
+        f"{nbytes / 2**30:.2f} GiB (in its weights, or in one activation of its example "
+        f"inputs), over the limit of {max(limit, activations or 0) / 2**30:.2f} GiB (the "
+        "memory available, or what its weight files can fill); check its sizes, or pass "
+        "max_bytes= if you mean it")
+
+
+def _check_activations(factory: Any, config: Any, model: nn.Module, activations: int) -> None:
+    """Raise ``_TooBig`` if one tensor of the model's example run takes more than
+    ``activations`` bytes (measured once per config and plugin version, and kept in the
+    store: running a model on meta imports torch._dynamo and sympy, seconds per process)."""
+    key = _config_key(factory, config)
+    largest = _ACTIVATIONS.get(key) if key else None
+    record = _activation_record(factory, key) if key and largest is None else None
+    if record is not None:
+        with contextlib.suppress(OSError, ValueError, RecursionError):
+            doc = json.loads(record.read_text("utf-8"))
+            if isinstance(doc, dict) and doc.get("key") == key \
+                    and type(doc.get("largest")) is int:
+                largest = doc["largest"]
+    if largest is None:
+        largest = largest_activation(model)
+        if record is not None:
+            atomic_write(record, json.dumps({"key": key, "largest": largest}) + "\n")
+    if key:
+        _ACTIVATIONS[key] = largest
+    if largest > activations:
+        raise _TooBig(largest)
+
+
+def _activation_record(factory: Any, key: str) -> Path | None:
+    """Where the store keeps a config's largest activation: named by the config, the
+    plugin's version and torch's; None for a factory no plugin registered."""
+    import hashlib
+
+    from ._registry import REGISTRY
+    from ._storage import STORE
+
+    target = f"{factory.__module__}:{getattr(factory, '__qualname__', '')}"
+    comp = next((c for c in REGISTRY.components().values() if c.target == target), None)
+    report = REGISTRY.reports.get(comp.plugin) if comp is not None else None
+    if report is None:
+        return None
+    name = hashlib.sha256(f"{key}\n{comp.plugin} {report.version}\ntorch {torch.__version__}"
+                          .encode()).hexdigest()
+    return STORE._folder("derived", "activations") / f"{name}.json"
 
 
 #: The largest activation measured per (component, config): the same config gives the same
@@ -172,6 +221,10 @@ def largest_activation(model: nn.Module) -> int:
     largest = [0]
 
     class Track(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:  # never compiled: no torch._dynamo import
+            return False
+
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                                kwargs: Any = None) -> Any:
             out = func(*args, **(kwargs or {}))
@@ -181,8 +234,10 @@ def largest_activation(model: nn.Module) -> int:
             return out
 
     try:
+        # made on the CPU (small by contract), then moved: factories such as zeros_like on
+        # meta run torch's Python references, which import sympy (seconds, once a process)
+        inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
         with _MetaBuild():
-            inputs = tree_map(lambda t: t.to(_META) if isinstance(t, Tensor) else t, example())
             with torch.no_grad(), Track():
                 model(**inputs) if isinstance(inputs, dict) else model(*inputs)
     except Exception:  # data-dependent code cannot run on meta: what ran so far is counted
@@ -199,15 +254,68 @@ def build_loaded(factory: Callable[[Any], nn.Module], config: Any, state: dict[s
     The model is built on the meta device (no memory, no initialisation; its size checked
     against ``limit`` bytes as it is built), then takes the checkpoint's tensors as its own
     (``assign=True``). A model with non-persistent buffers (values no checkpoint holds), or
-    whose constructor cannot run on meta, is built for real.
+    whose constructor cannot run on meta, is built for real. The meta model of a (component,
+    config) is kept and copied for later loads (``_skeleton``): no constructor runs again.
     """
-    model = build_sized(factory, config, limit if limit is not None else 1 << 62, where,
-                        activations=activations)
+    limit = limit if limit is not None else 1 << 62
+    skeleton, model = _skeleton(factory, config, limit, where, activations)
+    if skeleton is not None:
+        model, modules = skeleton.copy()
+        if layout is not None:
+            state = _converted(model, state, layout)
+        state, expected, _ = _fit(type(model).__name__, skeleton.own, skeleton.aliases,
+                                  dict(state), strict=True, allow_cast=allow_cast)
+        own = skeleton.own
+        skeleton.fill(modules, {k: _in_dtype(state[k], own[k].dtype) for k in expected})
+        return model
+    if model is None:
+        model = build_sized(factory, config, limit, where, activations=activations)
     if any(t.is_meta for t in model.buffers()) and \
             any(m._non_persistent_buffers_set for m in model.modules()):
         model = factory(config)
     load_state_dict(model, state, layout, assign=True, allow_cast=allow_cast)
     return model
+
+
+def _in_dtype(t: Tensor, dtype: torch.dtype) -> Tensor:
+    return t if t.dtype == dtype else t.to(dtype)
+
+
+def _skeleton(factory: Callable[[Any], nn.Module], config: Any, limit: int, where: str,
+              activations: int | None) -> tuple[Any, nn.Module | None]:
+    """The kept skeleton of ``factory(config)`` (built and kept on first use; its size
+    checked against ``limit`` and ``activations`` on every use), or ``(None, model)`` with
+    the model just built when it cannot be kept (``(None, None)``: a config that is no
+    JSON)."""
+    from . import _skeleton as sk
+
+    settings = _config_key(factory, config)
+    if not settings:
+        return None, None
+    key = (factory, settings, torch.get_default_dtype())
+    found = sk.kept(key)
+    if found is None:
+        model, nbytes = _sized(factory, config, limit, where, True, activations)
+        if not sk.plain(model):
+            return None, model
+        own = model.state_dict(keep_vars=True)
+        found = sk.Skeleton(model, nbytes, _aliases(own))
+        if list(found.own) != list(own):  # a state dict of its own making
+            return None, model
+        try:
+            found.copy()  # an attribute that cannot be copied (a lock ...): built per load
+        except Exception:
+            return None, model
+        sk.keep(key, found)
+        return found, None
+    try:
+        if found.nbytes > limit:
+            raise _TooBig(found.nbytes)
+        if activations is not None:
+            _check_activations(factory, config, found.copy()[0], activations)
+    except _TooBig as e:
+        raise _too_big(factory, where, e.nbytes, limit, activations) from None
+    return found, None
 
 
 def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
@@ -217,8 +325,10 @@ def nonfinite_in(state: dict[str, Tensor]) -> list[str]:
 
 def _finite(t: Tensor) -> bool:
     """Whether every value of ``t`` is finite: a NaN or an infinity makes the sum NaN or
-    infinite, so one reduction decides, and only a sum that overflowed is looked at again."""
-    total = t.sum(dtype=torch.float64) if t.dtype != torch.float64 else t.sum()
+    infinite, so one reduction (in float32 at least) decides, and only a sum that overflowed
+    is looked at again."""
+    wide = t.dtype in (torch.float32, torch.float64)
+    total = t.sum() if wide else t.sum(dtype=torch.float32)
     return bool(torch.isfinite(total)) or bool(torch.isfinite(t).all())
 
 
@@ -269,13 +379,41 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
     ``allow_cast=True``; floats of another width are converted.
     """
     if layout is not None:
-        convert = getattr(model, "convert_state_dict", None)
-        if convert is None:
-            raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
-        state = convert(state, layout)
-    state = dict(state)  # the caller's dict stays as it was
+        state = _converted(model, state, layout)
     own = model.state_dict(keep_vars=True)  # tied parameters are one object, even on meta
     aliases = _aliases(own)
+    state, expected, left = _fit(type(model).__name__, own, aliases, dict(state),
+                                 strict=strict, allow_cast=allow_cast)
+    if not assign:
+        with torch.no_grad():
+            for k in expected:
+                own[k].copy_(state[k])
+        return left
+    # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
+    # dtype and device, instead of copying them into freshly initialised ones.
+    taken = {k: state[k].to(dtype=own[k].dtype,
+                            device=state[k].device if own[k].is_meta else own[k].device)
+             for k in expected}
+    model.load_state_dict(taken, strict=False, assign=True)
+    for alias, main in aliases.items():  # assignment unties shared weights: tie them again
+        _set_tensor(model, alias, _get_tensor(model, main))
+    return left
+
+
+def _converted(model: nn.Module, state: dict[str, Tensor], layout: str) -> dict[str, Tensor]:
+    convert = getattr(model, "convert_state_dict", None)
+    if convert is None:
+        raise WeightsError(f"{type(model).__name__} declares no layouts; cannot map {layout!r}")
+    return convert(state, layout)  # type: ignore[no-any-return]
+
+
+def _fit(model_name: str, own: dict[str, Tensor], aliases: dict[str, str],
+         state: dict[str, Tensor], *, strict: bool, allow_cast: bool
+         ) -> tuple[dict[str, Tensor], list[str], list[str]]:
+    """``state`` (a dict of the caller's, changed here) with tied keys folded into their main
+    key, the keys to load and the model keys it lacks; missing, unexpected, misshapen keys
+    and dtype kind changes raise ``WeightsError`` (missing and unexpected ones only when
+    ``strict``)."""
     for alias, main in aliases.items():
         if alias in state and main not in state:
             state[main] = state[alias]
@@ -292,7 +430,7 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
         expected = [k for k in expected if k in state]
         missing, unexpected = [], []
     if casts:
-        raise WeightsError(f"weights of {type(model).__name__} would change dtype on load "
+        raise WeightsError(f"weights of {model_name} would change dtype on load "
                            f"({len(casts)}): {_head(casts)}; pass allow_cast=True to convert "
                            "them, if that is what you want")
     if missing or unexpected or shapes:
@@ -305,22 +443,9 @@ def load_state_dict(model: nn.Module, state: dict[str, Tensor], layout: str | No
             parts.append(f"shape mismatches ({len(shapes)}): {_head(shapes)}")
         hint = (" Is this a checkpoint of another architecture or size? Foreign layouts need "
                 "their declared mapping (entry field 'layout').")
-        raise WeightsError(f"weights do not fit {type(model).__name__}: " + "; ".join(parts)
+        raise WeightsError(f"weights do not fit {model_name}: " + "; ".join(parts)
                            + "." + hint)
-    if not assign:
-        with torch.no_grad():
-            for k in expected:
-                own[k].copy_(state[k])
-        return left
-    # Take the (memory-mapped, copy-on-write) checkpoint tensors as they are, in the model's
-    # dtype and device, instead of copying them into freshly initialised ones.
-    taken = {k: state[k].to(dtype=own[k].dtype,
-                            device=state[k].device if own[k].is_meta else own[k].device)
-             for k in expected}
-    model.load_state_dict(taken, strict=False, assign=True)
-    for alias, main in aliases.items():  # assignment unties shared weights: tie them again
-        _set_tensor(model, alias, _get_tensor(model, main))
-    return left
+    return state, expected, left
 
 
 def _get_tensor(model: nn.Module, key: str) -> Tensor:
