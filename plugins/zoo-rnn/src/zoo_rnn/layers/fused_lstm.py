@@ -12,8 +12,8 @@ gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t�
 ∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
 
 Gates. The g rows of the weights and biases are doubled, so one σ gives σ(i), σ(f), σ(2g),
-σ(o), and tanh(g) = 2σ(2g) − 1, tanh′(g) = 4σ(2g)(1 − σ(2g)). Apart from that σ, every
-pointwise operation runs on one (B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's
+σ(o), and tanh(g) = 2σ(2g) − 1, tanh′(g) = 4σ(2g)(1 − σ(2g)). Every pointwise operation,
+that σ included, runs on one (B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's
 grain size, so it runs on the calling thread without waking (and waiting for) the others.
 
 Backward, from dh_t = ∂L/∂y_t + (carried ∂L/∂h_t) and the carried dc:
@@ -54,8 +54,8 @@ class PlainLSTM(torch.autograd.Function):
         sig: list[Tensor] = [gx] * steps           # σ(i), σ(f), σ(2g), σ(o), (B, 4H) per step
         for t in order(steps, reverse):
             read, write = t + shift, t + 1 - shift
-            s = sig[t] = product(hs[read], add=gx[t]).sigmoid_()
-            i, f, s_g, o = s.chunk(4, 1)
+            sig[t] = product(hs[read], add=gx[t])
+            i, f, s_g, o = (gate.sigmoid_() for gate in sig[t].chunk(4, 1))
             g = torch.mul(s_g, 2, out=tanh_g[t]).sub_(1)
             c = torch.mul(f, cells[read], out=cells[write]).addcmul_(i, g)
             tc = torch.mul(c, 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
