@@ -12,14 +12,14 @@ gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t�
 ∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
 
 Gates. The g rows of the weights and biases are doubled, so one σ gives σ(i), σ(f), σ(2g),
-σ(o), and tanh(g) = 2σ(2g) − 1, tanh′(g) = 4σ(2g)(1 − σ(2g)). Every pointwise operation,
+σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation,
 that σ included, runs on one (B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's
 grain size, so it runs on the calling thread without waking (and waiting for) the others.
 
 Backward, from dh_t = ∂L/∂y_t + (carried ∂L/∂h_t) and the carried dc:
 dc_t = dc + dh_t o (1 − tanh² c_t); δ_i = dc_t g i(1 − i); δ_f = dc_t c_{t−1} f(1 − f);
-δ_g = dc_t i 4s(1 − s) with s = σ(2g); δ_o = dh_t tanh(c_t) o(1 − o); then the carried
-dc ← dc_t f and dh ← δ_t W_hh.
+δ_g = dc_t i (1 − g²); δ_o = dh_t tanh(c_t) o(1 − o) (g standing for tanh(g)); then the
+carried dc ← dc_t f and dh ← δ_t W_hh.
 """
 
 from __future__ import annotations
@@ -75,14 +75,15 @@ class PlainLSTM(torch.autograd.Function):
         back = StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
         delta = tanh_c.new_empty(steps, batch, 4 * hid)
         for t in order(steps, not ctx.reverse):
-            i, f, s_g, o = ctx.sig[t].chunk(4, 1)
+            i, f, _, o = ctx.sig[t].chunk(4, 1)
             d_i, d_f, d_g, d_o = delta[t].chunk(4, 1)
             tc, g = tanh_c[t], tanh_g[t]
             dh = dh + dy[t]
-            dc = torch.addcmul(dc, dh, torch.addcmul(one, tc, tc, value=-1).mul_(o))
+            # o (1 − tanh² c_t) = o − h_t tanh(c_t)
+            dc = torch.addcmul(dc, dh, torch.addcmul(o, hs[t + 1 - shift], tc, value=-1))
             torch.addcmul(i, i, i, value=-1, out=d_i).mul_(g).mul_(dc)
             torch.addcmul(f, f, f, value=-1, out=d_f).mul_(cells[t + shift]).mul_(dc)
-            torch.addcmul(s_g, s_g, s_g, value=-1, out=d_g).mul_(i).mul_(dc).mul_(4)
+            torch.addcmul(one, g, g, value=-1, out=d_g).mul_(i).mul_(dc)
             torch.addcmul(o, o, o, value=-1, out=d_o).mul_(tc).mul_(dh)
             dc = dc.mul_(f)
             dh = back(delta[t])
