@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell
+from zoo_rnn.layers.fused_lstm import lstm_layer
 from zoo_rnn.recurrent import GRU, LSTM, RNN
 
 import zoo_core as zoo
@@ -78,6 +79,30 @@ def test_padded_with_initial_state(kind, fused, layers, bidir):
         torch.testing.assert_close(a, b, **TOL)
     _check_grads(ours, ref, [y, *_flat(state)], [y_ref, *_flat(state_ref)],
                  [x1, *h1], [x2, *h2])
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_lstm_fast_path_at_width(batch_first):
+    """The plain LSTM's own path (no lengths, no projection: layers/fused_lstm.PlainLSTM) at a
+    width where its products are oneDNN's: outputs, states and every gradient, both ways."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(24, 48, num_layers=2, bidirectional=True, batch_first=batch_first)
+    ours = LSTM.from_torch(ref)
+    x = torch.randn((6, 25, 24) if batch_first else (25, 6, 24))
+    hx = [torch.randn(4, 6, 48) for _ in range(2)]
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    h1 = [t.clone().requires_grad_() for t in hx]
+    h2 = [t.clone().requires_grad_() for t in hx]
+    y, state = ours(x1, tuple(h1))
+    y_ref, state_ref = ref(x2, tuple(h2))
+    torch.testing.assert_close(y, y_ref, **TOL)
+    for a, b in zip(state, state_ref, strict=True):
+        torch.testing.assert_close(a, b, **TOL)
+    _check_grads(ours, ref, [y, *state], [y_ref, *state_ref], [x1, *h1], [x2, *h2])
+    steps_first = x.transpose(0, 1) if batch_first else x
+    layer_y = lstm_layer(steps_first, ours.weight_ih_l0, ours.bias_ih_l0, hx[0][0], hx[1][0],
+                         ours.weight_hh_l0, ours.bias_hh_l0)[0]
+    assert type(layer_y.grad_fn).__name__ == "PlainLSTMBackward"
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

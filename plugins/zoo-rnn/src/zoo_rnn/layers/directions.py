@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .fused import elman_recurrence, gru_recurrence, lstm_layer
+from .fused import elman_recurrence, gru_recurrence
+from .fused_lstm import lstm_layer
 from .gru_cell import GRUCell
 from .lstm_cell import LSTMCell
 
