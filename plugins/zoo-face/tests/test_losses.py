@@ -334,3 +334,71 @@ def test_forward_never_asks_the_device_for_a_value(monkeypatch):
     loss = zoo.create("loss:arcface", embedding_size=4, num_classes=5)
     with pytest.raises((IndexError, RuntimeError)):
         loss(torch.randn(2, 4), torch.tensor([0, 5]))
+
+
+def arcface_by_autograd(x, w, t, s, m):
+    """ArcFace written as its formula, differentiated by plain autograd (the reference)."""
+    cos = torch.nn.functional.normalize(x, dim=1) @ torch.nn.functional.normalize(w, dim=1).T
+    c = cos.gather(1, t[:, None]).squeeze(1)
+    theta = torch.acos(c)
+    phi = torch.where(theta + m <= math.pi, torch.cos(theta + m), c - m * math.sin(m))
+    logits = s * cos.scatter(1, t[:, None], phi[:, None])
+    return torch.nn.functional.cross_entropy(logits, t)
+
+
+def loss_and_grads(fn, x, w):
+    x = x.detach().clone().requires_grad_()
+    w = w.detach().clone().requires_grad_()
+    value = fn(x, w)
+    value.backward()
+    return value.detach(), x.grad, w.grad
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_fused_arcface_gradients_match_autograd_and_peer(dtype, tol):
+    """Loss, ∂/∂x and ∂/∂W of the fused kernel against the formula under autograd (float64)
+    and against pytorch-metric-learning; embeddings put on both sides of the fallback."""
+    import pytorch_metric_learning.losses as pml
+    g = torch.Generator().manual_seed(11)
+    b, d, c = 48, 32, 3000
+    w = torch.randn(c, d, generator=g, dtype=torch.float64) * 0.3
+    t = torch.randint(0, c, (b,), generator=g)
+    x = torch.randn(b, d, generator=g, dtype=torch.float64) * 4
+    x[:6] = -w[t[:6]] * 20 + 0.05 * x[:6]                                # θ + m > π
+    x[6:12] = w[t[6:12]] * 20 + 0.05 * x[6:12]                           # θ ≈ 0: p_y ≈ 1
+    ours = zoo.create("loss:arcface", embedding_size=d, num_classes=c, s=64.0, m=0.5)
+    ours = ours.to(dtype)
+
+    def fused(x, w):
+        return torch.func.functional_call(ours, {"weight": w}, (x, t))
+
+    got = loss_and_grads(fused, x.to(dtype), w.to(dtype))
+    exp = loss_and_grads(lambda x, w: arcface_by_autograd(x, w, t, 64.0, 0.5), x, w)
+    for a, e in zip(got, exp, strict=True):
+        torch.testing.assert_close(a.double(), e, rtol=tol, atol=tol * e.abs().max())
+    peer = pml.ArcFaceLoss(num_classes=c, embedding_size=d, margin=math.degrees(0.5), scale=64)
+    peer = peer.to(dtype)
+    rest = slice(6, None)                                  # the peer has no fallback past π
+
+    def peer_fn(x, w):
+        return torch.func.functional_call(peer, {"W": w.T}, (x, t[rest]))
+
+    def fused_rest(x, w):
+        return torch.func.functional_call(ours, {"weight": w}, (x, t[rest]))
+
+    got = loss_and_grads(fused_rest, x[rest].to(dtype), w.to(dtype))
+    exp = loss_and_grads(peer_fn, x[rest].to(dtype), w.to(dtype))
+    for a, e in zip(got, exp, strict=True):
+        torch.testing.assert_close(a, e, rtol=tol, atol=tol * e.abs().max())
+
+
+def test_fused_backward_twice_with_retained_graph():
+    """The backward borrows the logits buffer for B entries: a retained graph runs it again."""
+    x, t = data(d=8, c=50, b=20, seed=9)
+    x.requires_grad_()
+    loss = make("arcface", d=8, c=50)
+    value = loss(x, t)
+    first = torch.autograd.grad(value, [x, loss.weight], retain_graph=True)
+    second = torch.autograd.grad(value, [x, loss.weight])
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

@@ -1,22 +1,28 @@
-"""Fused cosine-margin softmax cross-entropy for C ≫ B (one (B, C) buffer, never rewritten).
+"""Fused cosine-margin softmax cross-entropy for C ≫ B: one (B, C) buffer, three matmuls.
 
 Computes, for the losses whose non-target logits are ``s · cos θ_j`` (NormFace, CosFace,
 ArcFace, combined margin, AdaFace, MagFace),
 
-    ℓ_i = log Σ_j exp(z_ij) − z_{i,y_i},   z_ij = s·x̂_i·W_j/‖W_j‖ (j ≠ y_i),  z_{i,y_i} = s·φ_i,
+    ℓ_i = log Σ_j exp(z_ij) − z_{i,y_i},   z_ij = s·ρ_j·a_ij (j ≠ y_i),   z_{i,y_i} = s·φ(c_i),
 
-with the gradient written out by hand. The logits buffer becomes ``e = exp(z − max_j z)`` in
-place, then ``c_j e_ij`` (``c_j = s/‖W_j‖``); ``ℓ = max + log Σ e − s·φ`` needs no softmax
-normalisation (and no underflow fallback), and the backward only *reads* the buffer: with
-the row factors ``r_i = (∂L/∂ℓ_i) / Σ_j e_ij``,
+with ``a = x̂ Wᵀ`` (raw centres), ``ρ_j = 1/‖W_j‖``, ``c_i = ρ_{y_i} a_{i,y_i}`` and the
+gradient written out by hand. Nothing of size (C, D) is made but the centre gradient, and
+the centres are never normalised: ρ scales the (B, C) buffer instead.
 
-    ∂L/∂x̂_i = r_i Σ_j e_ij c_j W_j,   ∂L/∂(W_j/‖W_j‖·‖W_j‖…) from M_j = c_j Σ_i r_i e_ij x̂_i,
+Forward, all in the one buffer: ``a`` (matmul) → ``z`` (× sρ, B target entries set) →
+``p = softmax(z)`` in place (the row stays in cache) → ``ρ_j p_ij``, what the backward reads.
+``ℓ_i = m_i + log S_i − z_{i,y_i}`` with ``m_i = max_j z_ij`` and ``1/S_i = max_j p_ij``, so
+a target probability that underflows costs no precision.
 
-minus the target terms (their logit is φ, not s·cos), then the centre gradient
-``M_j − ρ_j² ⟨M_j, W_j⟩ W_j`` (``ρ_j = 1/‖W_j‖``: the projection on the sphere's tangent
-space). Two matmuls read the buffer in the backward; nothing of size (C, D) is copied. The
-target logits ``φ_i`` (B values) go through autograd on the gathered target rows, so any
-margin function plugs in. Nothing here asks the device for a value.
+Backward, with ``Q_ij = ∂L/∂a_ij = s g_i ρ_j p_ij`` off the target and ``ρ_y ∂L/∂c_i`` on it
+(``g_i = ∂L/∂ℓ_i``; the B values of ``∂L/∂c`` come from autograd through the margin, so any
+``target_logit`` plugs in): the B target entries of the buffer are overwritten for the
+duration of two matmuls (and restored, so a retained graph can run backward again), the
+row factor ``s g_i`` goes on the small operands, and
+
+    ∂L/∂x̂ = Q W,   M = Qᵀ x̂,   ∂L/∂W_j = M_j − ρ_j² ⟨M_j, W_j⟩ W_j
+
+(the last term: the derivative of ρ_j). Nothing here asks the device for a value.
 """
 
 from __future__ import annotations
@@ -27,6 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from .workspace import project_rows_
+
+
+def softmax_(e: Tensor) -> Tensor:
+    """Row softmax of ``e`` written over ``e`` (each row is read, then rewritten, in cache)."""
+    return torch.ops.aten._softmax.out(e, 1, False, out=e)
 
 
 class MarginSoftmaxCE(torch.autograd.Function):
@@ -41,48 +54,51 @@ class MarginSoftmaxCE(torch.autograd.Function):
         s = loss.s
         keep = target >= 0                                                      # (B,)
         t = target.clamp(min=0)
+        rows = torch.arange(x.shape[0], device=x.device)
+        rho = torch.linalg.vector_norm(weight, dim=1).clamp_min_(1e-12).reciprocal_()  # (C,)
         with torch.enable_grad():
             x_leaf = x.detach().requires_grad_()
-            w_leaf = weight.detach()[t].requires_grad_()                        # (B, D)
             x_hat = F.normalize(x_leaf, dim=1)                                  # (B, D)
-            c = (x_hat * F.normalize(w_leaf, dim=1)).sum(1)                     # (B,)
+        e = x_hat.detach() @ weight.t()                                         # a (B, C)
+        with torch.enable_grad():
+            c = (e[rows, t] * rho[t]).requires_grad_()                          # cos θ_y (B,)
             phi = loss.target_logit(c, x_leaf) * s                              # (B,)
-        col = torch.linalg.vector_norm(weight, dim=1).clamp_min(1e-12).reciprocal_()
-        col.mul_(s)                                                             # c_j (C,)
-        rows = torch.arange(x.shape[0], device=x.device)
-        e = x_hat.detach() @ weight.t()                                         # (B, C)
-        e.mul_(col)
+        e.mul_(rho * s)                                                         # z
         e[rows, t] = torch.where(keep, phi.detach().to(e.dtype), e[rows, t])
-        top = e.amax(1, keepdim=True)                                           # (B, 1)
-        e.sub_(top).exp_()                                          # exp(z − max) in place
-        total = e.sum(1)                                                        # (B,)
-        nll = (top.squeeze(1) + total.log() - phi.detach().to(e.dtype)) * keep
-        e.mul_(col)                               # c_j e_ij: what the backward reads, twice
+        top = e.amax(1)                                                         # m (B,)
+        softmax_(e)                                                             # p
+        lse = top - e.amax(1).log()                                             # log Σ exp z
+        p_t = e[rows, t]                                                        # (B,)
+        e.mul_(rho)                                                    # ρ_j p_ij: read twice
+        nll = (lse - phi.detach().to(e.dtype)) * keep
         count = keep.sum().clamp(min=1)
-        ctx.save_for_backward(weight, col, t, keep, e, total, count)
-        ctx.graph = (x_leaf, w_leaf, x_hat, phi)
+        ctx.save_for_backward(weight, rho, t, keep, p_t, count)
+        ctx.buffer = e              # not saved: the backward writes B entries, then restores them
+        ctx.graph = (x_leaf, x_hat, c, phi)
         ctx.s = s
         return (nll.sum() / count).to(x.dtype)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        weight, col, t, keep, e, total, count = ctx.saved_tensors
-        x_leaf, w_leaf, x_hat_graph, phi = ctx.graph
-        x_hat = x_hat_graph.detach()
+        weight, rho, t, keep, p_t, count = ctx.saved_tensors
+        e = ctx.buffer
+        x_leaf, x_hat_graph, c, phi = ctx.graph
         rows = torch.arange(e.shape[0], device=e.device)
-        scale = (grad / count) * keep                                           # (B,)
-        r = (scale / total).to(e.dtype)                                         # (B,)
-        ce_t = e[rows, t]                                                       # c_t e_t (B,)
-        d_phi = ((ce_t / (col[t] * total) - 1) * scale).to(phi.dtype)
-        target_term = r * ce_t                                                  # (B,)
-        d_x_hat = (e @ weight) * r[:, None] - target_term[:, None] * weight[t]  # (B, D)
-        d_w = e.t() @ (x_hat * r[:, None])                                      # (C, D)
-        d_w.index_add_(0, t, x_hat * -target_term[:, None])
-        inv = col / ctx.s                                                      # 1/‖W_j‖
-        dot = torch.bmm(d_w.unsqueeze(1), weight.unsqueeze(2)).view(-1)         # (C,)
-        d_w.addcmul_(weight, (dot * inv * inv)[:, None], value=-1)
-        d_x, d_rows = torch.autograd.grad([x_hat_graph, phi], [x_leaf, w_leaf],
-                                          [d_x_hat, d_phi], retain_graph=True)
-        d_w.index_add_(0, t, d_rows)
+        g = (grad / count) * keep                                               # ∂L/∂ℓ (B,)
+        d_phi = (g * (p_t - 1)).to(phi.dtype)
+        d_c, d_x_margin = torch.autograd.grad(phi, [c, x_leaf], d_phi, retain_graph=True,
+                                              allow_unused=True)
+        row = (g * ctx.s).to(e.dtype)                                           # s g_i (B,)
+        rho_t = rho[t]
+        saved = e[rows, t]
+        e[rows, t] = torch.where(row != 0, rho_t * d_c.to(e.dtype) / row, saved)  # Q / row
+        d_x_hat = (e @ weight).mul_(row[:, None])                               # (B, D)
+        x_hat = x_hat_graph.detach()
+        d_w = e.t() @ (x_hat * row[:, None])                                    # M (C, D)
+        e[rows, t] = saved
+        project_rows_(d_w, weight, rho * rho)
+        d_x, = torch.autograd.grad(x_hat_graph, x_leaf, d_x_hat, retain_graph=True)
+        if d_x_margin is not None:
+            d_x = d_x + d_x_margin
         return d_x, d_w, None, None
