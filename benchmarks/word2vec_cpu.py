@@ -8,7 +8,8 @@ and ours alternate (``_harness.Bench``), the minimum of ``--repeats`` is kept. T
 models' WordSim353 and SimLex-999 Spearman ρ and Google analogy accuracy are recorded beside
 gensim's (quality must stay at its level).
 
-Last, the cost of the first training in a fresh process (numba loading its cached engine):
+Last, the cost of the first training in a fresh process (loading the compiled engine built
+by an earlier run):
 a new interpreter (torch imported) trains SGNS on Lee (3 epochs) twice, and the first run's
 time minus the second's is recorded against the 0.3 s goal (``--fresh`` processes, the least
 kept). Those interpreters may write bytecode (under a temporary ``PYTHONPYCACHEPREFIX``,

@@ -126,7 +126,7 @@ class Word2Vec(Model):
 
     ``forward`` is the differentiable loss of a batch of predictions (for autograd users and
     the checks); :meth:`train` uses closed-form updates instead: the released tool's
-    sequential SGD compiled with numba on the CPU (:mod:`zoo_word2vec.compiled`), batched
+    sequential SGD compiled (C, else numba) on the CPU (:mod:`zoo_word2vec.compiled`), batched
     steps in torch ops elsewhere (:mod:`zoo_word2vec.sgd`).
     """
 
@@ -380,8 +380,9 @@ class Word2Vec(Model):
                 ``build_vocab`` when omitted.
             compute_loss: keep the summed loss for :meth:`get_latest_training_loss`.
             progress: show a progress bar (None: only on a terminal).
-            engine: ``"compiled"``: the released tool's sequential SGD compiled with numba
-                (CPU, float32; what ``"auto"`` picks there); ``"torch"``: batched closed-form
+            engine: ``"compiled"``: the released tool's sequential SGD in C (built by the
+                system compiler on first use) or, without a compiler, numba (CPU, float32;
+                what ``"auto"`` picks there); ``"torch"``: batched closed-form
                 steps in torch ops, on any device (what ``"auto"`` picks elsewhere).
 
         Returns:
