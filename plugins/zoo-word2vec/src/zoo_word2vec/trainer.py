@@ -47,7 +47,7 @@ from .sgd import (
     negative_block,
     skipgram_step,
 )
-from .vocab import check_sentence
+from .vocab import check_sentence, noise_table
 
 if TYPE_CHECKING:
     from .word2vec import Word2Vec
@@ -146,11 +146,14 @@ class Trainer:
         self.syncs = max(1, round(1 / sync_fraction)) if self.dist else 1
         tables = model.training_tables()
         self.keep_prob = tables["keep_prob"].float()
-        self.noise = tables.get("noise_table")
         self.points, self.codes, self.lengths = (tables.get(k) for k in ("points", "codes",
                                                                         "code_lengths"))
         self.vocab_size = model.config.vocab_size
         self.engine = _choose_engine(engine, model)
+        if self.engine == "torch" and cfg.negative:  # the compiled loop draws from alias tables
+            if "noise_table" not in tables:  # kept with the model's other derived tables
+                tables["noise_table"] = noise_table(tables["cdf"])
+            self.noise = tables["noise_table"]
         if self.engine == "compiled":  # numpy views sharing the weights' memory
             self.weights_np = {name: p.data.numpy() for name, p in model.named_parameters()}
             self.tables_np = {k: v.numpy() for k, v in (

@@ -45,7 +45,6 @@ from .vocab import (
     encode_words,
     huffman,
     keep_probabilities,
-    noise_table,
     unigram_cdf,
 )
 
@@ -336,14 +335,14 @@ class Word2Vec(Model):
         self._wv, self._tables = None, None
 
     def training_tables(self) -> dict[str, Tensor]:
-        """Derived tables: keep probabilities, noise CDF, Huffman paths (cached)."""
+        """Derived tables: keep probabilities, noise CDF and alias tables, Huffman paths (cached;
+        the torch engine adds its noise table)."""
         if self._tables is None:
             cfg = self.config
             counts = self.counts.cpu()
             t: dict[str, Tensor] = {"keep_prob": keep_probabilities(counts, cfg.sample)}
             if cfg.negative:
                 t["cdf"] = unigram_cdf(counts, cfg.ns_exponent)
-                t["noise_table"] = noise_table(t["cdf"])
                 t["noise_cut"], t["noise_alias"] = alias_table(t["cdf"])
             if cfg.hs:
                 t["points"], t["codes"], t["code_lengths"] = huffman(counts.tolist())
