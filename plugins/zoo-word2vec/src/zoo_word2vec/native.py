@@ -107,7 +107,7 @@ def kernel() -> Any | None:
                     _build(cc, flags, path)
                 fn = ctypes.CDLL(str(path)).w2v_train_chunk
                 break
-            except (OSError, subprocess.SubprocessError, AttributeError) as e:
+            except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
                 log.debug("word2vec C kernel not built with %s (%s)", flags, e)
         if fn is None:
             return None
