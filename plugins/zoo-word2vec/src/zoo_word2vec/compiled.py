@@ -20,20 +20,26 @@ without locks (Hogwild). Noise draws use the tool's linear congruential generato
 from the worker's torch generator, so one worker is deterministic; a noise draw takes two
 of its steps (a column of the alias tables, then 32 bits against that column's cut).
 
-numba compiles the loop on first use (cached on disk afterwards); where numba is missing the
-trainer uses the batched torch steps of :mod:`.sgd` instead.
+The same loop is written in C (``kernel.c``): where a C compiler works, :mod:`.native` builds
+it once and every later process loads it in a millisecond; otherwise numba compiles this
+module's loop on first use (cached on disk afterwards; a fresh process still pays numba's
+import and set-up, about 0.4 s). Where neither can run, the trainer uses the batched torch
+steps of :mod:`.sgd` instead.
 """
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import math
+import threading
+from typing import Any
 
 import numpy as np
 
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - the trainer falls back to .sgd
-    njit = None
+import zoo_core as zoo
+
+from . import native
 
 MAX_EXP = 6.0
 # σ(x) and −log σ(x) tabulated on [−6, 6), as the tool and gensim do: an exp and a log per
@@ -49,8 +55,8 @@ _MASK48 = (1 << 48) - 1
 
 
 def available() -> bool:
-    """Whether the compiled engine can run (numba imports)."""
-    return njit is not None
+    """Whether the compiled engine can run (the C kernel builds, or numba is installed)."""
+    return native.kernel() is not None or importlib.util.find_spec("numba") is not None
 
 
 def _train_chunk(syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: np.ndarray,
@@ -177,11 +183,26 @@ def _neg_log_sigmoid(x: float) -> float:
     return math.log1p(math.exp(-x)) if x > 0 else -x + math.log1p(math.exp(x))
 
 
-if njit is not None:
-    _opts = {"nogil": True, "cache": True, "fastmath": True, "error_model": "numpy"}
-    _neg_log_sigmoid = njit(inline="always", **_opts)(_neg_log_sigmoid)
-    _predict = njit(inline="always", **_opts)(_predict)
-    _train_chunk = njit(**_opts)(_train_chunk)
+_jit_lock = threading.Lock()
+_jitted: list[Any] = []
+
+
+def _numba_kernel() -> Any:
+    """This module's loop compiled by numba (imported on first use only)."""
+    global _neg_log_sigmoid, _predict
+    with _jit_lock:
+        if not _jitted:
+            from numba import njit
+
+            opts = {"nogil": True, "cache": True, "fastmath": True, "error_model": "numpy"}
+            _neg_log_sigmoid = njit(inline="always", **opts)(_neg_log_sigmoid)
+            _predict = njit(inline="always", **opts)(_predict)
+            _jitted.append(njit(**opts)(_train_chunk))
+    return _jitted[0]
+
+
+def _ptr(a: np.ndarray, ctype: Any) -> Any:
+    return a.ctypes.data_as(ctypes.POINTER(ctype))
 
 
 def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray | None,
@@ -190,7 +211,7 @@ def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray |
                 noise_cut: np.ndarray | None, noise_alias: np.ndarray | None,
                 points: np.ndarray | None, codes: np.ndarray | None,
                 code_lengths: np.ndarray | None, seed: int,
-                work: np.ndarray) -> tuple[float, int]:
+                work: np.ndarray, engine: str = "auto") -> tuple[float, int]:
     """Run the compiled loop over one chunk (arrays share memory with the model's weights).
 
     Args:
@@ -203,14 +224,46 @@ def train_chunk(syn0: np.ndarray, syn1neg: np.ndarray | None, syn1: np.ndarray |
             Huffman paths.
         seed: start of the noise generator.
         work: (2, D) float32 scratch owned by the calling thread.
+        engine: ``"auto"`` (C where it builds, else numba), ``"c"`` or ``"numba"``.
     """
     empty_rows = np.zeros((1, syn0.shape[1]), dtype=syn0.dtype)
     empty_ids = np.zeros((1, 1), dtype=np.int64)
-    return _train_chunk(  # type: ignore[no-any-return]
-        syn0, empty_rows if syn1neg is None else syn1neg, empty_rows if syn1 is None else syn1,
-        ids, sid, windows, float(alpha), bool(sg), bool(hs), int(negative), bool(cbow_mean),
-        np.zeros(1, dtype=np.int64) if noise_cut is None else noise_cut,
-        np.zeros(1, dtype=np.int32) if noise_alias is None else noise_alias,
-        empty_ids if points is None else points, empty_ids if codes is None else codes,
-        np.zeros(1, dtype=np.int64) if code_lengths is None else code_lengths,
-        int(seed), work)
+    args = (syn0, empty_rows if syn1neg is None else syn1neg,
+            empty_rows if syn1 is None else syn1, ids, sid, windows, float(alpha), bool(sg),
+            bool(hs), int(negative), bool(cbow_mean),
+            np.zeros(1, dtype=np.int64) if noise_cut is None else noise_cut,
+            np.zeros(1, dtype=np.int32) if noise_alias is None else noise_alias,
+            empty_ids if points is None else points, empty_ids if codes is None else codes,
+            np.zeros(1, dtype=np.int64) if code_lengths is None else code_lengths,
+            int(seed) & _MASK48, work)
+    fn = native.kernel() if engine != "numba" else None
+    if fn is None:
+        if engine == "c":
+            raise zoo.ConfigError("engine='c': the word2vec C kernel could not be built (no "
+                                  "working C compiler: set CC); use engine='auto'")
+        return _numba_kernel()(*args)  # type: ignore[no-any-return]
+    return _call_c(fn, *args)
+
+
+def _call_c(fn: Any, syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, ids: np.ndarray,
+            sid: np.ndarray, windows: np.ndarray, alpha: float, sg: bool, hs: bool,
+            negative: int, cbow_mean: bool, noise_cut: np.ndarray, noise_alias: np.ndarray,
+            points: np.ndarray, codes: np.ndarray, code_lengths: np.ndarray, seed: int,
+            work: np.ndarray) -> tuple[float, int]:
+    """The C kernel on the same arguments (C-contiguous arrays of the documented dtypes)."""
+    arrays = (syn0, syn1neg, syn1, ids, sid, windows, noise_cut, noise_alias, points, codes,
+              code_lengths, work)
+    dtypes = (np.float32,) * 3 + (np.int64,) * 4 + (np.int32,) + (np.int64,) * 3 + \
+        (np.float32,)
+    if not all(a.dtype == t and a.flags.c_contiguous for a, t in zip(arrays, dtypes, strict=True)):
+        raise TypeError("the C kernel needs C-contiguous arrays of the documented dtypes")
+    preds = np.zeros(1, dtype=np.int64)
+    f32, i64 = ctypes.c_float, ctypes.c_int64
+    loss = fn(_ptr(syn0, f32), _ptr(syn1neg, f32), _ptr(syn1, f32), syn0.shape[1],
+              _ptr(ids, i64), _ptr(sid, i64), _ptr(windows, i64), ids.shape[0], alpha,
+              sg, hs, negative, cbow_mean, _ptr(noise_cut, i64),
+              _ptr(noise_alias, ctypes.c_int32), noise_cut.shape[0], _ptr(points, i64),
+              _ptr(codes, i64), _ptr(code_lengths, i64), points.shape[1],
+              _ptr(SIGMOID, f32), _ptr(NEG_LOG_SIGMOID, ctypes.c_double), TABLE_SIZE,
+              seed, _ptr(work, f32), _ptr(preds, i64))
+    return float(loss), int(preds[0])

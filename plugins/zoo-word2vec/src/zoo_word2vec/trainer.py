@@ -6,8 +6,9 @@ chunk, draws every centre word's reduced window ``b`` (uniform in ``1..window``,
 released tool), groups the centre words by ``b`` so each group's windows have the same width
 ``2b``, and runs closed-form steps (:mod:`zoo_word2vec.sgd`) over batches of centre words.
 With the compiled engine (the default for float32 weights on the CPU) the worker instead
-hands the subsampled chunk and its reduced windows to one numba loop
-(:mod:`zoo_word2vec.compiled`) that steps through it word by word, as the released tool does.
+hands the subsampled chunk and its reduced windows to one compiled loop
+(:mod:`zoo_word2vec.compiled`: C built on first use, else numba) that steps through it word
+by word, as the released tool does.
 ``workers`` threads train different chunks at once on the shared weights (Hogwild); PyTorch
 releases the GIL inside its kernels, so the threads use separate cores.
 
@@ -46,7 +47,7 @@ from .sgd import (
     negative_block,
     skipgram_step,
 )
-from .vocab import check_sentence
+from .vocab import check_sentence, noise_table
 
 if TYPE_CHECKING:
     from .word2vec import Word2Vec
@@ -145,11 +146,14 @@ class Trainer:
         self.syncs = max(1, round(1 / sync_fraction)) if self.dist else 1
         tables = model.training_tables()
         self.keep_prob = tables["keep_prob"].float()
-        self.noise = tables.get("noise_table")
         self.points, self.codes, self.lengths = (tables.get(k) for k in ("points", "codes",
                                                                         "code_lengths"))
         self.vocab_size = model.config.vocab_size
         self.engine = _choose_engine(engine, model)
+        if self.engine == "torch" and cfg.negative:  # the compiled loop draws from alias tables
+            if "noise_table" not in tables:  # kept with the model's other derived tables
+                tables["noise_table"] = noise_table(tables["cdf"])
+            self.noise = tables["noise_table"]
         if self.engine == "compiled":  # numpy views sharing the weights' memory
             self.weights_np = {name: p.data.numpy() for name, p in model.named_parameters()}
             self.tables_np = {k: v.numpy() for k, v in (
@@ -405,15 +409,17 @@ ENGINES = ("auto", "compiled", "torch")
 
 
 def _choose_engine(engine: str, model: Word2Vec) -> str:
-    """``"compiled"`` (the numba loop of :mod:`.compiled`) for float32 weights on the CPU when
-    numba is installed, else ``"torch"`` (batched closed-form steps of :mod:`.sgd`, any device).
+    """``"compiled"`` (the loop of :mod:`.compiled`, in C or numba) for float32 weights on the
+    CPU when either can run, else ``"torch"`` (batched closed-form steps of :mod:`.sgd`, any
+    device).
     """
     if engine not in ENGINES:
         raise zoo.ConfigError(f"engine={engine!r} is unknown; valid: {ENGINES}")
     fits = model.vectors.device.type == "cpu" and model.vectors.dtype == torch.float32
     if engine == "compiled" and not (fits and compiled.available()):
-        raise zoo.ConfigError("engine='compiled' needs float32 weights on the CPU and numba "
-                              "installed (pip install numba); use engine='torch' otherwise")
+        raise zoo.ConfigError("engine='compiled' needs float32 weights on the CPU and a C "
+                              "compiler (set CC) or numba (pip install numba); use "
+                              "engine='torch' otherwise")
     if engine == "auto":
         return "compiled" if fits and compiled.available() else "torch"
     return engine

@@ -45,7 +45,6 @@ from .vocab import (
     encode_words,
     huffman,
     keep_probabilities,
-    noise_table,
     unigram_cdf,
 )
 
@@ -126,7 +125,7 @@ class Word2Vec(Model):
 
     ``forward`` is the differentiable loss of a batch of predictions (for autograd users and
     the checks); :meth:`train` uses closed-form updates instead: the released tool's
-    sequential SGD compiled with numba on the CPU (:mod:`zoo_word2vec.compiled`), batched
+    sequential SGD compiled (C, else numba) on the CPU (:mod:`zoo_word2vec.compiled`), batched
     steps in torch ops elsewhere (:mod:`zoo_word2vec.sgd`).
     """
 
@@ -336,14 +335,14 @@ class Word2Vec(Model):
         self._wv, self._tables = None, None
 
     def training_tables(self) -> dict[str, Tensor]:
-        """Derived tables: keep probabilities, noise CDF, Huffman paths (cached)."""
+        """Derived tables: keep probabilities, noise CDF and alias tables, Huffman paths (cached;
+        the torch engine adds its noise table)."""
         if self._tables is None:
             cfg = self.config
             counts = self.counts.cpu()
             t: dict[str, Tensor] = {"keep_prob": keep_probabilities(counts, cfg.sample)}
             if cfg.negative:
                 t["cdf"] = unigram_cdf(counts, cfg.ns_exponent)
-                t["noise_table"] = noise_table(t["cdf"])
                 t["noise_cut"], t["noise_alias"] = alias_table(t["cdf"])
             if cfg.hs:
                 t["points"], t["codes"], t["code_lengths"] = huffman(counts.tolist())
@@ -380,8 +379,9 @@ class Word2Vec(Model):
                 ``build_vocab`` when omitted.
             compute_loss: keep the summed loss for :meth:`get_latest_training_loss`.
             progress: show a progress bar (None: only on a terminal).
-            engine: ``"compiled"``: the released tool's sequential SGD compiled with numba
-                (CPU, float32; what ``"auto"`` picks there); ``"torch"``: batched closed-form
+            engine: ``"compiled"``: the released tool's sequential SGD in C (built by the
+                system compiler on first use) or, without a compiler, numba (CPU, float32;
+                what ``"auto"`` picks there); ``"torch"``: batched closed-form
                 steps in torch ops, on any device (what ``"auto"`` picks elsewhere).
 
         Returns:
