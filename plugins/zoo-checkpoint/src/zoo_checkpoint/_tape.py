@@ -72,6 +72,19 @@ def unpack_bits_into(bits: Tensor, target: Tensor) -> Tensor:
     return target
 
 
+def _safe_softmax(args: Any, kwargs: Any) -> Tensor:
+    """``_safe_softmax`` (attention's: a row of -inf gives zeros, not NaN) in one pass where
+    no row is all -inf: ``softmax`` itself, which the safe op computes first and then copies
+    through a mask (three more passes over the scores). A NaN anywhere: the safe op."""
+    x, dim = args[0], args[1]
+    dtype = args[2] if len(args) > 2 else kwargs.get("dtype")
+    if dtype is None and x.device.type == "cpu":
+        out = _aten._softmax.default(x, dim, False)
+        if not out.sum().isnan():
+            return out
+    return _aten._safe_softmax.default(*args, **kwargs)
+
+
 class Tape:
     """One forward through a segment: kept products and Bernoulli draws, in op order."""
 
@@ -100,7 +113,10 @@ class TapeMode(TorchDispatchMode):
         left = _KEEP_OPS.get(func)
         if left is not None and args[left].shape[-1] >= KEEP_MIN_INNER:
             return self._product(func, left, args, kwargs)
-        if not self.replay and _SEEDED in func.tags:
+        if self.replay:
+            if func is _aten._safe_softmax.default:
+                return _safe_softmax(args, kwargs)
+        elif _SEEDED in func.tags:
             self._other_random_op()
         return func(*args, **kwargs)
 
