@@ -41,7 +41,7 @@ from torch.utils.checkpoint import (
 
 from zoo_core import ConfigError, ZooError
 
-from ._tape import KEEP_MIN_INNER, Tape, TapeMode
+from ._tape import Tape, TapeMode
 
 MODES = ("full", "selective", "segment")
 
