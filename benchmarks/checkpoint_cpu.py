@@ -8,10 +8,12 @@ run. Saved-activation bytes are counted with ``saved_tensors_hooks`` (plus the i
 checkpoint holds), once per storage, parameters excluded; step time is the median of
 ``--repeats`` steps after one warm-up step. Figures go through benchmarks/_harness.py
 (``record``: each policy beside the no-checkpointing run of the same model, measured in this
-run); the goal of issue 19 is sqrt at <= 1.25x the time of none with <= 0.05x its memory.
+run); the goal of issues 19 and 27 is sqrt at <= 1.25x the time of none with <= 0.05x its
+memory.
 
     python benchmarks/checkpoint_cpu.py [--batch 4] [--seq 512] [--repeats 2] [--threads 2]
     python benchmarks/checkpoint_cpu.py --quick      # 2 layers, batch 2 x 256 (development)
+    python benchmarks/checkpoint_cpu.py --interleaved sqrt --hf   # a loaded machine
 """
 
 from __future__ import annotations
@@ -87,7 +89,12 @@ def hf_held(model: transformers.BertModel) -> list[Any]:
 
 
 def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
-    """Each policy's steps alternate with steps of the un-checkpointed model (A B A B ...)."""
+    """Each policy's steps alternate with steps of the un-checkpointed model (A B A B ...);
+    with ``--hf``, transformers' gradient_checkpointing_enable() alternates with its plain
+    BertModel in the same run. Besides wall time (the figure), the process CPU time of each
+    step is printed: on a loaded machine it moves less with the other processes."""
+    cpu: dict[int, list[float]] = {}
+
     def build(policy: str) -> Any:
         torch.manual_seed(0)
         model = zoo.create("model:bert", preset="base", num_layers=args.layers).train()
@@ -95,15 +102,33 @@ def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
             model.set_grad_checkpointing(policy, inputs=inputs, **dict(POLICIES)[policy])
         return model
 
+    def build_hf(ckpt: bool) -> Any:
+        torch.manual_seed(0)
+        hf = transformers.BertModel(transformers.BertConfig(num_hidden_layers=args.layers),
+                                    add_pooling_layer=False).train()
+        if ckpt:
+            hf.gradient_checkpointing_enable()
+        return hf
+
     def step(model: Any) -> None:
+        t0 = time.process_time()
         model.zero_grad(set_to_none=True)
         model(**inputs).last_hidden_state.float().pow(2).mean().backward()
+        cpu.setdefault(id(model), []).append(time.process_time() - t0)
 
-    def saved(model: Any) -> int:
+    def saved(model: Any, held: tuple[Any, ...] | list[Any] = ()) -> int:
         with counting(model) as counter:
+            handles = [h(counter) for h in held]
             out = model(**inputs)
+            for h in handles:
+                h.remove()
         del out
         return counter.total
+
+    def cpu_ratio(label: str, base: Any, model: Any) -> None:
+        a, b = min(cpu[id(base)][1:]), min(cpu[id(model)][1:])
+        print(f"    {label}: CPU time (min of the timed steps) {b:.2f} s vs {a:.2f} s: "
+              f"{b / a:.3f}x the time", flush=True)
 
     base = build("none")
     base_bytes = saved(base)
@@ -120,7 +145,19 @@ def interleaved(args: Any, bench: Bench, inputs: dict[str, Any]) -> None:
                      higher_is_better=False, goal=1 / 0.05 if policy == "sqrt" else None)
         print(f"    {policy}: {nbytes / base_bytes:.4f}x the saved activations of none "
               f"({nbytes / 2**20:.1f} MiB of {base_bytes / 2**20:.1f})", flush=True)
+        cpu_ratio(policy, base, model)
         del model
+    if args.hf:
+        del base
+        hf_none, hf_ckpt = build_hf(False), build_hf(True)
+        none_bytes, ckpt_bytes = saved(hf_none), saved(hf_ckpt, hf_held(hf_ckpt))
+        bench.compare(f"HF gradient_checkpointing_enable(), {shape}: step time (interleaved)",
+                      unit="s", peer=("HF none", lambda: step(hf_none)), baseline=True,
+                      ours=lambda: step(hf_ckpt), repeats=args.repeats)
+        print(f"    HF gradient_checkpointing_enable(): {ckpt_bytes / none_bytes:.4f}x the "
+              f"saved activations of HF none ({ckpt_bytes / 2**20:.1f} MiB of "
+              f"{none_bytes / 2**20:.1f})", flush=True)
+        cpu_ratio("HF gradient_checkpointing_enable()", hf_none, hf_ckpt)
     bench.finish()
 
 
@@ -135,7 +172,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2 layers, batch 2 x 256")
     ap.add_argument("--interleaved", nargs="+", metavar="POLICY",
                     help="time these zoo policies step by step against none, alternating "
-                         "(what a shared machine needs); no transformers run")
+                         "(what a shared machine needs); no transformers run unless --hf")
+    ap.add_argument("--hf", action="store_true",
+                    help="with --interleaved: transformers' gradient_checkpointing_enable() "
+                         "against its plain BertModel, interleaved, in the same run")
     ap.add_argument("--zoo-only", nargs="*", metavar="POLICY",
                     help="measure only these zoo policies (none first), and no transformers run")
     args = ap.parse_args()

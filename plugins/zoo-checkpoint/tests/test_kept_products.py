@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from zoo_checkpoint._engine import KEEP_MIN_INNER
+from zoo_checkpoint._tape import KEEP_MIN_INNER
 from zoo_checkpoint.example import ResidualMLP, ResidualMLPConfig
 
 import zoo_core as zoo

@@ -10,13 +10,14 @@ that do not require grad, keyword arguments and nested outputs all work):
 - ``"segment"``: consecutive blocks form one segment (Chen et al., "Training Deep Nets with
   Sublinear Memory Cost", 2016, section 4): only the segment's input is kept; on the first
   backward use of any dropped tensor the whole segment is re-run, block after block, feeding
-  each block the recomputed output of the one before when the model chained them. The outputs
-  of the matrix products that are dear to recompute for the bytes they take (each element the
-  sum of at least ``KEEP_MIN_INNER`` products: a transformer's FFN down-projection) are kept
-  from the forward and handed back to the re-run instead of being computed again.
+  each block the recomputed output of the one before when the model chained them. The forward
+  leaves a tape (:mod:`zoo_checkpoint._tape`) that the re-run plays back: the outputs of the
+  matrix products that are dear to recompute for the bytes they take, and the dropout masks
+  as bits, so that the re-run neither recomputes those products nor draws random numbers.
 
-The RNG state is restored before each recomputed block (dropout masks match), the autocast
-state of the forward is re-entered, and BatchNorm running statistics are restored after a
+The RNG state is restored before each recomputed block (full and selective modes; segment
+mode when a block ran a random op other than a Bernoulli draw), the autocast state of the
+forward is re-entered, and BatchNorm running statistics are restored after a
 recomputation so that they are updated once per step, as without checkpointing.
 The wrapper replaces ``block.forward`` on the instance only: parameters, buffers and
 state-dict keys do not change, and ``unwrap`` restores the block exactly.
@@ -32,7 +33,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.checkpoint import (
     CheckpointPolicy,
     checkpoint,
@@ -40,6 +40,8 @@ from torch.utils.checkpoint import (
 )
 
 from zoo_core import ConfigError, ZooError
+
+from ._tape import Tape, TapeMode
 
 MODES = ("full", "selective", "segment")
 
@@ -52,14 +54,6 @@ SAVE_OPS = tuple(op for op in (
     getattr(_aten, "_scaled_dot_product_cudnn_attention", None),
 ) if op is not None)
 SAVE_OPS = tuple(getattr(op, "default", op) for op in SAVE_OPS)
-
-# Segment mode keeps a matrix product's output when each element is a sum of at least this
-# many products (2048 FLOPs per stored element): in BERT-base the FFN down-projection (inner
-# size 3072, 6 MiB at 4x512 for 30% of a layer's matmul FLOPs) is kept, the up-projection,
-# the attention products and the q/k/v and output projections are recomputed.
-KEEP_MIN_INNER = 1024
-_KEEP_OPS = {_aten.mm.default: 0, _aten.addmm.default: 1, _aten.bmm.default: 0,
-             _aten.baddbmm.default: 1}  # op: position of the left factor
 
 # Route the tensors selective checkpointing keeps through the profiler's saved_tensors_hooks
 # (torch >= 2.15; older versions keep them out of sight and the profiler undercounts them).
@@ -75,6 +69,10 @@ def _report_held(tensors: Iterator[Tensor]) -> None:
     if _HELD:
         for t in tensors:
             _HELD[-1](t)
+
+
+def _report_one(t: Tensor) -> None:
+    _HELD[-1](t)
 
 
 def _tensors(obj: Any) -> Iterator[Tensor]:
@@ -147,13 +145,15 @@ def _rng_state(args: Any) -> tuple[Tensor, list[tuple[int, Tensor]]]:
 
 
 @contextlib.contextmanager
-def _replay(rng: tuple[Tensor, list[tuple[int, Tensor]]],
+def _replay(rng: tuple[Tensor, list[tuple[int, Tensor]]] | None,
             autocast: list[tuple[str, torch.dtype]]) -> Iterator[None]:
-    devices = [i for i, _ in rng[1]]
-    with torch.random.fork_rng(devices=devices), contextlib.ExitStack() as stack:
-        torch.set_rng_state(rng[0])
-        for i, state in rng[1]:
-            torch.cuda.set_rng_state(state, i)
+    """Re-enter the forward's autocast state and, unless ``rng`` is None, its RNG state."""
+    with contextlib.ExitStack() as stack:
+        if rng is not None:
+            stack.enter_context(torch.random.fork_rng(devices=[i for i, _ in rng[1]]))
+            torch.set_rng_state(rng[0])
+            for i, state in rng[1]:
+                torch.cuda.set_rng_state(state, i)
         for device, dtype in autocast:
             stack.enter_context(torch.autocast(device, dtype=dtype))
         yield
@@ -171,13 +171,13 @@ class SegmentGroup:
 
 class _Recording:
     """One forward pass through a segment: the calls to replay, the dropped tensors and the
-    kept matrix products (with their version counters at keeping time)."""
+    tape of kept products and dropout masks."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[Callable[..., Any], nn.Module, Any, Any, bool | None, Any, Any]] = []
         self.packed = 0
         self.store: dict[int, Tensor] = {}
-        self.kept: list[tuple[Tensor, int, Any]] = []
+        self.tape = Tape()
 
     def pack(self, t: Tensor) -> tuple[_Recording, int]:
         self.packed += 1
@@ -192,13 +192,14 @@ class _Recording:
 
         prev: Tensor | None = None
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, _no_unpack), \
-                _KeptProducts(self, replay=True):
+                TapeMode(self.tape, replay=True):
             for fn, module, args, kwargs, chained, rng, autocast in self.calls:
                 if chained is not None:  # first arg: the recomputed output of the block before
                     if prev is None:
                         raise ZooError("segment checkpointing lost a chained block output")
                     args = (prev.detach().requires_grad_(chained), *args)
-                with _replay(rng, autocast), running_stats_kept(module):
+                with _replay(rng if self.tape.needs_rng else None, autocast), \
+                        running_stats_kept(module):
                     out = fn(*args, **kwargs)
                 prev = _first_tensor(out)
         if len(store) != self.packed:
@@ -207,42 +208,6 @@ class _Recording:
                 f"{self.packed}: the blocks are not deterministic given their inputs and RNG "
                 "state (data-dependent control flow?); use policy='every' for this model")
         self.store = store
-
-
-class _KeptProducts(TorchDispatchMode):
-    """Keep (forward) or hand back (recomputation) the dear matrix products of a recording.
-
-    A kept output that was later changed in place (its version counter moved) is computed
-    again instead: the re-run has the inputs it needs.
-    """
-
-    def __init__(self, rec: _Recording, replay: bool) -> None:
-        super().__init__()
-        self.rec, self.replay, self.next = rec, replay, 0
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        kwargs = kwargs or {}
-        left = _KEEP_OPS.get(func)
-        if left is None or args[left].shape[-1] < KEEP_MIN_INNER:
-            return func(*args, **kwargs)
-        factors = (func, args[left].shape, args[left + 1].shape)
-        if self.replay:
-            if self.next >= len(self.rec.kept) or self.rec.kept[self.next][2] != factors:
-                raise ZooError("segment recomputation ran other matrix products than the "
-                               "forward: the blocks are not deterministic given their inputs "
-                               "(data-dependent control flow?); use policy='every' for this model")
-            out, version, _ = self.rec.kept[self.next]
-            self.next += 1
-            return out if out._version == version else func(*args, **kwargs)
-        out = func(*args, **kwargs)
-        # a detached alias: no grad_fn (no cycle through the graph); detached with the
-        # ADInplaceOrView key on, so that it shares the output's version counter
-        with torch._C._SetExcludeDispatchKeyGuard(torch._C.DispatchKey.ADInplaceOrView, False):
-            alias = out.detach()
-        self.rec.kept.append((alias, out._version, factors))
-        _report_held(iter([out]))
-        return out
 
 
 def _no_unpack(_: int) -> Tensor:  # pragma: no cover - the recompute graph is discarded
@@ -311,7 +276,7 @@ class Checkpointed:
         rec.calls.append((self.inner, self.block, stored_args, kwargs, chained,
                           _rng_state(args), _autocast_state()))
         with torch.autograd.graph.saved_tensors_hooks(rec.pack, _unpack), \
-                _KeptProducts(rec, replay=False):
+                TapeMode(rec.tape, replay=False, report=_report_one if _HELD else None):
             out = self.inner(*args, **kwargs)
         first = _first_tensor(out)
         g.last_pos = self.pos
