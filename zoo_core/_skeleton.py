@@ -4,7 +4,7 @@ Building a model runs its constructors: for MiniLM some 80 modules' ``__init__``
 ``nn.Module.__setattr__`` calls, a far larger cost than reading its memory-mapped weights. A
 load from a file needs the structure only (every tensor comes from the checkpoint), so the
 first load of a (component, config) keeps the model it built on the ``meta`` device, with
-its counted size and largest activation, and every later load copies that skeleton (new
+its counted size (checked against each load's limit), and every later load copies it (new
 module objects, attributes copied, the meta tensors not) and puts the checkpoint's tensors
 straight into the copy's parameter and buffer slots, after the same strict checks as
 ``load_state_dict`` (keys, shapes, dtype kinds).
@@ -154,9 +154,3 @@ def keep(key: Any, skeleton: Skeleton) -> None:
         _KEPT[key] = skeleton
         while len(_KEPT) > _LIMIT:
             _KEPT.popitem(last=False)
-
-
-def forget() -> None:
-    """Drop every kept skeleton (a plugin re-registered with other code, tests)."""
-    with _LOCK:
-        _KEPT.clear()
