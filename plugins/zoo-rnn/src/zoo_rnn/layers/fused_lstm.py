@@ -1,6 +1,10 @@
-"""One LSTM direction without mask or projection, the fast path: the input projections of
-all steps as one product, then per step one product and pointwise operations on (B, H)
-slices, with a hand-written backward.
+"""The LSTM's whole-sequence recurrences, with hand-written backpropagation through time.
+
+``PlainLSTM`` (no step mask, no projection: the common case) is the fast path: the input
+projections of all steps as one product, then per step one product and pointwise operations
+on (B, H) slices. ``GeneralLSTM`` adds the step mask of variable lengths and the projection
+h = W_hr m (Sak et al. 2014), and is the one traced by ``torch.compile`` (the fast path
+writes through ``out=`` into views, which dynamo refuses).
 
 Rows. The states live in one buffer ``hs`` (T+1, B, H): the step reads h_{t−1} from one row
 and writes h_t into the row the next step reads, so the outputs y are a view of ``hs`` and
@@ -12,9 +16,9 @@ gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t�
 ∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
 
 Gates. The g rows of the weights and biases are doubled, so one σ gives σ(i), σ(f), σ(2g),
-σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation,
-that σ included, runs on one (B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's
-grain size, so it runs on the calling thread without waking (and waiting for) the others.
+σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation, that σ included, runs on one
+(B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's grain size, so it runs on the
+calling thread without waking (and waiting for) the others; only the products do.
 
 Backward, from dh_t = ∂L/∂y_t + (carried ∂L/∂h_t) and the carried dc:
 dc_t = dc + dh_t o (1 − tanh² c_t); δ_i = dc_t g i(1 − i); δ_f = dc_t c_{t−1} f(1 − f);
@@ -35,6 +39,8 @@ from .fused import StepProduct, doubled_g, matmul_t, order
 
 
 class PlainLSTM(torch.autograd.Function):
+    """One direction, no mask, no projection; see the module docstring."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor,
                 c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, reverse: bool
@@ -97,6 +103,9 @@ class PlainLSTM(torch.autograd.Function):
 
 
 class GeneralLSTM(torch.autograd.Function):
+    """One direction with a step mask (T, B, 1) and/or the projection W_hr (see fused.py's
+    docstring for the mask's meaning)."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor,
                 c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
