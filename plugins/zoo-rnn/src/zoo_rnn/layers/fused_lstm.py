@@ -57,31 +57,31 @@ class PlainLSTM(torch.autograd.Function):
         gx = StepProduct(doubled_g(w_ih, hid), steps * batch)(x.reshape(steps * batch, inputs),
                                                                bias).view(steps, batch, -1)
         product = StepProduct(doubled_g(w_hh, hid), batch)
-        sig: list[Tensor] = [gx] * steps           # σ(i), σ(f), σ(2g), σ(o), (B, 4H) per step
-        for t in order(steps, reverse):
+        for t in order(steps, reverse):            # gx[t] becomes σ(i), σ(f), σ(2g), σ(o)
             read, write = t + shift, t + 1 - shift
-            sig[t] = product(hs[read], add=gx[t])
-            i, f, s_g, o = (gate.sigmoid_() for gate in sig[t].chunk(4, 1))
+            pre = product(hs[read], add=gx[t]).chunk(4, 1)
+            i, f, s_g, o = (torch.sigmoid(a, out=s)
+                            for a, s in zip(pre, gx[t].chunk(4, 1), strict=True))
             g = torch.mul(s_g, 2, out=tanh_g[t]).sub_(1)
             c = torch.mul(f, cells[read], out=cells[write]).addcmul_(i, g)
             tc = torch.mul(c, 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
             torch.mul(o, tc, out=hs[write])
-        ctx.save_for_backward(x, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
-        ctx.sig, ctx.reverse, ctx.has_bias = sig, reverse, b_ih is not None
+        ctx.save_for_backward(x, gx, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
+        ctx.reverse, ctx.has_bias = reverse, b_ih is not None
         last = steps * (1 - shift)
         return hs[1 - shift: steps + 1 - shift], hs[last].clone(), cells[last].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: Tensor, dh: Tensor, dc: Tensor) -> tuple[Tensor | None, ...]:
-        x, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
+        x, sig, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
         steps, batch, hid = tanh_c.shape
         shift = int(ctx.reverse)
         one = tanh_c.new_ones(())
         back = StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
         delta = tanh_c.new_empty(steps, batch, 4 * hid)
         for t in order(steps, not ctx.reverse):
-            i, f, _, o = ctx.sig[t].chunk(4, 1)
+            i, f, _, o = sig[t].chunk(4, 1)
             d_i, d_f, d_g, d_o = delta[t].chunk(4, 1)
             tc, g = tanh_c[t], tanh_g[t]
             dh = dh + dy[t]
