@@ -14,9 +14,10 @@ pattern (``weight_ch_l0``, ``norm_c_bias_l0``).
 
 Fast path (``fused=True``, the default for the plain cells): the input projections of every
 step and both directions are one matrix product, and the recurrence runs in
-``layers/fused.py`` with a hand-written backward whose weight gradients are single products
-over all steps. With ``fused=False``, or for LSTM cells with peepholes or layer norm, a cell
-steps under autograd with the layer's parameters (``torch.func.functional_call``).
+``layers/fused.py`` (the LSTM's: ``layers/fused_lstm.py``) with a hand-written backward whose
+weight gradients are single products over all steps. With ``fused=False``, or for LSTM cells
+with peepholes or layer norm, a cell steps under autograd with the layer's parameters
+(``torch.func.functional_call``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Whole-sequence recurrences with hand-written backpropagation through time.
 
 The input projections W_ih x_t + b_ih of all steps are one matrix product (``gx``, (T, B, G),
-done by the caller, or inside the LSTM's function); the loop here does only the recurrent
-product and the gate arithmetic, in place on preallocated buffers. Backward walks the steps
-in reverse computing the gate gradients δ_t and the carried dh, dc; the weight gradients are
-then single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ H_prev, rather than T
-small outer products.
+done by the caller; the LSTM's, in ``fused_lstm.py``, inside its function); the loop does only
+the recurrent product and the gate arithmetic, in place on preallocated buffers. Backward
+walks the steps in reverse computing the gate gradients δ_t and the carried dh, dc; the
+weight gradients are then single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} =
+δᵀ H_prev, rather than T small outer products.
 
 Variable lengths use a step mask k_t ∈ {0, 1} (T, B, 1): a masked step leaves the state as it
 was and outputs zeros, so final states are those at each sequence's true length, and a reverse

@@ -1,6 +1,10 @@
-"""One LSTM direction without mask or projection, the fast path: the input projections of
-all steps as one product, then per step one product and pointwise operations on (B, H)
-slices, with a hand-written backward.
+"""The LSTM's whole-sequence recurrences, with hand-written backpropagation through time.
+
+``PlainLSTM`` (no step mask, no projection: the common case) is the fast path: the input
+projections of all steps as one product, then per step one product and pointwise operations
+on (B, H) slices. ``GeneralLSTM`` adds the step mask of variable lengths and the projection
+h = W_hr m (Sak et al. 2014), and is the one traced by ``torch.compile`` (the fast path
+writes through ``out=`` into views, which dynamo refuses).
 
 Rows. The states live in one buffer ``hs`` (T+1, B, H): the step reads h_{t−1} from one row
 and writes h_t into the row the next step reads, so the outputs y are a view of ``hs`` and
@@ -12,9 +16,9 @@ gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t�
 ∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
 
 Gates. The g rows of the weights and biases are doubled, so one σ gives σ(i), σ(f), σ(2g),
-σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation,
-that σ included, runs on one (B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's
-grain size, so it runs on the calling thread without waking (and waiting for) the others.
+σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation, that σ included, runs on one
+(B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's grain size, so it runs on the
+calling thread without waking (and waiting for) the others; only the products do.
 
 Backward, from dh_t = ∂L/∂y_t + (carried ∂L/∂h_t) and the carried dc:
 dc_t = dc + dh_t o (1 − tanh² c_t); δ_i = dc_t g i(1 − i); δ_f = dc_t c_{t−1} f(1 − f);
@@ -35,6 +39,8 @@ from .fused import StepProduct, doubled_g, matmul_t, order
 
 
 class PlainLSTM(torch.autograd.Function):
+    """One direction, no mask, no projection; see the module docstring."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor,
                 c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, reverse: bool
@@ -51,31 +57,31 @@ class PlainLSTM(torch.autograd.Function):
         gx = StepProduct(doubled_g(w_ih, hid), steps * batch)(x.reshape(steps * batch, inputs),
                                                                bias).view(steps, batch, -1)
         product = StepProduct(doubled_g(w_hh, hid), batch)
-        sig: list[Tensor] = [gx] * steps           # σ(i), σ(f), σ(2g), σ(o), (B, 4H) per step
-        for t in order(steps, reverse):
+        for t in order(steps, reverse):            # gx[t] becomes σ(i), σ(f), σ(2g), σ(o)
             read, write = t + shift, t + 1 - shift
-            sig[t] = product(hs[read], add=gx[t])
-            i, f, s_g, o = (gate.sigmoid_() for gate in sig[t].chunk(4, 1))
+            pre = product(hs[read], add=gx[t]).chunk(4, 1)
+            i, f, s_g, o = (torch.sigmoid(a, out=s)
+                            for a, s in zip(pre, gx[t].chunk(4, 1), strict=True))
             g = torch.mul(s_g, 2, out=tanh_g[t]).sub_(1)
             c = torch.mul(f, cells[read], out=cells[write]).addcmul_(i, g)
             tc = torch.mul(c, 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
             torch.mul(o, tc, out=hs[write])
-        ctx.save_for_backward(x, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
-        ctx.sig, ctx.reverse, ctx.has_bias = sig, reverse, b_ih is not None
+        ctx.save_for_backward(x, gx, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
+        ctx.reverse, ctx.has_bias = reverse, b_ih is not None
         last = steps * (1 - shift)
         return hs[1 - shift: steps + 1 - shift], hs[last].clone(), cells[last].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: Tensor, dh: Tensor, dc: Tensor) -> tuple[Tensor | None, ...]:
-        x, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
+        x, sig, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
         steps, batch, hid = tanh_c.shape
         shift = int(ctx.reverse)
         one = tanh_c.new_ones(())
         back = StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
         delta = tanh_c.new_empty(steps, batch, 4 * hid)
         for t in order(steps, not ctx.reverse):
-            i, f, _, o = ctx.sig[t].chunk(4, 1)
+            i, f, _, o = sig[t].chunk(4, 1)
             d_i, d_f, d_g, d_o = delta[t].chunk(4, 1)
             tc, g = tanh_c[t], tanh_g[t]
             dh = dh + dy[t]
@@ -97,6 +103,9 @@ class PlainLSTM(torch.autograd.Function):
 
 
 class GeneralLSTM(torch.autograd.Function):
+    """One direction with a step mask (T, B, 1) and/or the projection W_hr (see fused.py's
+    docstring for the mask's meaning)."""
+
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, h0: Tensor,
                 c0: Tensor, w_hh: Tensor, b_hh: Tensor | None, w_hr: Tensor | None,
