@@ -35,7 +35,6 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 
-
 def softmax_(e: Tensor) -> Tensor:
     """Row softmax of ``e`` written over ``e`` (each row is read, then rewritten, in cache)."""
     return torch.ops.aten._softmax.out(e, 1, False, out=e)
