@@ -34,12 +34,17 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from .workspace import project_rows_
-
 
 def softmax_(e: Tensor) -> Tensor:
     """Row softmax of ``e`` written over ``e`` (each row is read, then rewritten, in cache)."""
     return torch.ops.aten._softmax.out(e, 1, False, out=e)
+
+
+def row_dot(a: Tensor, b: Tensor) -> Tensor:
+    """⟨a_j, b_j⟩ for each row j of two (C, D) matrices: one batched product, no (C, D)
+    temporary, and one parallel region (row blocks in a Python loop keep the rows in cache
+    but stall each other's threads on a busy machine)."""
+    return torch.bmm(a.unsqueeze(1), b.unsqueeze(2)).view(-1)
 
 
 class MarginSoftmaxCE(torch.autograd.Function):
@@ -97,7 +102,7 @@ class MarginSoftmaxCE(torch.autograd.Function):
         x_hat = x_hat_graph.detach()
         d_w = e.t() @ (x_hat * row[:, None])                                    # M (C, D)
         e[rows, t] = saved
-        project_rows_(d_w, weight, rho * rho)
+        d_w.addcmul_(weight, (row_dot(d_w, weight) * rho * rho)[:, None], value=-1)
         d_x, = torch.autograd.grad(x_hat_graph, x_leaf, d_x_hat, retain_graph=True)
         if d_x_margin is not None:
             d_x = d_x + d_x_margin
