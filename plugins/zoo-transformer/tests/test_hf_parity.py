@@ -132,15 +132,20 @@ def test_encoder_takes_its_weights_out_of_a_checkpoint_with_heads(padded_batch, 
 
 
 @pytest.mark.parametrize("model_type", ["bert", "albert"])
-def test_packed_inference_and_padded_training_paths_match_transformers(model_type, padded_batch,
-                                                                        tmp_path):
+@pytest.mark.parametrize("rows", ["padded", "full", "no mask"])
+def test_packed_inference_and_padded_training_paths_match_transformers(model_type, rows,
+                                                                        padded_batch, tmp_path):
     """Without autograd the encoder packs the real tokens (``layers.packing``); with it, the
     padded path runs. Both give transformers' hidden states on the real tokens; packing
     leaves zeros at the padding."""
     peer = _peer(model_type, "Model", tmp_path)
     ours = zoo.load(f"dir:{tmp_path}")
     inputs = _inputs(model_type, padded_batch)
+    if rows != "padded":
+        inputs["attention_mask"] = torch.ones_like(inputs["attention_mask"])
     keep = inputs["attention_mask"].bool()
+    if rows == "no mask":
+        del inputs["attention_mask"]
     with torch.no_grad():
         want = peer(**inputs)
         packed = ours(**inputs)

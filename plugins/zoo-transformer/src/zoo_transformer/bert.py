@@ -227,7 +227,7 @@ class BertModel(Model):
                 token_type_ids: Tensor | None = None) -> EncoderOutput:
         mask = self.check_inputs(input_ids, attention_mask, token_type_ids)
         # inference on the CPU skips the padding: the layers see the N real tokens (N, E)
-        packing = Packing.of(mask)
+        packing = Packing.of(input_ids, mask)
         x = self.embeddings(input_ids, token_type_ids, packing)  # (B, S, E) or (N, E)
         if self.project is not None:
             x = self.project(x)  # (B, S, H) or (N, H)

@@ -121,10 +121,10 @@ class MultiHeadAttention(nn.Module):
         attending to its own tokens (no mask: there is no padding), → (N, dim)."""
         qkv = self.qkv(x).view(x.shape[0], 3, self.heads, -1)  # (N, 3, heads, D)
         out = []
-        for rows in packing.sequences(qkv):  # (L, 3, heads, D)
-            q, k, v = rows.permute(1, 2, 0, 3).unsqueeze(1)  # each (1, heads, L, D)
+        for rows in packing.runs(qkv):  # (count, L, 3, heads, D)
+            q, k, v = rows.permute(2, 0, 3, 1, 4)  # each (count, heads, L, D)
             out.append(self.attend(q, k, v, None, False).transpose(1, 2).flatten(0, 1))
-        return torch.cat(out).flatten(1)  # (N, heads·D)
+        return (torch.cat(out) if len(out) > 1 else out[0]).flatten(1)  # (N, heads·D)
 
     def forward(self, x: Tensor, context: Tensor | None = None,
                 key_padding_mask: Tensor | None = None, causal: bool = False) -> Tensor:

@@ -4,13 +4,15 @@ A batch (B, S) padded to its longest sequence spends part of every position-wise
 (the attention projections, the feed-forward network, the layer norms) on padding. Packed,
 its N real tokens are the rows of one (N, H) matrix: those layers then do N rows of work
 instead of B·S, and self-attention runs over each sequence's own tokens, where no mask is
-needed. This is for inference on the CPU (where the work is proportional to the rows):
-:meth:`Packing.of` declines a batch it would not help.
+needed (sequences of one length side by side in one call). This is for inference on the
+CPU, where the work is proportional to the rows: :meth:`Packing.of` declines the rest.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import groupby
 
 import torch
 from torch import Tensor
@@ -21,37 +23,49 @@ class Packing:
     """Where the real tokens of a (B, S) batch are.
 
     Attributes:
-        index: (N,) flat positions ``b·S + s`` of the real tokens, sequence after sequence.
+        index: (N,) flat positions ``b·S + s`` of the real tokens, sequence after sequence;
+            None when every token is real (packing is then a reshape).
         lengths: real tokens of each sequence, B numbers adding up to N.
         shape: the padded batch's (B, S).
     """
 
-    index: Tensor
+    index: Tensor | None
     lengths: tuple[int, ...]
     shape: tuple[int, int]
 
     @classmethod
-    def of(cls, mask: Tensor | None) -> Packing | None:
-        """The packing of a (B, S) bool mask (True = real token), or None where packing
-        would not pay or would change an output: no mask or no padding; autograd on (the
+    def of(cls, ids: Tensor, mask: Tensor | None) -> Packing | None:
+        """The packing of (B, S) ``ids`` under a bool ``mask`` (True = real token; None: all
+        real), or None where it would not pay or would change an output: autograd on (the
         padded path is the one trained); a device other than the CPU; under
         ``torch.compile`` (packing reads the mask on the host: a graph break); a sequence
         whose first token is padding (the pooler reads position 0, left zero by packing)."""
-        if mask is None or mask.device.type != "cpu" or torch.is_grad_enabled() \
-                or torch.compiler.is_compiling() or not mask.numel() or bool(mask.all()) \
-                or not bool(mask[:, 0].all()):
+        if ids.device.type != "cpu" or torch.is_grad_enabled() \
+                or torch.compiler.is_compiling() or not ids.numel():
             return None
-        lengths = tuple(mask.sum(dim=1).tolist())
-        return cls(mask.flatten().nonzero().squeeze(1), lengths, tuple(mask.shape))
+        b, s = ids.shape
+        if mask is None or bool(mask.all()):
+            return cls(None, (s,) * b, (b, s))
+        if not bool(mask[:, 0].all()):
+            return None
+        return cls(mask.flatten().nonzero().squeeze(1), tuple(mask.sum(dim=1).tolist()),
+                   (b, s))
 
     def pack(self, x: Tensor) -> Tensor:  # (B, S, …) -> (N, …)
-        return x.flatten(0, 1).index_select(0, self.index)
+        x = x.flatten(0, 1)
+        return x if self.index is None else x.index_select(0, self.index)
 
     def unpack(self, x: Tensor) -> Tensor:  # (N, H) -> (B, S, H), zeros at the padding
         b, s = self.shape
-        out = x.new_zeros(b * s, x.shape[-1])
-        return out.index_copy_(0, self.index, x).view(b, s, -1)
+        if self.index is not None:
+            x = x.new_zeros(b * s, x.shape[-1]).index_copy_(0, self.index, x)
+        return x.view(b, s, -1)
 
-    def sequences(self, x: Tensor) -> list[Tensor]:
-        """The rows of each sequence of a packed (N, …) tensor, views."""
-        return list(x.split(self.lengths))
+    def runs(self, x: Tensor) -> Iterator[Tensor]:
+        """The rows of a packed (N, …) tensor as (count, length, …) views, one per run of
+        consecutive sequences of one length."""
+        start = 0
+        for length, run in groupby(self.lengths):
+            count = len(list(run))
+            yield x[start:start + count * length].unflatten(0, (count, length))
+            start += count * length
