@@ -118,13 +118,14 @@ class MultiHeadAttention(nn.Module):
 
     def mix_packed(self, x: Tensor, packing: Packing) -> Tensor:
         """:meth:`mix` of self-attention on packed tokens ``x`` (N, dim), each sequence
-        attending to its own tokens (no mask: there is no padding), → (N, dim)."""
-        qkv = self.qkv(x).view(x.shape[0], 3, self.heads, -1)  # (N, 3, heads, D)
-        out = []
-        for rows in packing.runs(qkv):  # (count, L, 3, heads, D)
-            q, k, v = rows.permute(2, 0, 3, 1, 4)  # each (count, heads, L, D)
-            out.append(self.attend(q, k, v, None, False).transpose(1, 2).flatten(0, 1))
-        return (torch.cat(out) if len(out) > 1 else out[0]).flatten(1)  # (N, heads·D)
+        attending to its own tokens, → (N, dim). Attention itself runs on the padded batch
+        in one call (projections scattered there, the mixture gathered back): a call per
+        sequence would skip the padded keys, but costs a thread-pool round per sequence."""
+        n, (b, s) = x.shape[0], packing.shape
+        qkv = packing.unpack(self.qkv(x))  # (B, S, 3·dim), zeros at the padding
+        q, k, v = qkv.view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, heads, S, D)
+        out = self.attend(q, k, v, packing.mask, False)  # (B, heads, S, D)
+        return packing.pack(out.transpose(1, 2)).reshape(n, self.dim)
 
     def forward(self, x: Tensor, context: Tensor | None = None,
                 key_padding_mask: Tensor | None = None, causal: bool = False) -> Tensor:
