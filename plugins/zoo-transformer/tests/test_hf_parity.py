@@ -129,3 +129,44 @@ def test_encoder_takes_its_weights_out_of_a_checkpoint_with_heads(padded_batch, 
     with torch.no_grad():
         want, got = peer.bert(**inputs), ours(**inputs)
     torch.testing.assert_close(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["bert", "albert"])
+@pytest.mark.parametrize("rows", ["padded", "full", "no mask"])
+def test_packed_inference_and_padded_training_paths_match_transformers(model_type, rows,
+                                                                        padded_batch, tmp_path):
+    """Without autograd the encoder packs the real tokens (``layers.packing``); with it, the
+    padded path runs. Both give transformers' hidden states on the real tokens; packing
+    leaves zeros at the padding."""
+    peer = _peer(model_type, "Model", tmp_path)
+    ours = zoo.load(f"dir:{tmp_path}")
+    inputs = _inputs(model_type, padded_batch)
+    if rows != "padded":
+        inputs["attention_mask"] = torch.ones_like(inputs["attention_mask"])
+    keep = inputs["attention_mask"].bool()
+    if rows == "no mask":
+        del inputs["attention_mask"]
+    with torch.no_grad():
+        want = peer(**inputs)
+        packed = ours(**inputs)
+    padded = ours(**inputs)
+    assert padded.last_hidden_state.requires_grad
+    for got in (packed, padded):
+        torch.testing.assert_close(got.last_hidden_state[keep], want.last_hidden_state[keep],
+                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-5)
+    assert not packed.last_hidden_state[~keep].any()
+
+
+def test_left_padding_keeps_transformers_pooler(padded_batch, tmp_path):
+    """A batch padded on the left has padding at position 0, which the pooler reads: it is
+    not packed, and the pooled output is transformers' own."""
+    peer = _peer("bert", "Model", tmp_path)
+    ours = zoo.load(f"dir:{tmp_path}")
+    inputs = {k: v.flip(1) for k, v in _inputs("bert", padded_batch).items()}
+    keep = inputs["attention_mask"].bool()
+    with torch.no_grad():
+        want, got = peer(**inputs), ours(**inputs)
+    torch.testing.assert_close(got.last_hidden_state[keep], want.last_hidden_state[keep],
+                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.pooler_output, want.pooler_output, rtol=1e-5, atol=1e-5)

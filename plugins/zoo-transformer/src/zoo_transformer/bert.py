@@ -31,6 +31,7 @@ from . import hf
 from ._inputs import check_ids, check_length, check_mask
 from .layers.attention import BACKENDS, MultiHeadAttention, add_linear, check_backend
 from .layers.feedforward import FeedForward
+from .layers.packing import Packing
 from .outputs import ModelOutput
 
 POSITION_TYPES = ("absolute", "padding-offset")
@@ -142,8 +143,15 @@ class Embeddings(nn.Module):
             return torch.cumsum(real, dim=1) * real + self.c.pad_token_id
         return torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
 
-    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None) -> Tensor:
-        x = self.word(input_ids) + self.position(self.positions(input_ids))  # (B, S, E)
+    def forward(self, input_ids: Tensor, token_type_ids: Tensor | None,
+                packing: Packing | None = None) -> Tensor:
+        """(B, S, E), or the (N, E) real tokens alone with their ``packing``."""
+        positions = self.positions(input_ids)
+        if packing is not None:  # embed the real tokens alone
+            input_ids, positions = packing.pack(input_ids), packing.pack(positions)
+            if token_type_ids is not None:
+                token_type_ids = packing.pack(token_type_ids)
+        x = self.word(input_ids) + self.position(positions)
         if self.token_type is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)
@@ -163,11 +171,15 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.dropout = nn.Dropout(c.hidden_dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # (B, S, H)
+    def forward(self, x: Tensor, mask: Tensor | Packing | None = None) -> Tensor:
+        """(B, S, H) with a key-padding mask, or packed tokens (N, H) with their packing."""
         # h = LN(x + MultiHead(x)); y = LN(h + FFN(h)); residuals added inside the output GEMMs
-        x = self.attn_norm(add_linear(x, self.attn.mix(x, key_padding_mask=mask), self.attn.o,
-                                      self.dropout))
-        return self.ffn_norm(add_linear(x, self.ffn.hidden(x), self.ffn.fc2, self.ffn.dropout))
+        packed = isinstance(mask, Packing)  # inference: the sums overwrite their operands
+        mixed = self.attn.mix_packed(x, mask) if packed \
+            else self.attn.mix(x, key_padding_mask=mask)
+        x = self.attn_norm(add_linear(x, mixed, self.attn.o, self.dropout, packed))
+        return self.ffn_norm(add_linear(x, self.ffn.hidden(x, packed), self.ffn.fc2,
+                                        self.ffn.dropout, packed))
 
 
 class Pooler(nn.Module):
@@ -214,11 +226,15 @@ class BertModel(Model):
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None,
                 token_type_ids: Tensor | None = None) -> EncoderOutput:
         mask = self.check_inputs(input_ids, attention_mask, token_type_ids)
-        x = self.embeddings(input_ids, token_type_ids)  # (B, S, E)
+        # inference on the CPU skips the padding: the layers see the N real tokens (N, E)
+        packing = Packing.of(input_ids, mask)
+        x = self.embeddings(input_ids, token_type_ids, packing)  # (B, S, E) or (N, E)
         if self.project is not None:
-            x = self.project(x)  # (B, S, H)
+            x = self.project(x)  # (B, S, H) or (N, H)
         for i in range(self.config.num_layers):
-            x = self.layers[0 if self.config.share_layers else i](x, mask)
+            x = self.layers[0 if self.config.share_layers else i](x, packing or mask)
+        if packing is not None:
+            x = packing.unpack(x)  # (B, S, H), zeros at the padding
         pooled = self.pooler(x) if self.pooler is not None else None
         return EncoderOutput(x, pooled)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -27,6 +28,17 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
     "silu": F.silu,
 }
+
+
+# the same, overwriting their input (inference: no autograd needs it)
+IN_PLACE: dict[str, Callable[[Tensor], Tensor]] = {
+    "gelu": torch.ops.aten.gelu_,
+    "gelu_tanh": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
+    "relu": torch.relu_,
+    "silu": lambda x: F.silu(x, inplace=True),
+}
+for _alias in ("gelu_new", "gelu_pytorch_tanh"):
+    IN_PLACE[_alias] = IN_PLACE["gelu_tanh"]
 
 
 def activation(name: str) -> Callable[[Tensor], Tensor]:

@@ -28,6 +28,8 @@ from torch import Tensor, nn
 
 from zoo_core import ConfigError, ZooError
 
+from .packing import Packing
+
 BACKENDS = ("eager", "sdpa", "zoo")
 
 
@@ -114,6 +116,17 @@ class MultiHeadAttention(nn.Module):
         out = self.attend(*self.project(x, context), key_padding_mask, causal)  # (B, H, Sq, D)
         return out.transpose(1, 2).flatten(2)
 
+    def mix_packed(self, x: Tensor, packing: Packing) -> Tensor:
+        """:meth:`mix` of self-attention on packed tokens ``x`` (N, dim), each sequence
+        attending to its own tokens, → (N, dim). Attention itself runs on the padded batch
+        in one call (projections scattered there, the mixture gathered back): a call per
+        sequence would skip the padded keys, but costs a thread-pool round per sequence."""
+        n, (b, s) = x.shape[0], packing.shape
+        qkv = packing.unpack(self.qkv(x))  # (B, S, 3·dim), zeros at the padding
+        q, k, v = qkv.view(b, s, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, heads, S, D)
+        out = self.attend(q, k, v, packing.mask, False)  # (B, heads, S, D)
+        return packing.pack(out.transpose(1, 2)).reshape(n, self.dim)
+
     def forward(self, x: Tensor, context: Tensor | None = None,
                 key_padding_mask: Tensor | None = None, causal: bool = False) -> Tensor:
         """Attend from ``x`` (B, Sq, dim) to ``context`` (B, Sk, dim), itself when None."""
@@ -134,12 +147,14 @@ class MultiHeadAttention(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
 
 
-def add_linear(residual: Tensor, x: Tensor, linear: nn.Linear, dropout: nn.Dropout) -> Tensor:
+def add_linear(residual: Tensor, x: Tensor, linear: nn.Linear, dropout: nn.Dropout,
+               in_place: bool = False) -> Tensor:
     """``residual + dropout(linear(x))``; without active dropout, one in-place matrix product
     onto ``residual + bias`` instead of writing the bias out and adding the residual apart
-    (in-place products are outside autocast: under it, the plain sum)."""
+    (in-place products are outside autocast: under it, the plain sum). ``in_place`` writes
+    the sum over ``residual`` (inference, where nothing else reads it)."""
     if (dropout.training and dropout.p) or linear.bias is None or x.is_meta \
             or torch.is_autocast_enabled(x.device.type):
         return residual + dropout(linear(x))
-    out = (residual + linear.bias).flatten(0, -2)  # (N, out)
+    out = (residual.add_(linear.bias) if in_place else residual + linear.bias).flatten(0, -2)
     return out.addmm_(x.flatten(0, -2), linear.weight.t()).view(residual.shape)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .activations import activation
+from .activations import IN_PLACE, activation
 
 
 class FeedForward(nn.Module):
@@ -25,10 +25,13 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.act = activation(act)
+        self.act_in_place = IN_PLACE.get(act, self.act)
         self.dropout = nn.Dropout(dropout)
 
-    def hidden(self, x: Tensor) -> Tensor:  # (B, S, dim) -> (B, S, hidden)
-        return self.act(self.fc1(x))
+    def hidden(self, x: Tensor, in_place: bool = False) -> Tensor:  # (…, dim) -> (…, hidden)
+        """``act(x W1 + b1)``; ``in_place`` applies the activation in the product's own
+        memory (inference only: autograd needs the product)."""
+        return (self.act_in_place if in_place else self.act)(self.fc1(x))
 
     def forward(self, x: Tensor) -> Tensor:  # (B, S, dim) -> (B, S, dim)
         return self.dropout(self.fc2(self.hidden(x)))
