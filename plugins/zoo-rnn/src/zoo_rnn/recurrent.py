@@ -41,6 +41,11 @@ from .layers.directions import State, Weights, run_directions, step_cell
 from .layers.sequence import Batch, prepare
 
 
+class CallError(zoo.InputError, TypeError):
+    """A constructor called with arguments that do not fit its signature: a ``TypeError``, as
+    torch.nn raises, and a ``ZooError``."""
+
+
 def torch_name(cell_name: str, layer: int, reverse: bool) -> str:
     """A cell's parameter name → the layer's: ``weight_ih``, 1, True → ``weight_ih_l1_reverse``
     (layer norms: ``norm_c.bias``, 0, False → ``norm_c_bias_l0``)."""
@@ -192,11 +197,13 @@ class _Recurrent(zoo.Model):
         """torch.nn's (positional and keyword) arguments → config fields."""
         name = cls.__name__
         if len(args) > len(cls.positional):
-            raise TypeError(f"{name}() takes at most {len(cls.positional)} positional arguments "
-                            f"({', '.join(cls.positional)}), got {len(args)}")
+            raise CallError(f"{name}() takes at most {len(cls.positional)} positional arguments "
+                            f"({', '.join(cls.positional)}), got {len(args)}; pass the rest "
+                            "by keyword")
         both = [k for k in cls.positional[:len(args)] if k in kwargs]
         if both:
-            raise TypeError(f"{name}() got multiple values for argument {both[0]!r}")
+            raise CallError(f"{name}() got multiple values for argument {both[0]!r}; give it "
+                            "once, by position or by keyword")
         return {**dict(zip(cls.positional, args, strict=False)), **kwargs}
 
     def _cell(self, input_size: int) -> nn.Module:

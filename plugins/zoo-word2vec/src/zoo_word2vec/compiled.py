@@ -255,8 +255,13 @@ def _call_c(fn: Any, syn0: np.ndarray, syn1neg: np.ndarray, syn1: np.ndarray, id
               code_lengths, work)
     dtypes = (np.float32,) * 3 + (np.int64,) * 4 + (np.int32,) + (np.int64,) * 3 + \
         (np.float32,)
-    if not all(a.dtype == t and a.flags.c_contiguous for a, t in zip(arrays, dtypes, strict=True)):
-        raise TypeError("the C kernel needs C-contiguous arrays of the documented dtypes")
+    names = ("syn0", "syn1neg", "syn1", "ids", "sid", "windows", "noise_cut", "noise_alias",
+             "points", "codes", "code_lengths", "work")
+    for name, a, t in zip(names, arrays, dtypes, strict=True):
+        if a.dtype != t or not a.flags.c_contiguous:
+            raise zoo.InputError(f"{name} is a {'' if a.flags.c_contiguous else 'strided '}"
+                                 f"{a.dtype} array; the C kernel needs a C-contiguous "
+                                 f"{np.dtype(t)} one (numpy.ascontiguousarray(x, {np.dtype(t)}))")
     preds = np.zeros(1, dtype=np.int64)
     f32, i64 = ctypes.c_float, ctypes.c_int64
     loss = fn(_ptr(syn0, f32), _ptr(syn1neg, f32), _ptr(syn1, f32), syn0.shape[1],
