@@ -12,6 +12,7 @@ import mmap
 import os
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +26,24 @@ def safetensors_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The parsed JSON header if ``path`` is a safetensors file, else None (never raises
     for content, only for an unreadable path)."""
     with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
-            return None
-        (n,) = struct.unpack("<Q", head)
-        size = os.fstat(f.fileno()).st_size
-        if n < 2 or n > min(MAX_HEADER, size - 8):
-            return None
-        raw = f.read(n)
+        parsed = _parsed(f.read(8), os.fstat(f.fileno()).st_size, f.read)
+    return None if parsed is None else parsed[1]
+
+
+def _parsed(head: bytes, size: int, read: Callable[[int], bytes]
+            ) -> tuple[int, dict[str, Any]] | None:
+    """(where the data starts, the JSON header) from a file's first 8 bytes, its size and a
+    reader of the next n bytes; None when they are no safetensors header."""
+    if len(head) < 8:
+        return None
+    (n,) = struct.unpack("<Q", head)
+    if n < 2 or n > min(MAX_HEADER, size - 8):
+        return None
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(read(n).decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    return header if isinstance(header, dict) else None
+    return (8 + n, header) if isinstance(header, dict) else None
 
 
 def refuse_pickle(path: str | os.PathLike[str]) -> None:
@@ -83,7 +89,7 @@ def mapped(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY) if size >= 8 else None
-    header = _parsed(buf, size)
+    header = None if buf is None else _parsed(buf[:8], size, lambda n: buf[8:8 + n])
     if header is None:
         refuse_pickle(path)  # names a pickle; else a bad header
         raise WeightsError(f"{Path(path).name!r} is not a safetensors file (bad header); "
@@ -127,19 +133,6 @@ def mapped(path: str | os.PathLike[str]) -> dict[str, Any] | None:
                              offset=start + begin).view(shape)
         out[key] = t if (start + begin) % dtype.itemsize == 0 else t.clone()  # aligned only
     return dict(sorted(out.items()))
-
-
-def _parsed(buf: mmap.mmap | None, size: int) -> tuple[int, dict[str, Any]] | None:
-    if buf is None:
-        return None
-    (n,) = struct.unpack("<Q", buf[:8])
-    if n < 2 or n > min(MAX_HEADER, size - 8):
-        return None
-    try:
-        header = json.loads(buf[8:8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    return (8 + n, header) if isinstance(header, dict) else None
 
 
 def _bad(path: str | os.PathLike[str], what: str) -> WeightsError:
