@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import checks
+from . import checks, native
 from ._api import create, info, list
 from ._catalog import CATALOG, Entry, Source, parse_source
 from ._config import build_config, config_from_dict, config_to_dict
@@ -86,7 +86,8 @@ __all__ = [
     "UnsupportedError", "UsageError", "WeightsError", "ZooError", "atomic_path", "atomic_write",
     "build_config", "checks", "component", "config_from_dict", "config_to_dict", "create",
     "derived",
-    "hookimpl", "info", "list", "load", "load_state_dict", "load_tokenizer", "parse_source",
+    "hookimpl", "info", "list", "load", "load_state_dict", "load_tokenizer", "native",
+    "parse_source",
     "progress", "push", "read_safetensors", "register_plugin", "save", "save_safetensors",
     "sha256_file", "Task", "task", "unregister_plugin",
 ]

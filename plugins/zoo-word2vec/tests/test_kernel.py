@@ -93,20 +93,18 @@ def test_one_pass_is_sequential_sgd(engine, sg, hs, negative, cbow_mean):
 
 
 def test_the_c_kernel_builds_and_a_failed_build_falls_back(monkeypatch, tmp_path):
-    monkeypatch.setattr(native, "_library_path", lambda cc, flags: tmp_path / "kernel.so")
-    monkeypatch.setattr(native, "_loaded", {})
+    """Building itself (cache, atomic rename) is zoo.native's, tested in the core; here: the
+    kernel loads, and without a working compiler (or switched off) numba takes over."""
     if native.kernel() is None:
         pytest.skip("no working C compiler here")
-    assert (tmp_path / "kernel.so").is_file() and not list(tmp_path.glob("*.tmp"))
-
-    (tmp_path / "kernel.so").unlink()
-    monkeypatch.setattr(native, "_loaded", {})
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     assert native.kernel() is None
-    monkeypatch.setattr(native, "_loaded", {})
     monkeypatch.setenv("CC", "false")  # a compiler that runs and fails
     assert native.kernel() is None
-    assert not list(tmp_path.iterdir())
+    assert not list((native.SOURCE.parent / "__pycache__").glob("*.tmp"))
+    monkeypatch.delenv("CC")
+    monkeypatch.setenv(native.SWITCH, "0")
+    assert native.kernel() is None
     assert compiled.available()  # numba takes over
     rng = np.random.default_rng(1)
     start, outs = rng.uniform(-0.5, 0.5, (V, D)).astype(np.float32), []
