@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
-from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell
+from zoo_rnn.layers import GRUCell, LSTMCell, RNNCell, lstm_native
 from zoo_rnn.layers.fused_lstm import lstm_layer
 from zoo_rnn.recurrent import GRU, LSTM, RNN
 
@@ -81,8 +81,18 @@ def test_padded_with_initial_state(kind, fused, layers, bidir):
                  [x1, *h1], [x2, *h2])
 
 
+@pytest.fixture(params=["c", "torch"])
+def gate_math(request, monkeypatch):
+    """The plain LSTM's gate arithmetic in C (layers/lstm_gates.c) or in ATen operations."""
+    if request.param == "torch":
+        monkeypatch.setenv(lstm_native.SWITCH, "0")
+    elif lstm_native.gates(torch.zeros(1)) is None:
+        pytest.skip("no working C compiler here")
+    return request.param
+
+
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_lstm_fast_path_at_width(batch_first):
+def test_lstm_fast_path_at_width(batch_first, gate_math):
     """The plain LSTM's own path (no lengths, no projection: layers/fused_lstm.PlainLSTM) at a
     width where its products are oneDNN's: outputs, states and every gradient, both ways."""
     torch.manual_seed(0)
@@ -103,6 +113,27 @@ def test_lstm_fast_path_at_width(batch_first):
     layer_y = lstm_layer(steps_first, ours.weight_ih_l0, ours.bias_ih_l0, hx[0][0], hx[1][0],
                          ours.weight_hh_l0, ours.bias_hh_l0)[0]
     assert type(layer_y.grad_fn).__name__ == "PlainLSTMBackward"
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_lstm_fast_path_sum_loss(batch_first, gate_math):
+    """y.sum() hands backward a broadcast gradient (all strides 0; batch-first: transposed)."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(16, 40, num_layers=2, batch_first=batch_first)
+    ours = LSTM.from_torch(ref)
+    x = torch.randn(5, 9, 16)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, (h, c) = ours(x1)
+    y_ref, (h_ref, c_ref) = ref(x2)
+    for a, b in ((y, y_ref), (h, h_ref), (c, c_ref)):
+        torch.testing.assert_close(a, b, **TOL)
+    (y.sum() + c.sum()).backward()
+    (y_ref.sum() + c_ref.sum()).backward()
+    torch.testing.assert_close(x1.grad, x2.grad, **TOL)
+    for (name, p), q in zip(ours.named_parameters(), ref.parameters(), strict=True):
+        scale = max(1.0, float(q.grad.abs().max()))
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-6 * scale,
+                                   msg=f"gradient of {name}")
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -15,10 +15,14 @@ precomputed input term added inside it (oneDNN's inner product on the CPU); the 
 gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ hs and
 ∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
 
-Gates. The g rows of the weights and biases are doubled, so one σ gives σ(i), σ(f), σ(2g),
-σ(o), and tanh(g) = 2σ(2g) − 1. Every pointwise operation, that σ included, runs on one
-(B, H) slice (B·H = 16384 at batch 32, H 512): below ATen's grain size, so it runs on the
-calling thread without waking (and waiting for) the others; only the products do.
+Gates. On the CPU in float32 each step's gate arithmetic (forward: σ(i), σ(f), tanh(g),
+σ(o), c_t, tanh(c_t), h_t from the pre-activations; backward: δ_t and the carried dc) is one
+call of a C function (``lstm_gates.c``, built at first use: ``lstm_native.py``), on the
+calling thread, while the products use every thread. Elsewhere, without a C compiler, or
+with ``ZOO_RNN_NATIVE=0``, it is ATen operations: the g rows of the weights and biases are
+doubled, so one σ gives σ(i), σ(f), σ(2g), σ(o), and tanh(g) = 2σ(2g) − 1; each operation
+runs on one (B, H) slice (B·H = 16384 at batch 32, H 512), below ATen's grain size, so on
+the calling thread without waking (and waiting for) the others.
 
 Backward, from dh_t = ∂L/∂y_t + (carried ∂L/∂h_t) and the carried dc:
 dc_t = dc + dh_t o (1 − tanh² c_t); δ_i = dc_t g i(1 − i); δ_f = dc_t c_{t−1} f(1 − f);
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from . import lstm_native
 from .fused import StepProduct, doubled_g, matmul_t, order
 
 
@@ -51,48 +56,38 @@ class PlainLSTM(torch.autograd.Function):
         hs = x.new_empty(steps + 1, batch, hid)    # h_{t−1} in the row step t reads
         cells = torch.empty_like(hs)               # c_{t−1} likewise
         hs[steps * shift], cells[steps * shift] = h0, c0
-        tanh_g = x.new_empty(steps, batch, hid)
         tanh_c = x.new_empty(steps, batch, hid)
-        bias = None if b_ih is None else doubled_g(b_ih + b_hh, hid)
-        gx = StepProduct(doubled_g(w_ih, hid), steps * batch)(x.reshape(steps * batch, inputs),
-                                                               bias).view(steps, batch, -1)
-        product = StepProduct(doubled_g(w_hh, hid), batch)
-        for t in order(steps, reverse):            # gx[t] becomes σ(i), σ(f), σ(2g), σ(o)
-            read, write = t + shift, t + 1 - shift
-            pre = product(hs[read], add=gx[t]).chunk(4, 1)
-            i, f, s_g, o = (torch.sigmoid(a, out=s)
-                            for a, s in zip(pre, gx[t].chunk(4, 1), strict=True))
-            g = torch.mul(s_g, 2, out=tanh_g[t]).sub_(1)
-            c = torch.mul(f, cells[read], out=cells[write]).addcmul_(i, g)
-            tc = torch.mul(c, 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
-            torch.mul(o, tc, out=hs[write])
+        kernel = lstm_native.gates(x)              # C, or None: the torch steps
+        rows = (lambda t: t) if kernel is not None else (lambda t: doubled_g(t, hid))
+        bias = None if b_ih is None else rows(b_ih + b_hh)
+        gx = StepProduct(rows(w_ih), steps * batch)(x.reshape(steps * batch, inputs),
+                                                    bias).view(steps, batch, -1)
+        product = StepProduct(rows(w_hh), batch)
+        if kernel is not None:                     # gx[t] becomes σ(i), σ(f), tanh(g), σ(o)
+            _forward_c(kernel, product, gx, hs, cells, tanh_c, reverse)
+            tanh_g = None
+        else:
+            tanh_g = x.new_empty(steps, batch, hid)
+            _forward_torch(product, gx, hs, cells, tanh_g, tanh_c, reverse)
         ctx.save_for_backward(x, gx, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
-        ctx.reverse, ctx.has_bias = reverse, b_ih is not None
+        ctx.reverse, ctx.has_bias, ctx.kernel = reverse, b_ih is not None, kernel
         last = steps * (1 - shift)
         return hs[1 - shift: steps + 1 - shift], hs[last].clone(), cells[last].clone()
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, dy: Tensor, dh: Tensor, dc: Tensor) -> tuple[Tensor | None, ...]:
-        x, sig, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
+        x, gates, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
         steps, batch, hid = tanh_c.shape
         shift = int(ctx.reverse)
-        one = tanh_c.new_ones(())
         back = StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
         delta = tanh_c.new_empty(steps, batch, 4 * hid)
-        for t in order(steps, not ctx.reverse):
-            i, f, _, o = sig[t].chunk(4, 1)
-            d_i, d_f, d_g, d_o = delta[t].chunk(4, 1)
-            tc, g = tanh_c[t], tanh_g[t]
-            dh = dh + dy[t]
-            # o (1 − tanh² c_t) = o − h_t tanh(c_t)
-            dc = torch.addcmul(dc, dh, torch.addcmul(o, hs[t + 1 - shift], tc, value=-1))
-            torch.addcmul(i, i, i, value=-1, out=d_i).mul_(g).mul_(dc)
-            torch.addcmul(f, f, f, value=-1, out=d_f).mul_(cells[t + shift]).mul_(dc)
-            torch.addcmul(one, g, g, value=-1, out=d_g).mul_(i).mul_(dc)
-            torch.addcmul(o, o, o, value=-1, out=d_o).mul_(tc).mul_(dh)
-            dc = dc.mul_(f)
-            dh = back(delta[t])
+        if ctx.kernel is not None:
+            dh, dc = _backward_c(ctx.kernel, back, gates, cells, tanh_c, dy, dh, dc, delta,
+                                 ctx.reverse)
+        else:
+            dh, dc = _backward_torch(back, gates, hs, cells, tanh_g, tanh_c, dy, dh, dc,
+                                     delta, ctx.reverse)
         flat = delta.view(steps * batch, 4 * hid)
         rows = hs[shift: steps + shift].view(steps * batch, hid)
         dw_hh = matmul_t(rows.t(), flat.t()).t()    # δᵀ hs, as the transpose of hsᵀ δ
@@ -100,6 +95,74 @@ class PlainLSTM(torch.autograd.Function):
         db = flat.sum(0) if ctx.has_bias else None
         dx = matmul_t(flat, w_ih.t()).view_as(x) if ctx.needs_input_grad[0] else None
         return dx, dw_ih, db, dh, dc, dw_hh, db, None
+
+
+def _forward_c(kernel: lstm_native.Gates, product: StepProduct, gx: Tensor, hs: Tensor,
+               cells: Tensor, tanh_c: Tensor, reverse: bool) -> None:
+    """The steps with the gate arithmetic in C: per step one product, one C call."""
+    steps, batch, hid = tanh_c.shape
+    shift, row, row4 = int(reverse), batch * hid * 4, batch * hid * 16   # bytes per step
+    gp, hp, cp, tp = gx.data_ptr(), hs.data_ptr(), cells.data_ptr(), tanh_c.data_ptr()
+    step = kernel.forward_step
+    for t in order(steps, reverse):
+        read, write = t + shift, t + 1 - shift
+        pre = product(hs[read], add=gx[t])          # (B, 4H), contiguous
+        step(batch, hid, pre.data_ptr(), gp + t * row4, cp + read * row, cp + write * row,
+             tp + t * row, hp + write * row)
+
+
+def _backward_c(kernel: lstm_native.Gates, back: StepProduct, gates: Tensor, cells: Tensor,
+                tanh_c: Tensor, dy: Tensor, dh: Tensor, dc: Tensor, delta: Tensor,
+                reverse: bool) -> tuple[Tensor, Tensor]:
+    steps, batch, hid = tanh_c.shape
+    shift, row, row4 = int(reverse), batch * hid * 4, batch * hid * 16
+    if dy.stride(2) != 1:                            # rows of H floats (any row stride)
+        dy = dy.contiguous()
+    dh, dc = dh.contiguous(), dc.clone(memory_format=torch.contiguous_format)
+    gp, cp, tp, dp = gates.data_ptr(), cells.data_ptr(), tanh_c.data_ptr(), delta.data_ptr()
+    yp, y_step, ldy = dy.data_ptr(), dy.stride(0) * 4, dy.stride(1)
+    step = kernel.backward_step
+    for t in order(steps, not reverse):
+        step(batch, hid, gp + t * row4, cp + (t + shift) * row, tp + t * row, dh.data_ptr(),
+             yp + t * y_step, ldy, dc.data_ptr(), dp + t * row4)
+        dh = back(delta[t])
+    return dh, dc
+
+
+def _forward_torch(product: StepProduct, gx: Tensor, hs: Tensor, cells: Tensor,
+                   tanh_g: Tensor, tanh_c: Tensor, reverse: bool) -> None:
+    """The steps in ATen operations on (B, H) slices, the g rows doubled (module docstring)."""
+    shift = int(reverse)
+    for t in order(tanh_c.shape[0], reverse):      # gx[t] becomes σ(i), σ(f), σ(2g), σ(o)
+        read, write = t + shift, t + 1 - shift
+        pre = product(hs[read], add=gx[t]).chunk(4, 1)
+        i, f, s_g, o = (torch.sigmoid(a, out=s)
+                        for a, s in zip(pre, gx[t].chunk(4, 1), strict=True))
+        g = torch.mul(s_g, 2, out=tanh_g[t]).sub_(1)
+        c = torch.mul(f, cells[read], out=cells[write]).addcmul_(i, g)
+        tc = torch.mul(c, 2, out=tanh_c[t]).sigmoid_().mul_(2).sub_(1)  # tanh(c_t)
+        torch.mul(o, tc, out=hs[write])
+
+
+def _backward_torch(back: StepProduct, sig: Tensor, hs: Tensor, cells: Tensor,
+                    tanh_g: Tensor, tanh_c: Tensor, dy: Tensor, dh: Tensor, dc: Tensor,
+                    delta: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    shift = int(reverse)
+    one = tanh_c.new_ones(())
+    for t in order(tanh_c.shape[0], not reverse):
+        i, f, _, o = sig[t].chunk(4, 1)
+        d_i, d_f, d_g, d_o = delta[t].chunk(4, 1)
+        tc, g = tanh_c[t], tanh_g[t]
+        dh = dh + dy[t]
+        # o (1 − tanh² c_t) = o − h_t tanh(c_t)
+        dc = torch.addcmul(dc, dh, torch.addcmul(o, hs[t + 1 - shift], tc, value=-1))
+        torch.addcmul(i, i, i, value=-1, out=d_i).mul_(g).mul_(dc)
+        torch.addcmul(f, f, f, value=-1, out=d_f).mul_(cells[t + shift]).mul_(dc)
+        torch.addcmul(one, g, g, value=-1, out=d_g).mul_(i).mul_(dc)
+        torch.addcmul(o, o, o, value=-1, out=d_o).mul_(tc).mul_(dh)
+        dc = dc.mul_(f)
+        dh = back(delta[t])
+    return dh, dc
 
 
 class GeneralLSTM(torch.autograd.Function):
