@@ -115,6 +115,21 @@ def test_lstm_fast_path_at_width(batch_first, gate_math):
     assert type(layer_y.grad_fn).__name__ == "PlainLSTMBackward"
 
 
+def test_lstm_gate_rows_shared_by_two_threads(gate_math):
+    """At B·H ≥ 4096 the C kernel's rows are split over torch's threads (where it is built
+    with OpenMP): the same outputs and gradients as torch.nn, both directions."""
+    torch.manual_seed(0)
+    torch.set_num_threads(2)                    # the conftest fixture restores it
+    ref = nn.LSTM(8, 512, bidirectional=True)
+    ours = LSTM.from_torch(ref)
+    x = torch.randn(3, 9, 8)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y, state = ours(x1)
+    y_ref, state_ref = ref(x2)
+    torch.testing.assert_close(y, y_ref, **TOL)
+    _check_grads(ours, ref, [y, *state], [y_ref, *state_ref], [x1], [x2])
+
+
 @pytest.mark.parametrize("batch_first", [True, False])
 def test_lstm_fast_path_sum_loss(batch_first, gate_math):
     """y.sum() hands backward a broadcast gradient (all strides 0; batch-first: transposed)."""

@@ -106,8 +106,8 @@ def _forward_c(kernel: lstm_native.Gates, product: StepProduct, gx: Tensor, hs: 
     step = kernel.forward_step
     for t in order(steps, reverse):
         read, write = t + shift, t + 1 - shift
-        pre = product(hs[read], add=gx[t])          # (B, 4H), contiguous
-        step(batch, hid, pre.data_ptr(), gp + t * row4, cp + read * row, cp + write * row,
+        rec = product(hs[read])                     # W_hh h_{t−1} (B, 4H), contiguous
+        step(batch, hid, rec.data_ptr(), gp + t * row4, cp + read * row, cp + write * row,
              tp + t * row, hp + write * row)
 
 

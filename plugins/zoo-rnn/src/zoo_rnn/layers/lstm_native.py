@@ -5,11 +5,20 @@ One call per layer-step replaces about twenty small ATen operations (each a disp
 allocation or a pass over (B, H) floats). Without a working C compiler, for other dtypes or
 devices, or with ``ZOO_RNN_NATIVE=0``, :func:`gates` returns ``None`` and ``fused_lstm.py``
 keeps its torch path.
+
+Threads. Where torch's OpenMP runtime is GNU's, loaded in this process as ``libgomp.so.1``,
+the file is built with ``-fopenmp``: the dynamic loader matches that soname to the runtime
+already loaded, so a step's rows are shared by torch's own threads (the ones the products
+just used), and no second thread pool starts. Elsewhere (another runtime, or torch's libgomp
+under a mangled name) it is built without, and each step runs on the calling thread.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -22,6 +31,8 @@ SWITCH = "ZOO_RNN_NATIVE"
 # no -ffast-math (its start-up file flushes subnormals for the whole process), and no
 # -fassociative-math (it would fold exp's rounding trick (x + 1.5·2²³) − 1.5·2²³ away)
 FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]
+OPENMP = ["-fopenmp"]
+log = logging.getLogger(__name__)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _FORWARD = [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR]
 _BACKWARD = [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _PTR, _PTR]
@@ -36,14 +47,42 @@ class Gates:
         self.backward_step.argtypes, self.backward_step.restype = _BACKWARD, None
 
 
-_gates: dict[int, Gates | None] = {}
+_gates: dict[int, Gates] = {}
+_openmp: list[bool] = []      # decided once per process
+
+
+def _gomp_paths() -> set[str]:
+    """Files of GNU OpenMP runtimes mapped into this process."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
+            return {line.split()[-1] for line in f if "libgomp" in line.rsplit("/", 1)[-1]}
+    except OSError:
+        return set()
+
+
+def _shares_torch_openmp() -> bool:
+    """True where a library built with -fopenmp binds to torch's own OpenMP runtime."""
+    if not _openmp:
+        paths = _gomp_paths() if sys.platform.startswith("linux") else set()
+        _openmp.append("OpenMP" in torch.__config__.parallel_info() and len(paths) == 1
+                       and os.path.basename(next(iter(paths))) == "libgomp.so.1")
+    return _openmp[0]
 
 
 def gates(x: Tensor) -> Gates | None:
     """The C gate functions for a float32 CPU tensor ``x``, or ``None`` (torch path)."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.compiler.is_compiling():
         return None
-    lib = zoo.native.library(SOURCE, name="zoo-rnn", flags=FLAGS, switch=SWITCH)
+    lib = None
+    if _shares_torch_openmp():
+        before = _gomp_paths()
+        lib = zoo.native.library(SOURCE, name="zoo-rnn", flags=FLAGS + OPENMP, switch=SWITCH)
+        if lib is not None and _gomp_paths() != before:   # not torch's after all: stay serial
+            log.warning("zoo-rnn: the OpenMP LSTM kernel loaded a second OpenMP runtime (%s); "
+                        "using the single-threaded one", sorted(_gomp_paths() - before))
+            _openmp[0], lib = False, None
+    if lib is None:
+        lib = zoo.native.library(SOURCE, name="zoo-rnn", flags=FLAGS, switch=SWITCH)
     if lib is None:
         return None
     key = id(lib)
