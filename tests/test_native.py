@@ -6,7 +6,8 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
-import threading
+import subprocess
+import sys
 
 import pytest
 
@@ -51,19 +52,16 @@ def test_an_edited_source_gets_its_own_library(source):
     assert len(list((source.parent / "__pycache__").iterdir())) == 2
 
 
-def test_racing_builds_all_load_a_whole_library(source):
-    libs: list = []
-    zoo.native._loaded.clear()
-
-    def build():
-        libs.append(zoo.native.library(source, name="zoo-test", flags=["-O1", "-g"]))
-
-    threads = [threading.Thread(target=build) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(lib is libs[0] for lib in libs) and _twice(libs[0]) == 42.0
+def test_processes_racing_to_build_all_load_a_whole_library(source):
+    code = ("import ctypes, sys, zoo_core as zoo\n"
+            "lib = zoo.native.library(sys.argv[1], name='zoo-test', flags=['-O1', '-g'])\n"
+            "f = lib.twice; f.argtypes, f.restype = [ctypes.c_double], ctypes.c_double\n"
+            "print(f(21.0))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(source)], text=True,
+                              stdout=subprocess.PIPE) for _ in range(3)]
+    assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["42.0"] * 3
+    built = list((source.parent / "__pycache__").iterdir())
+    assert len(built) == 1 and built[0].suffix != ".tmp"
 
 
 @pytest.mark.parametrize("cc", ["no-such-cc", "false"])  # missing; runs and fails
