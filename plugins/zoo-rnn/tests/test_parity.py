@@ -115,6 +115,15 @@ def test_lstm_fast_path_at_width(batch_first, gate_math):
     assert type(layer_y.grad_fn).__name__ == "PlainLSTMBackward"
 
 
+def test_lstm_without_a_c_compiler_takes_the_torch_steps(monkeypatch):
+    monkeypatch.setenv("CC", "false")              # a compiler that runs and fails
+    assert lstm_native.gates(torch.zeros(1)) is None
+    torch.manual_seed(0)
+    ref = nn.LSTM(5, 6)
+    x = torch.randn(4, 3, 5)
+    torch.testing.assert_close(LSTM.from_torch(ref)(x)[0], ref(x)[0], **TOL)
+
+
 def test_lstm_gate_rows_shared_by_two_threads(gate_math):
     """At B·H ≥ 4096 the C kernel's rows are split over torch's threads (where it is built
     with OpenMP): the same outputs and gradients as torch.nn, both directions."""
