@@ -10,15 +10,17 @@ Rows. The states live in one buffer ``hs`` (T+1, B, H): the step reads h_{t−1}
 and writes h_t into the row the next step reads, so the outputs y are a view of ``hs`` and
 no state is copied. Forward, step t reads row t and writes row t+1 (h_0 in row 0); reverse,
 it reads row t+1 and writes row t (h_0 in row T). The cell states ``cells`` follow the same
-rows. The pre-activations W_hh h_{t−1} + (W_ih x_t + b_ih + b_hh) are one product with the
-precomputed input term added inside it (oneDNN's inner product on the CPU); the weight
-gradients are single products over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ hs and
-∂L/∂W_ih = δᵀ x, and the input gradient is δ W_ih.
+rows. The pre-activations W_hh h_{t−1} + (W_ih x_t + b_ih + b_hh) are one product (oneDNN's
+inner product on the CPU) plus the precomputed input term, added by the C gate kernel, or
+inside the product on the ATen path; the weight gradients are single products over all
+steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ hs and ∂L/∂W_ih = δᵀ x, and the input gradient is
+δ W_ih.
 
 Gates. On the CPU in float32 each step's gate arithmetic (forward: σ(i), σ(f), tanh(g),
 σ(o), c_t, tanh(c_t), h_t from the pre-activations; backward: δ_t and the carried dc) is one
-call of a C function (``lstm_gates.c``, built at first use: ``lstm_native.py``), on the
-calling thread, while the products use every thread. Elsewhere, without a C compiler, or
+call of a C function (``lstm_gates.c``, built at first use: ``lstm_native.py``), its rows
+shared by torch's OpenMP threads where torch's runtime allows (else on the calling thread).
+It saves tanh(g) itself, so no weight is doubled. Elsewhere, without a C compiler, or
 with ``ZOO_RNN_NATIVE=0``, it is ATen operations: the g rows of the weights and biases are
 doubled, so one σ gives σ(i), σ(f), σ(2g), σ(o), and tanh(g) = 2σ(2g) − 1; each operation
 runs on one (B, H) slice (B·H = 16384 at batch 32, H 512), below ATen's grain size, so on
