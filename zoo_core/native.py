@@ -33,10 +33,10 @@ import logging
 import os
 import platform
 import shlex
-import subprocess
 import sysconfig
 import threading
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 from ._files import atomic_path
@@ -55,35 +55,31 @@ def compiler() -> list[str]:
     return shlex.split(cc)
 
 
+@cache
+def _cpu_flags() -> str:
+    """The feature-flags line of /proc/cpuinfo (Linux), else empty: read once per process."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
 def march() -> list[str]:
     """Flags that tune for this CPU, where the cache key can tell CPUs apart (Linux: by the
     feature flags in /proc/cpuinfo); empty elsewhere. On x86, 256-bit vectors are preferred
     (512-bit ones lower the clock on some CPUs and leave long scalar tails on short rows)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        return []
-    if not flags:
+    if not _cpu_flags():
         return []
     x86 = ["-mprefer-vector-width=256"] if platform.machine() in ("x86_64", "AMD64") else []
     return ["-march=native", *x86]
-
-
-def _cpu_key() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return hashlib.sha256(flags.encode()).hexdigest()[:12]
 
 
 def _library_path(source: Path, cc: list[str], flags: list[str], name: str) -> Path:
     key = hashlib.sha256(source.read_bytes())
     tuned = "-march=native" in flags
     key.update(repr((cc, flags, platform.machine(), platform.system(),
-                     _cpu_key() if tuned else "")).encode())
+                     _cpu_flags() if tuned else "")).encode())
     suffix = sysconfig.get_config_var("SHLIB_SUFFIX") or ".so"
     file = f"{source.stem}-{key.hexdigest()[:16]}{suffix}"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / name
@@ -99,6 +95,8 @@ def _library_path(source: Path, cc: list[str], flags: list[str], name: str) -> P
 
 def _build(source: Path, cc: list[str], flags: list[str], out: Path) -> None:
     """Compile into a temporary file beside ``out``, then rename it into place."""
+    import subprocess  # only a build needs it: zoo_core's import stays without it
+
     with atomic_path(out, 0o755) as tmp:
         subprocess.run([*cc, *flags, *LIBRARY_FLAGS, str(source), "-o", str(tmp), "-lm"],
                        check=True, capture_output=True, timeout=120)
@@ -123,6 +121,8 @@ def library(source: str | os.PathLike[str], *, name: str, flags: Sequence[str] =
     """
     if switch is not None and os.environ.get(switch, "1") == "0":
         return None
+    import subprocess
+
     src, cc = Path(source), compiler()
     memo = (str(src), *cc, "|", *flags, "|", str(tune))
     with _lock:

@@ -19,6 +19,7 @@ import ctypes
 import logging
 import os
 import sys
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -47,7 +48,6 @@ class Gates:
         self.backward_step.argtypes, self.backward_step.restype = _BACKWARD, None
 
 
-_gates: dict[int, Gates] = {}
 _openmp: list[bool] = []      # decided once per process
 
 
@@ -73,6 +73,15 @@ def gates(x: Tensor) -> Gates | None:
     """The C gate functions for a float32 CPU tensor ``x``, or ``None`` (torch path)."""
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.compiler.is_compiling():
         return None
+    if os.environ.get(SWITCH, "1") == "0":
+        return None
+    return _kernel(tuple(zoo.native.compiler()))
+
+
+@cache
+def _kernel(cc: tuple[str, ...]) -> Gates | None:
+    """Built and loaded once per compiler command (``zoo.native.library`` keys its memo the
+    same way), so a forward step reads no /proc file after the first."""
     lib = None
     if _shares_torch_openmp():
         before = _gomp_paths()
@@ -83,9 +92,4 @@ def gates(x: Tensor) -> Gates | None:
             _openmp[0], lib = False, None
     if lib is None:
         lib = zoo.native.library(SOURCE, name="zoo-rnn", flags=FLAGS, switch=SWITCH)
-    if lib is None:
-        return None
-    key = id(lib)
-    if key not in _gates:
-        _gates[key] = Gates(lib)
-    return _gates[key]
+    return None if lib is None else Gates(lib)
