@@ -392,6 +392,35 @@ def test_fused_arcface_gradients_match_autograd_and_peer(dtype, tol):
         torch.testing.assert_close(a, e, rtol=tol, atol=tol * e.abs().max())
 
 
+def test_fused_buffers_are_reused_only_when_nothing_else_holds_them():
+    """The loss writes its centre gradient into last step's memory once ``zero_grad`` let go
+    of it, never into a gradient the caller still holds; every step's values stay the
+    formula's (autograd, float64), with accumulation across steps intact."""
+    x, t = data(d=8, c=300, b=20, seed=4)
+    loss = make("arcface", d=8, c=300, s=64.0, m=0.5)
+    w = loss.weight.detach().clone().requires_grad_()
+    arcface_by_autograd(x, w, t, 64.0, 0.5).backward()
+    step = lambda: loss(x, t).backward()                                    # noqa: E731
+
+    step()
+    kept, kept_value = loss.weight.grad, loss.weight.grad.clone()
+    assert kept._base is None                       # a plain tensor, not a view of the pool
+    loss.zero_grad(set_to_none=True)
+    step()                                          # ``kept`` still alive: fresh memory
+    assert loss.weight.grad.data_ptr() != kept.data_ptr()
+    torch.testing.assert_close(kept, kept_value, rtol=0, atol=0)
+    del kept
+    loss.zero_grad(set_to_none=True)
+    step()                                          # nothing holds the old one: reused
+    reused = loss.weight.grad.data_ptr()
+    loss.zero_grad(set_to_none=True)
+    step()
+    assert loss.weight.grad.data_ptr() == reused
+    torch.testing.assert_close(loss.weight.grad, w.grad, rtol=1e-10, atol=0)
+    step()                                          # no zero_grad: the two steps add up
+    torch.testing.assert_close(loss.weight.grad, 2 * w.grad, rtol=1e-10, atol=0)
+
+
 def test_fused_backward_twice_with_retained_graph():
     """The backward borrows the logits buffer for B entries: a retained graph runs it again."""
     x, t = data(d=8, c=50, b=20, seed=9)
