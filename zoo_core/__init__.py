@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import checks, native
+from . import checks, native, spares
 from ._api import create, info, list
 from ._catalog import CATALOG, Entry, Source, parse_source
 from ._config import build_config, config_from_dict, config_to_dict
@@ -89,5 +89,5 @@ __all__ = [
     "hookimpl", "info", "list", "load", "load_state_dict", "load_tokenizer", "native",
     "parse_source",
     "progress", "push", "read_safetensors", "register_plugin", "save", "save_safetensors",
-    "sha256_file", "Task", "task", "unregister_plugin",
+    "sha256_file", "spares", "Task", "task", "unregister_plugin",
 ]

@@ -91,12 +91,22 @@ def gate_math(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=["blas", "onednn"])
+def sequence_products(request, monkeypatch):
+    """The sequence products by torch's BLAS (as on Intel CPUs) or by oneDNN (elsewhere)."""
+    from zoo_rnn.layers import fused
+    monkeypatch.setattr(fused, "_INTEL_MKL", request.param == "blas")
+    return request.param
+
+
 @pytest.mark.parametrize("batch_first", [True, False])
-def test_lstm_fast_path_at_width(batch_first, gate_math):
+@pytest.mark.parametrize("bias", [True, False])
+def test_lstm_fast_path_at_width(batch_first, bias, gate_math, sequence_products):
     """The plain LSTM's own path (no lengths, no projection: layers/fused_lstm.PlainLSTM) at a
-    width where its products are oneDNN's: outputs, states and every gradient, both ways."""
+    width where its products are oneDNN's or BLAS's: outputs, states and every gradient."""
     torch.manual_seed(0)
-    ref = nn.LSTM(24, 48, num_layers=2, bidirectional=True, batch_first=batch_first)
+    ref = nn.LSTM(24, 48, num_layers=2, bidirectional=True, batch_first=batch_first,
+                  bias=bias)
     ours = LSTM.from_torch(ref)
     x = torch.randn((6, 25, 24) if batch_first else (25, 6, 24))
     hx = [torch.randn(4, 6, 48) for _ in range(2)]
@@ -110,9 +120,37 @@ def test_lstm_fast_path_at_width(batch_first, gate_math):
         torch.testing.assert_close(a, b, **TOL)
     _check_grads(ours, ref, [y, *state], [y_ref, *state_ref], [x1, *h1], [x2, *h2])
     steps_first = x.transpose(0, 1) if batch_first else x
-    layer_y = lstm_layer(steps_first, ours.weight_ih_l0, ours.bias_ih_l0, hx[0][0], hx[1][0],
-                         ours.weight_hh_l0, ours.bias_hh_l0)[0]
+    layer_y = lstm_layer(steps_first, ours.weight_ih_l0, getattr(ours, "bias_ih_l0", None),
+                         hx[0][0], hx[1][0], ours.weight_hh_l0,
+                         getattr(ours, "bias_hh_l0", None))[0]
     assert type(layer_y.grad_fn).__name__ == "PlainLSTMBackward"
+
+
+def test_lstm_steps_never_write_into_what_the_caller_kept(gate_math, sequence_products):
+    """The fast path keeps its step buffers between calls (zoo.spares): outputs and gradients
+    still held from one step are not overwritten by the next, and every step matches
+    torch.nn."""
+    torch.manual_seed(0)
+    ref = nn.LSTM(16, 40, num_layers=2)
+    ours = LSTM.from_torch(ref)
+    kept = []
+    for step in range(3):
+        x = torch.randn(7, 5, 16)
+        y, _ = ours(x)
+        y_ref, _ = ref(x)
+        (y * y).sum().backward()
+        (y_ref * y_ref).sum().backward()
+        torch.testing.assert_close(y, y_ref, **TOL)
+        for (name, p), q in zip(ours.named_parameters(), ref.parameters(), strict=True):
+            torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-6 * max(
+                1.0, float(q.grad.abs().max())), msg=f"step {step}: gradient of {name}")
+        kept.append((y, y.detach().clone(), ours.weight_hh_l0.grad,
+                     ours.weight_hh_l0.grad.clone()))
+        ours.zero_grad(set_to_none=True)
+        ref.zero_grad(set_to_none=True)
+    for y, y_then, g, g_then in kept:
+        torch.testing.assert_close(y.detach(), y_then, rtol=0, atol=0)
+        torch.testing.assert_close(g, g_then, rtol=0, atol=0)
 
 
 def test_lstm_without_a_c_compiler_takes_the_torch_steps(monkeypatch):

@@ -26,21 +26,21 @@ small operands, the B target entries are corrected by a gather and an ``index_ad
 device for a value.
 
 On CPU the two large buffers, the (B, C) logits and the (C, D) centre gradient, are kept by
-the loss between steps (:class:`Spares`) and written again once nothing else holds them
+the loss between steps (``zoo.spares``) and written again once nothing else holds them
 (a fresh 200 MB buffer costs 50 000 page faults, about 40 ms a step on two cores). Between
 steps that memory stays taken, as it would in CUDA's caching allocator.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+import zoo_core as zoo
 
 
 def softmax_(e: Tensor) -> Tensor:
@@ -66,41 +66,6 @@ def tangent_dots(e: Tensor, rho: Tensor, t: Tensor, g: Tensor, lse: Tensor, on_t
     return dots.index_add_(0, t, on_target)
 
 
-class Spares:
-    """The large CPU buffers of one loss, kept between its steps and handed out again only
-    when nothing but this pool holds their memory (the check autograd itself makes before it
-    accumulates in place). What it hands out is a plain tensor over that memory, not a view."""
-
-    _pools: weakref.WeakKeyDictionary[Any, Spares] = weakref.WeakKeyDictionary()
-    _lock = threading.Lock()
-    _use_count = getattr(torch._C, "_storage_Use_Count", None)   # no such call: never reuse
-
-    def __init__(self) -> None:
-        self.held: dict[str, Tensor] = {}
-
-    @classmethod
-    def of(cls, owner: Any) -> Spares:
-        with cls._lock:
-            return cls._pools.setdefault(owner, cls())
-
-    @classmethod
-    def _free(cls, buf: Tensor) -> bool:
-        probe = torch.empty(0)            # the count as seen for a tensor nothing else holds
-        base = cls._use_count(probe.untyped_storage()._cdata)
-        return cls._use_count(buf.untyped_storage()._cdata) == base
-
-    def empty(self, role: str, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        """An uninitialised ``shape`` tensor of ``like``'s dtype and device."""
-        if like.device.type != "cpu" or self._use_count is None:
-            return like.new_empty(shape)
-        with self._lock:
-            buf = self.held.get(role)
-            if (buf is None or buf.shape != shape or buf.dtype != like.dtype
-                    or not self._free(buf)):
-                buf = self.held[role] = like.new_empty(shape)
-            return like.new_empty(0).set_(buf)
-
-
 class MarginSoftmaxCE(torch.autograd.Function):
     """``MarginSoftmaxCE.apply(x, weight, target, loss)`` → mean ℓ over rows with target ≥ 0.
 
@@ -118,7 +83,7 @@ class MarginSoftmaxCE(torch.autograd.Function):
         with torch.enable_grad():
             x_leaf = x.detach().requires_grad_()
             x_hat = F.normalize(x_leaf, dim=1)                                  # (B, D)
-        spares = Spares.of(loss)
+        spares = zoo.spares.of(loss)
         e = torch.mm(x_hat.detach(), weight.t(),                                # a (B, C)
                      out=spares.empty("logits", (x.shape[0], weight.shape[0]), weight))
         with torch.enable_grad():

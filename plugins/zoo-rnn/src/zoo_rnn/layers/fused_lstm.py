@@ -10,11 +10,14 @@ Rows. The states live in one buffer ``hs`` (T+1, B, H): the step reads h_{t−1}
 and writes h_t into the row the next step reads, so the outputs y are a view of ``hs`` and
 no state is copied. Forward, step t reads row t and writes row t+1 (h_0 in row 0); reverse,
 it reads row t+1 and writes row t (h_0 in row T). The cell states ``cells`` follow the same
-rows. The pre-activations W_hh h_{t−1} + (W_ih x_t + b_ih + b_hh) are one product (oneDNN's
-inner product on the CPU) plus the precomputed input term, added by the C gate kernel, or
-inside the product on the ATen path; the weight gradients are single products over all
-steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ hs and ∂L/∂W_ih = δᵀ x, and the input gradient is
-δ W_ih.
+rows. The pre-activations W_hh h_{t−1} + W_ih x_t + (b_ih + b_hh) are one product (oneDNN's
+inner product on the CPU) plus the precomputed input term and the bias, added by the C gate
+kernel, or inside the product on the ATen path; the weight gradients are single products
+over all steps, ∂L/∂W_hh = Σ_t δ_tᵀ h_{t−1} = δᵀ hs and ∂L/∂W_ih = δᵀ x, and the input
+gradient is δ W_ih. On Intel CPUs those sequence products and the backward's per-step
+δ_t W_hh are torch's BLAS (MKL), which reads the transposed operands in place
+(``fused.blas_first``). The step-sized buffers (states, gates, δ, the input gradient) come
+from ``zoo.spares``: last call's memory where nothing else holds it, so no page faults.
 
 Gates. On the CPU in float32 each step's gate arithmetic (forward: σ(i), σ(f), tanh(g),
 σ(o), c_t, tanh(c_t), h_t from the pre-activations; backward: δ_t and the carried dc) is one
@@ -41,8 +44,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+import zoo_core as zoo
+
 from . import lstm_native
-from .fused import StepProduct, doubled_g, matmul_t, order
+from .fused import StepProduct, blas_first, doubled_g, matmul_t, order
 
 
 class PlainLSTM(torch.autograd.Function):
@@ -55,24 +60,36 @@ class PlainLSTM(torch.autograd.Function):
         steps, batch, inputs = x.shape
         hid = c0.shape[-1]
         shift = int(reverse)                       # step t reads row t + shift
-        hs = x.new_empty(steps + 1, batch, hid)    # h_{t−1} in the row step t reads
-        cells = torch.empty_like(hs)               # c_{t−1} likewise
+        spares = zoo.spares.of(w_hh)               # last step's buffers, where free
+        hs = spares.empty("h", (steps + 1, batch, hid), x)  # h_{t−1} in the row step t reads
+        cells = spares.empty("c", (steps + 1, batch, hid), x)  # c_{t−1} likewise
         hs[steps * shift], cells[steps * shift] = h0, c0
-        tanh_c = x.new_empty(steps, batch, hid)
+        tanh_c = spares.empty("tanh_c", (steps, batch, hid), x)
         kernel = lstm_native.gates(x)              # C, or None: the torch steps
         rows = (lambda t: t) if kernel is not None else (lambda t: doubled_g(t, hid))
         bias = None if b_ih is None else rows(b_ih + b_hh)
-        gx = StepProduct(rows(w_ih), steps * batch)(x.reshape(steps * batch, inputs),
-                                                    bias).view(steps, batch, -1)
+        w_in, x2d = rows(w_ih), x.reshape(steps * batch, inputs)
+        in_product = bias if kernel is None else None        # else the C kernel adds it
+        if blas_first(x):                          # W_ih x_t (+ b) for all steps at once
+            gx = spares.empty("gates", (steps * batch, 4 * hid), x)
+            if in_product is None:
+                torch.mm(x2d, w_in.t(), out=gx)
+            else:
+                torch.addmm(in_product, x2d, w_in.t(), out=gx)
+        else:
+            gx = StepProduct(w_in, steps * batch)(x2d, in_product)
+        gx = gx.view(steps, batch, -1)
         product = StepProduct(rows(w_hh), batch)
         if kernel is not None:                     # gx[t] becomes σ(i), σ(f), tanh(g), σ(o)
-            _forward_c(kernel, product, gx, hs, cells, tanh_c, reverse)
+            _forward_c(kernel, product, gx, x.new_zeros(4 * hid) if bias is None else bias,
+                       hs, cells, tanh_c, reverse)
             tanh_g = None
         else:
             tanh_g = x.new_empty(steps, batch, hid)
             _forward_torch(product, gx, hs, cells, tanh_g, tanh_c, reverse)
         ctx.save_for_backward(x, gx, hs, cells, tanh_g, tanh_c, w_ih, w_hh)
         ctx.reverse, ctx.has_bias, ctx.kernel = reverse, b_ih is not None, kernel
+        ctx.spares = spares
         last = steps * (1 - shift)
         return hs[1 - shift: steps + 1 - shift], hs[last].clone(), cells[last].clone()
 
@@ -82,8 +99,10 @@ class PlainLSTM(torch.autograd.Function):
         x, gates, hs, cells, tanh_g, tanh_c, w_ih, w_hh = ctx.saved_tensors
         steps, batch, hid = tanh_c.shape
         shift = int(ctx.reverse)
-        back = StepProduct(w_hh.t().contiguous(), batch)   # δ_t ↦ δ_t W_hh
-        delta = tanh_c.new_empty(steps, batch, 4 * hid)
+        blas = blas_first(x)
+        # δ_t ↦ δ_t W_hh: BLAS reads W_hh as it is; oneDNN wants its transpose, reordered
+        back = (lambda d: d @ w_hh) if blas else StepProduct(w_hh.t().contiguous(), batch)
+        delta = ctx.spares.empty("delta", (steps, batch, 4 * hid), tanh_c)
         if ctx.kernel is not None:
             dh, dc = _backward_c(ctx.kernel, back, gates, cells, tanh_c, dy, dh, dc, delta,
                                  ctx.reverse)
@@ -92,25 +111,34 @@ class PlainLSTM(torch.autograd.Function):
                                      delta, ctx.reverse)
         flat = delta.view(steps * batch, 4 * hid)
         rows = hs[shift: steps + shift].view(steps * batch, hid)
-        dw_hh = matmul_t(rows.t(), flat.t()).t()    # δᵀ hs, as the transpose of hsᵀ δ
-        dw_ih = matmul_t(x.reshape(steps * batch, -1).t(), flat.t()).t()
+        inputs = x.reshape(steps * batch, -1)
+        if blas:                                    # δᵀ hs and δᵀ x, the transposes read in place
+            dw_hh, dw_ih = flat.t() @ rows, flat.t() @ inputs
+        else:                                       # as the transposes of hsᵀ δ and xᵀ δ
+            dw_hh = matmul_t(rows.t(), flat.t()).t()
+            dw_ih = matmul_t(inputs.t(), flat.t()).t()
         db = flat.sum(0) if ctx.has_bias else None
-        dx = matmul_t(flat, w_ih.t()).view_as(x) if ctx.needs_input_grad[0] else None
+        dx = None
+        if ctx.needs_input_grad[0]:                 # δ W_ih
+            dx = torch.mm(flat, w_ih, out=ctx.spares.empty("dx", inputs.shape, x)) if blas \
+                else matmul_t(flat, w_ih.t())
+            dx = dx.view_as(x)
         return dx, dw_ih, db, dh, dc, dw_hh, db, None
 
 
-def _forward_c(kernel: lstm_native.Gates, product: StepProduct, gx: Tensor, hs: Tensor,
-               cells: Tensor, tanh_c: Tensor, reverse: bool) -> None:
+def _forward_c(kernel: lstm_native.Gates, product: StepProduct, gx: Tensor, bias: Tensor,
+               hs: Tensor, cells: Tensor, tanh_c: Tensor, reverse: bool) -> None:
     """The steps with the gate arithmetic in C: per step one product, one C call."""
     steps, batch, hid = tanh_c.shape
     shift, row, row4 = int(reverse), batch * hid * 4, batch * hid * 16   # bytes per step
     gp, hp, cp, tp = gx.data_ptr(), hs.data_ptr(), cells.data_ptr(), tanh_c.data_ptr()
+    bp = bias.data_ptr()
     step = kernel.forward_step
     for t in order(steps, reverse):
         read, write = t + shift, t + 1 - shift
         rec = product(hs[read])                     # W_hh h_{t−1} (B, 4H), contiguous
-        step(batch, hid, rec.data_ptr(), gp + t * row4, cp + read * row, cp + write * row,
-             tp + t * row, hp + write * row)
+        step(batch, hid, rec.data_ptr(), gp + t * row4, bp, cp + read * row,
+             cp + write * row, tp + t * row, hp + write * row)
 
 
 def _backward_c(kernel: lstm_native.Gates, back: StepProduct, gates: Tensor, cells: Tensor,

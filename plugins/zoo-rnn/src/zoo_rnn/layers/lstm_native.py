@@ -35,7 +35,7 @@ FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=fast"]
 OPENMP = ["-fopenmp"]
 log = logging.getLogger(__name__)
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
-_FORWARD = [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR]
+_FORWARD = [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR, _PTR]
 _BACKWARD = [_I64, _I64, _PTR, _PTR, _PTR, _PTR, _PTR, _I64, _PTR, _PTR]
 
 
