@@ -239,26 +239,45 @@ def test_confusion_matches_torchmetrics(tmp_path):
 
 
 @pytest.mark.parametrize("per_image", [False, True])
-def test_counts_split_over_threads_equal_torchmetrics(monkeypatch, per_image) -> None:
-    """The bincount in parts (on torch's threads) counts what torchmetrics' confusion matrix
-    does, ignored pixels and a negative ignore_index included; a bad target still raises."""
+@pytest.mark.parametrize("engine", ["c", "aten"])
+@pytest.mark.parametrize("dtypes", [(torch.int64, torch.int64), (torch.int32, torch.uint8),
+                                    (torch.uint8, torch.int32)])
+def test_counts_split_over_threads_equal_torchmetrics(monkeypatch, per_image, engine,
+                                                      dtypes) -> None:
+    """The counts in parts (on threads: the C loop where it builds, else bincount) are
+    torchmetrics' confusion matrix, ignored pixels and an ignore_index below, inside and past
+    the classes included; a bad target or prediction still raises, naming it."""
     from zoo_segmetrics import _confmat
 
+    if engine == "aten":
+        monkeypatch.setenv("ZOO_SEGMETRICS_NATIVE", "0")
+    elif _confmat.count_pairs(torch.zeros(1, dtype=torch.long),
+                              torch.zeros(1, dtype=torch.long), 2, None) is None:
+        pytest.skip("no working C compiler here")
     monkeypatch.setattr(_confmat, "_SPLIT", 1000)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
     g = torch.Generator().manual_seed(3)
     C = 7
-    for ignore in (IGNORE, -100):
+    t_type, p_type = dtypes
+    for ignore in (IGNORE, -100, 3, None):
+        if ignore is not None and not torch.iinfo(t_type).min <= ignore <= torch.iinfo(t_type).max:
+            continue
         target = torch.randint(0, C, (4, 40, 50), generator=g)
-        target[torch.rand(target.shape, generator=g) < 0.2] = ignore
-        preds = torch.randint(0, C, target.shape, generator=g)
+        if ignore is not None:
+            target[torch.rand(target.shape, generator=g) < 0.2] = ignore
+        target = target.to(t_type)
+        preds = torch.randint(0, C, target.shape, generator=g).to(p_type)
         ours = zoo.create("metric:segmentation", num_classes=C, ignore_index=ignore,
                           aggregation="image" if per_image else "dataset")
         ours.update(preds, target)
         peer = MulticlassConfusionMatrix(C, ignore_index=ignore)
-        peer.update(preds, target)
+        peer.update(preds.long(), target.long())
         assert torch.equal(ours.compute()["confusion_matrix"], peer.compute())
         bad = target.clone()
-        bad[3, 39, 49] = 300  # past the last row, in the last part
-        with pytest.raises(zoo.InputError, match="300"):
+        bad[3, 39, 49] = 200  # past the last row, in the last part
+        with pytest.raises(zoo.InputError, match="200"):
             ours.update(preds, bad)
+        bad = preds.clone()
+        bad[0, 0, 0] = 9
+        with pytest.raises(zoo.InputError, match=r"preds hold labels \[9\]"):
+            ours.update(bad, target)

@@ -19,7 +19,9 @@ Input modes:
 
 from __future__ import annotations
 
+import ctypes
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -182,10 +184,14 @@ def check_preds(labels: Tensor, target: Tensor, num_classes: int, mode: str) -> 
 
 
 def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: int | None,
-              mode: str, per_image: bool = False, validate: bool = True) -> Tensor:
+              mode: str, per_image: bool = False, validate: bool = True,
+              labels_checked: bool = True) -> Tensor:
     """Bincount confusion matrix on the inputs' device, int64.
 
-    ``labels`` must already lie in [0, C) (see :func:`check_preds`). Multiclass: one
+    ``labels`` lie in [0, C), or ``labels_checked=False`` has them checked here (an
+    :class:`InputError` naming the bad ones). On the CPU a multiclass matrix over the whole
+    batch is one pass of a C loop over both label arrays (:func:`count_pairs`), where it
+    builds. Otherwise, multiclass: one
     ``bincount`` of ``target * C + label`` over every pixel, ignored ones included: the target
     values from ``min(0, ignore_index)`` to ``max(C - 1, ignore_index)`` each get a row of C
     bins, the ignored row is dropped afterwards, and with ``validate`` a count in any other
@@ -197,6 +203,17 @@ def confusion(labels: Tensor, target: Tensor, num_classes: int, ignore_index: in
         multiclass/binary: (C, C), or (N, C, C) with ``per_image``;
         multilabel: (C, 2, 2), or (N, C, 2, 2) with ``per_image``.
     """
+    if not per_image and mode != "multilabel":
+        counted = count_pairs(labels, target, num_classes, ignore_index)
+        if counted is not None:
+            cm, bad_target, bad_pred = counted
+            if bad_pred and not labels_checked:
+                check_preds(labels, target, num_classes, mode)
+            if bad_target and validate:
+                raise_out_of_range(labels, target, num_classes, ignore_index, mode)
+            return cm
+    if not labels_checked:
+        check_preds(labels, target, num_classes, mode)
     if mode == "multilabel":
         return _multilabel(labels, target, num_classes, ignore_index, per_image, validate)
     C = num_classes
@@ -242,6 +259,57 @@ _SPLIT = 1 << 20  # indices per thread below which one bincount call is as fast
 _pool: ThreadPoolExecutor | None = None
 
 
+def _threads(k: int) -> ThreadPoolExecutor:
+    """A small pool whose threads run ATen or C calls that release the GIL."""
+    global _pool
+    if _pool is None or _pool._max_workers < k:
+        _pool = ThreadPoolExecutor(k, thread_name_prefix="zoo-segmetrics")
+    return _pool
+
+
+_SOURCE = Path(__file__).with_name("confusion_count.c")
+_SWITCH = "ZOO_SEGMETRICS_NATIVE"
+_SUFFIX = {torch.uint8: "u8", torch.int32: "i32", torch.int64: "i64"}
+_ARGS = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+         ctypes.c_int64, ctypes.c_void_p]
+
+
+def count_pairs(labels: Tensor, target: Tensor, num_classes: int, ignore_index: int | None
+                ) -> tuple[Tensor, int, int] | None:
+    """The (C, C) matrix of CPU labels of uint8/int32/int64, with the number of bad targets
+    (outside [0, C), not ignored) and bad predictions: one pass of ``confusion_count.c`` per
+    thread over its share of the pixels. ``None`` where that does not apply or the C file
+    does not build (or ``ZOO_SEGMETRICS_NATIVE=0``)."""
+    if labels.device.type != "cpu" or target.device.type != "cpu" \
+            or labels.dtype not in _SUFFIX or target.dtype not in _SUFFIX:
+        return None
+    lib = zoo.native.library(_SOURCE, name="zoo-segmetrics", flags=["-O3"], switch=_SWITCH)
+    if lib is None:
+        return None
+    fn = getattr(lib, f"confusion_{_SUFFIX[target.dtype]}_{_SUFFIX[labels.dtype]}")
+    if fn.argtypes is None:
+        fn.argtypes, fn.restype = _ARGS, None
+    t, p = target.reshape(-1).contiguous(), labels.reshape(-1).contiguous()
+    n, c = t.numel(), num_classes
+    parts = max(1, min(torch.get_num_threads(), n // _SPLIT))
+    tables = torch.zeros(parts, c + 2, c + 1, dtype=torch.int64)   # see the C file
+    bounds = [n * k // parts for k in range(parts + 1)]
+    ignore = 0 if ignore_index is None else ignore_index
+
+    def run(k: int) -> None:
+        lo = bounds[k]
+        fn(bounds[k + 1] - lo, t.data_ptr() + lo * t.element_size(),
+           p.data_ptr() + lo * p.element_size(), c, ignore_index is not None, ignore,
+           tables[k].data_ptr())
+
+    if parts == 1:
+        run(0)
+    else:
+        list(_threads(parts).map(run, range(parts)))
+    table = tables.sum(0) if parts > 1 else tables[0]
+    return table[:c, :c], int(table[c].sum()), int(table[:, c].sum())
+
+
 def bincount(idx: Tensor, bins: int) -> Tensor:
     """``torch.bincount(idx, minlength=bins)``, in parts on torch's CPU threads.
 
@@ -252,10 +320,7 @@ def bincount(idx: Tensor, bins: int) -> Tensor:
     threads = min(torch.get_num_threads(), idx.numel() // _SPLIT)
     if idx.device.type != "cpu" or threads < 2:
         return torch.bincount(idx, minlength=bins)
-    global _pool
-    if _pool is None or _pool._max_workers < threads:
-        _pool = ThreadPoolExecutor(threads, thread_name_prefix="zoo-bincount")
-    parts = list(_pool.map(lambda part: torch.bincount(part, minlength=bins),
+    parts = list(_threads(threads).map(lambda part: torch.bincount(part, minlength=bins),
                            idx.tensor_split(threads)))
     total = torch.zeros(max(map(len, parts)), dtype=parts[0].dtype)
     for part in parts:

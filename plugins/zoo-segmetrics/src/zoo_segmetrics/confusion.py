@@ -24,7 +24,7 @@ from torch import Tensor
 import zoo_core as zoo
 from zoo_core import ConfigError, InputError, ZooError
 
-from ._confmat import check_config, check_preds, confusion, to_labels
+from ._confmat import check_config, confusion, to_labels
 from ._torchmetrics_like import TorchmetricsLike
 from .segmentation import scores
 
@@ -97,11 +97,10 @@ class ConfusionMatrix(zoo.Metric, TorchmetricsLike):
                                              self.threshold)
         if target.numel() == 0:
             return
-        if not in_range:
-            check_preds(labels, target, self.num_classes, self.mode)
         if self.confmat.device != target.device:
             self.to(target.device)
-        self.confmat += confusion(labels, target, self.num_classes, self.ignore_index, self.mode)
+        self.confmat += confusion(labels, target, self.num_classes, self.ignore_index, self.mode,
+                                  labels_checked=in_range)
 
     def compute(self) -> dict[str, Tensor]:
         """``confusion_matrix`` (int64 counts) and ``normalized`` (float64, per ``normalize``)."""

@@ -42,7 +42,7 @@ from torch import Tensor
 import zoo_core as zoo
 from zoo_core import ConfigError
 
-from ._confmat import check_config, check_preds, confusion, stats, to_labels
+from ._confmat import check_config, confusion, stats, to_labels
 from ._torchmetrics_like import TorchmetricsLike
 
 CLASS_KEYS = ("iou", "accuracy", "dice", "precision", "recall")
@@ -178,13 +178,11 @@ class SegmentationMetric(zoo.Metric, TorchmetricsLike):
                                              self.threshold)
         if target.numel() == 0:
             return
-        if self.validate and not in_range:
-            check_preds(labels, target, self.num_classes, self.mode)
         if self.confmat.device != target.device:
             self.to(target.device)
         per_image = self.aggregation == "image"
         cm = confusion(labels, target, self.num_classes, self.ignore_index, self.mode, per_image,
-                       self.validate)
+                       self.validate, labels_checked=in_range or not self.validate)
         if not per_image:
             self.confmat += cm
             return
