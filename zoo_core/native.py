@@ -56,13 +56,25 @@ def compiler() -> list[str]:
 
 
 @cache
-def _cpu_flags() -> str:
-    """The feature-flags line of /proc/cpuinfo (Linux), else empty: read once per process."""
+def _cpuinfo(field: str) -> str:
+    """The first line of /proc/cpuinfo (Linux) that starts with ``field``, else empty: read
+    once per field and process."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return next((line for line in f if line.startswith("flags")), "")
+            return next((line for line in f if line.startswith(field)), "")
     except OSError:
         return ""
+
+
+def _cpu_flags() -> str:
+    """The feature-flags line of /proc/cpuinfo, else empty."""
+    return _cpuinfo("flags")
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor as /proc/cpuinfo names it (``"GenuineIntel"``, ``"AuthenticAMD"``),
+    else empty: for a plugin that picks a library by the CPU it runs on."""
+    return _cpuinfo("vendor_id").partition(":")[2].strip()
 
 
 def march() -> list[str]:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 _pools: dict[int, Spares] = {}      # by id(owner), removed when the owner is collected
@@ -47,30 +49,31 @@ class Spares:
 
     def empty(self, role: str, shape: tuple[int, ...], like: Any) -> Any:
         """An uninitialised tensor of ``shape`` with ``like``'s dtype and device."""
-        import torch
-
-        use_count = getattr(torch._C, "_storage_Use_Count", None)
-        if like.device.type != "cpu" or use_count is None:
+        if like.device.type != "cpu" or _use_count() is None:
             return like.new_empty(shape)
         shape = tuple(shape)
         with _lock:
             buf = self.held.get(role)
             if (buf is None or tuple(buf.shape) != shape or buf.dtype != like.dtype
-                    or not _only_ours(buf, use_count)):
+                    or not _only_ours(buf)):
                 buf = self.held[role] = like.new_empty(shape)
             return like.new_empty(0).set_(buf)
 
-    def clear(self) -> None:
-        """Let the held memory go (it is freed once nothing else holds it)."""
-        with _lock:
-            self.held.clear()
 
-
-def _only_ours(buf: Any, use_count: Any) -> bool:
-    """Whether nothing but ``buf`` holds its storage: its use count, read the same way, equals
-    that of a tensor nothing else holds."""
+@cache
+def _use_count() -> tuple[Callable[[int], int], int] | None:
+    """torch's storage use count, with its reading for a tensor nothing else holds (the
+    reading includes the storage object asked for it); ``None`` where torch lacks the call."""
     import torch
 
+    count = getattr(torch._C, "_storage_Use_Count", None)
+    if count is None:
+        return None
     probe = torch.empty(0)
-    return bool(use_count(buf.untyped_storage()._cdata)
-                == use_count(probe.untyped_storage()._cdata))
+    return count, count(probe.untyped_storage()._cdata)
+
+
+def _only_ours(buf: Any) -> bool:
+    """Whether nothing but ``buf`` holds its storage."""
+    count, alone = _use_count()  # type: ignore[misc]
+    return bool(count(buf.untyped_storage()._cdata) == alone)

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+import zoo_core as zoo
+
 
 def tanh_(x: Tensor) -> Tensor:
     """tanh in place as 2σ(2x) − 1: equal in exact arithmetic, within 2e-7 in fp32; on CPU
@@ -86,20 +88,15 @@ def blas_first(x: Tensor) -> bool:
     """Whether torch's BLAS runs the large products for CPU tensor ``x``: where it is Intel's
     MKL on an Intel CPU. There it reads transposed operands in place and measured ~10% faster
     than oneDNN's inner product on the LSTM's sequence products (Xeon with AVX-512, 2
-    threads); MKL on other vendors' CPUs is the slower of the two."""
+    threads); MKL on other vendors' CPUs is the slower of the two. Decided at first use."""
+    global _INTEL_MKL
+    if _INTEL_MKL is None:
+        _INTEL_MKL = torch.backends.mkl.is_available() and \
+            zoo.native.cpu_vendor() == "GenuineIntel"
     return x.device.type == "cpu" and _INTEL_MKL
 
 
-def _cpu_vendor() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            return next((line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
-
-
-_INTEL_MKL = torch.backends.mkl.is_available() and _cpu_vendor() == "GenuineIntel"
+_INTEL_MKL: bool | None = None
 
 
 def doubled_g(t: Tensor, hid: int) -> Tensor:
